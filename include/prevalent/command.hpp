@@ -1,0 +1,82 @@
+// What a command is. A command is a plain struct that nlohmann_json can serialize, with
+//
+//   static constexpr std::string_view name = "create_session";  // stable, stored in the journal
+//   static constexpr int version = 1;                            // optional, defaults to 1
+//   R apply(State&, const prevalent::Context&);                   // R may be void
+//   void validate(const State&, const prevalent::Context&) const; // optional; throw to reject
+//   static void upgrade(nlohmann::json& args, int from_version);  // optional; for old records
+//
+// apply() must be deterministic: everything it needs comes from the command's fields, the
+// state and the Context (never the clock, a random generator or the environment), so that
+// replaying the journal rebuilds exactly the state the live store had.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+#include <nlohmann/json.hpp>
+
+namespace prevalent {
+
+// Facts fixed when a command is accepted and stored with it in the journal, so that replay
+// sees the same values as the live execution.
+class Context {
+ public:
+  Context(std::uint64_t sequence, std::int64_t timestamp_ns) noexcept
+      : sequence_(sequence), timestamp_ns_(timestamp_ns) {}
+
+  // The command's journal sequence number (1, 2, 3, ... without gaps).
+  std::uint64_t sequence() const noexcept { return sequence_; }
+  // When the command was accepted. Use this instead of reading the clock.
+  std::chrono::system_clock::time_point now() const noexcept {
+    return std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::nanoseconds(timestamp_ns_)));
+  }
+  std::int64_t timestamp_ns() const noexcept { return timestamp_ns_; }
+
+ private:
+  std::uint64_t sequence_;
+  std::int64_t timestamp_ns_;
+};
+
+template <class C>
+concept named_command = requires {
+  { C::name } -> std::convertible_to<std::string_view>;
+};
+
+template <class C, class State>
+concept applicable_to = requires(C& c, State& s, const Context& ctx) { c.apply(s, ctx); };
+
+template <class C>
+concept json_serializable = std::copy_constructible<C> && requires(nlohmann::json& j, const C& c) {
+  nlohmann::json(c);
+  j.get<C>();
+};
+
+template <class C, class State>
+concept validated_against = requires(const C& c, const State& s, const Context& ctx) {
+  c.validate(s, ctx);
+};
+
+template <class C>
+concept upgradable = requires(nlohmann::json& args, int v) { C::upgrade(args, v); };
+
+// A type Store<State, ...> accepts as a command.
+template <class C, class State>
+concept command_for = named_command<C> && applicable_to<C, State> && json_serializable<C>;
+
+template <class C>
+constexpr int command_version() {
+  if constexpr (requires { C::version; }) return C::version;
+  else return 1;
+}
+
+template <class C, class State>
+using apply_result_t =
+    decltype(std::declval<C&>().apply(std::declval<State&>(), std::declval<const Context&>()));
+
+}  // namespace prevalent

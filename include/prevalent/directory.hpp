@@ -1,0 +1,87 @@
+// The filesystem seam. Every byte prevalent reads or writes, every file it creates, renames or
+// removes, and the directory lock go through `Directory` and `File`. The POSIX implementation is
+// the real one; the in-memory one runs stores with no disk (transient mode, fast tests); a
+// fault-injecting implementation can wrap either without the layers above noticing.
+//
+// Failures throw prevalent::error carrying the errno and the path. Implementations must be safe
+// to call from several threads on different File objects; one File is used by one thread at a
+// time, except that sync() may run concurrently with append() on the same File.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "prevalent/bytes.hpp"
+
+namespace prevalent {
+
+// One open file. Writes go to the end; reads are positional.
+class File {
+ public:
+  virtual ~File() = default;
+  File() = default;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  // Writes all of `data` at the current end of the file. Not durable until sync().
+  virtual void append(byte_view data) = 0;
+  // Reads up to out.size() bytes at `offset`; returns how many were read (fewer only at end).
+  virtual std::size_t read_at(std::uint64_t offset, std::span<std::uint8_t> out) const = 0;
+  virtual std::uint64_t size() const = 0;
+  // Makes every byte written so far durable (fdatasync).
+  virtual void sync() = 0;
+  // Cuts the file to `length` bytes. Not durable until sync().
+  virtual void truncate(std::uint64_t length) = 0;
+};
+
+// Held while a store owns its directory; releasing it (destruction) unlocks.
+class DirectoryLock {
+ public:
+  virtual ~DirectoryLock() = default;
+};
+
+// A flat directory of named files.
+class Directory {
+ public:
+  enum class open_mode {
+    read,        // existing file, read only
+    write,       // existing file, read and append
+    create_new,  // a new file, read and append; fails if the name exists
+  };
+
+  virtual ~Directory() = default;
+  Directory() = default;
+  Directory(const Directory&) = delete;
+  Directory& operator=(const Directory&) = delete;
+
+  // The directory's path, for messages ("<memory>" for the in-memory one).
+  virtual std::string path() const = 0;
+  // Names of the regular files in the directory, in no particular order.
+  virtual std::vector<std::string> list() const = 0;
+  virtual std::unique_ptr<File> open(const std::string& name, open_mode mode) = 0;
+  virtual void remove(const std::string& name) = 0;
+  // Atomically replaces `to` with `from`. Not durable until sync().
+  virtual void rename(const std::string& from, const std::string& to) = 0;
+  // Makes created, renamed and removed entries durable (fsync of the directory).
+  virtual void sync() = 0;
+  // Takes the exclusive lock `name` (created if missing). Throws errc::directory_in_use when
+  // another holder, in this process or another, has it.
+  virtual std::unique_ptr<DirectoryLock> lock(const std::string& name) = 0;
+
+  // The full path of `name`, for messages.
+  std::string describe(const std::string& name) const { return path() + "/" + name; }
+};
+
+// Reads a whole file into memory.
+bytes read_all(const File& file);
+
+// The real filesystem. Creates `path` (and parents) when missing.
+std::shared_ptr<Directory> open_posix_directory(const std::filesystem::path& path);
+
+// A directory that lives only in memory. Stores opened on the same object share its files.
+std::shared_ptr<Directory> make_memory_directory();
+
+}  // namespace prevalent

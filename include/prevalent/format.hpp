@@ -1,0 +1,104 @@
+// The on-disk format of journal segments and snapshots: constants, framing and verification.
+// docs/FORMAT.md is the prose specification; the writer and every reader use only this header,
+// so no magic number or offset is written twice. All integers are little-endian.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "prevalent/bytes.hpp"
+
+namespace prevalent::format {
+
+inline constexpr std::uint32_t version = 1;
+
+// How payloads (commands and snapshot state) are encoded. Recorded in every segment and
+// snapshot header so tools can read a store without its types.
+enum class codec : std::uint32_t { json = 1 };
+
+// Records and the segment header are laid out on 8-byte boundaries so that a length field
+// never straddles a sector boundary.
+inline constexpr std::size_t alignment = 8;
+constexpr std::size_t aligned(std::size_t n) { return (n + alignment - 1) & ~(alignment - 1); }
+
+// ---- journal segments ----------------------------------------------------------------------
+inline constexpr std::array<std::uint8_t, 8> segment_magic = {'P', 'R', 'V', 'L', 'J', 'R', 'N', 'L'};
+inline constexpr std::size_t segment_header_size = 32;
+
+struct segment_header {
+  std::uint32_t version = format::version;
+  format::codec codec = format::codec::json;
+  std::uint64_t first_seq = 1;  // sequence number of the segment's first record
+  std::uint32_t salt = 0;       // random per segment; mixed into every record checksum
+};
+
+bytes encode_segment_header(const segment_header& h);
+// Decodes and verifies a segment header; on failure returns nullopt and says why in `why`.
+std::optional<segment_header> decode_segment_header(byte_view data, std::string& why);
+
+// ---- journal records -----------------------------------------------------------------------
+inline constexpr std::size_t record_header_size = 32;
+// A hard ceiling on payload length, whatever the options say: 1 GiB.
+inline constexpr std::uint32_t max_payload_limit = 1u << 30;
+
+// Appends one framed record (header, payload, zero padding) to `out`.
+void append_record(bytes& out, std::uint32_t salt, std::uint64_t seq, std::int64_t timestamp_ns,
+                   byte_view payload);
+constexpr std::size_t framed_size(std::size_t payload) {
+  return record_header_size + aligned(payload);
+}
+
+enum class record_status {
+  ok,
+  end_of_log,            // the header is all zero bytes: nothing was written here
+  truncated_header,      // fewer than record_header_size bytes remain
+  bad_header_checksum,   // the header does not match its checksum
+  bad_length,            // the header is intact but its length is zero or over the limit
+  truncated_payload,     // the header is intact but the data ends inside the payload
+  bad_payload_checksum,  // the payload does not match its checksum
+  bad_padding,           // the padding after the payload is not zero
+};
+const char* describe(record_status s);
+
+struct decoded_record {
+  record_status status = record_status::ok;
+  std::uint64_t seq = 0;
+  std::int64_t timestamp_ns = 0;
+  std::uint32_t length = 0;  // payload length as the header states it
+  byte_view payload;         // valid only when status == ok
+  std::size_t size = 0;      // framed size; valid when the header is intact
+};
+
+// Decodes the record at the start of `data`. Never reads outside `data` and never trusts the
+// length field before the header checksum has matched.
+decoded_record decode_record(byte_view data, std::uint32_t salt, std::uint32_t max_payload);
+
+// ---- snapshots -----------------------------------------------------------------------------
+inline constexpr std::array<std::uint8_t, 8> snapshot_magic = {'P', 'R', 'V', 'L', 'S', 'N', 'A', 'P'};
+inline constexpr std::size_t snapshot_header_size = 48;
+
+struct snapshot_header {
+  std::uint32_t version = format::version;
+  format::codec codec = format::codec::json;
+  std::uint64_t last_seq = 0;        // the state includes every record up to this one
+  std::int64_t timestamp_ns = 0;     // timestamp of that record (0 if none)
+  std::uint64_t payload_length = 0;
+  std::uint32_t payload_crc = 0;
+};
+
+bytes encode_snapshot_header(const snapshot_header& h);
+std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::string& why);
+
+// ---- file names ----------------------------------------------------------------------------
+// Journal segments are "journal-<first seq, 20 digits>.log", snapshots
+// "snapshot-<last seq, 20 digits>.snap"; both sort by sequence number.
+std::string segment_file_name(std::uint64_t first_seq);
+std::string snapshot_file_name(std::uint64_t last_seq);
+std::optional<std::uint64_t> parse_segment_file_name(const std::string& name);
+std::optional<std::uint64_t> parse_snapshot_file_name(const std::string& name);
+inline constexpr const char* lock_file_name = "LOCK";
+inline constexpr const char* temp_suffix = ".tmp";
+
+}  // namespace prevalent::format

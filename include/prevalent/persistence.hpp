@@ -1,0 +1,60 @@
+// The part of a Store that does not depend on the user's types: the directory lock, the
+// snapshot store and the journal, and the recovery sequence that ties them together (newest
+// usable snapshot, then the journal tail). Store<State, Commands...> is a thin typed layer on
+// top; this class is what a store does with bytes.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+
+#include "prevalent/directory.hpp"
+#include "prevalent/journal.hpp"
+#include "prevalent/options.hpp"
+#include "prevalent/snapshot_store.hpp"
+
+namespace prevalent {
+
+class Persistence {
+ public:
+  // Receives a verified snapshot payload; throws if it does not decode (the snapshot is then
+  // treated as damaged and an older one is tried).
+  using snapshot_loader =
+      std::function<void(byte_view payload, std::uint64_t last_seq, std::int64_t timestamp_ns)>;
+
+  // Locks the directory (errc::directory_in_use if another store has it) and checks options.
+  Persistence(std::shared_ptr<Directory> dir, store_options options);
+
+  // Loads the newest snapshot that verifies and decodes, then replays the journal after it
+  // through `replay`. Without any snapshot the replay starts at sequence number 1.
+  void recover(const snapshot_loader& load, const Journal::visitor& replay);
+
+  // Loads the state again from disk, through record `upto` (used after a failed apply).
+  void rebuild(const snapshot_loader& load, const Journal::visitor& replay, std::uint64_t upto);
+
+  std::uint64_t append(std::int64_t timestamp_ns, byte_view payload) {
+    return journal_->append(timestamp_ns, payload);
+  }
+  void sync_through(std::uint64_t seq) { journal_->sync_through(seq); }
+
+  // Publishes a snapshot of the state through `last_seq` (which must be durable), then drops
+  // journal segments that no kept snapshot needs.
+  void publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload);
+
+  Journal& journal() { return *journal_; }
+  const Journal& journal() const { return *journal_; }
+  SnapshotStore& snapshots() { return snapshots_; }
+  Directory& directory() { return *dir_; }
+  const store_options& options() const { return options_; }
+
+ private:
+  std::uint64_t load_newest_snapshot(const snapshot_loader& load, std::uint64_t at_most);
+
+  std::shared_ptr<Directory> dir_;
+  store_options options_;
+  std::unique_ptr<DirectoryLock> lock_;
+  SnapshotStore snapshots_;
+  std::unique_ptr<Journal> journal_;
+};
+
+}  // namespace prevalent

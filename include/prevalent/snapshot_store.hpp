@@ -1,0 +1,53 @@
+// Snapshot files: publishes a serialized state crash-safely, lists and verifies the ones on
+// disk, and keeps only the newest few. A snapshot is tagged with the last sequence number it
+// covers. Threads: publish() calls must be serialized by the caller; list() and load() may run
+// at any time.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "prevalent/bytes.hpp"
+#include "prevalent/directory.hpp"
+#include "prevalent/format.hpp"
+
+namespace prevalent {
+
+struct snapshot_info {
+  std::string file;
+  std::uint64_t last_seq;
+};
+
+struct loaded_snapshot {
+  std::string file;
+  format::snapshot_header header;
+  bytes payload;
+};
+
+class SnapshotStore {
+ public:
+  // `keep` >= 1: how many snapshots publish() leaves on disk.
+  SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep);
+
+  // R3: writes a temporary file, syncs it, renames it into place and syncs the directory; only
+  // then removes snapshots beyond the newest `keep` (and syncs the directory again). When it
+  // returns, the snapshot survives a crash. Returns the file name.
+  std::string publish(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload);
+
+  // Snapshots on disk, newest first (by name only; load() verifies).
+  std::vector<snapshot_info> list() const;
+
+  // Reads and verifies one snapshot. Throws errc::corrupt_snapshot naming the file, the
+  // offset and what was wrong.
+  loaded_snapshot load(const snapshot_info& which) const;
+
+  // Deletes temporary files left by a publish() that a crash interrupted.
+  void remove_leftovers();
+
+ private:
+  std::shared_ptr<Directory> dir_;
+  unsigned keep_;
+};
+
+}  // namespace prevalent

@@ -1,0 +1,47 @@
+// The prevalent error category and helpers.
+#include "prevalent/error.hpp"
+
+#include <cstring>
+
+namespace prevalent {
+namespace {
+
+class category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "prevalent"; }
+
+  std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::corrupt_record: return "corrupt journal record";
+      case errc::corrupt_segment: return "corrupt journal segment";
+      case errc::sequence_gap: return "gap in journal sequence numbers";
+      case errc::corrupt_snapshot: return "corrupt snapshot";
+      case errc::no_usable_snapshot: return "no usable snapshot";
+      case errc::directory_in_use: return "store directory is in use";
+      case errc::unknown_command: return "unknown command";
+      case errc::bad_command_payload: return "command payload does not decode";
+      case errc::record_too_large: return "record too large";
+      case errc::store_failed: return "store failed after an I/O error";
+      case errc::invalid_option: return "invalid option";
+      case errc::not_found: return "not found";
+      case errc::closed: return "store is closed";
+    }
+    return "unknown prevalent error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const category_impl instance;
+  return instance;
+}
+
+std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
+
+void throw_os_error(int err, const std::string& operation, const std::string& path) {
+  std::error_code code(err, std::generic_category());
+  throw error(code, operation + " " + path + ": " + code.message());
+}
+
+}  // namespace prevalent

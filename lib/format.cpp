@@ -1,0 +1,235 @@
+// Framing and verification of segment headers, records and snapshot headers (docs/FORMAT.md).
+#include "prevalent/format.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+#include "little_endian.hpp"
+#include "prevalent/checksum.hpp"
+
+namespace prevalent::format {
+
+using detail::get_le;
+using detail::put_le;
+
+static_assert(segment_header_size == 8 + 4 + 4 + 8 + 4 + 4);
+static_assert(record_header_size == 4 + 4 + 8 + 8 + 4 + 4);
+static_assert(snapshot_header_size == 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4);
+static_assert(segment_header_size % alignment == 0 && record_header_size % alignment == 0);
+
+// ---- segment header ----
+
+bytes encode_segment_header(const segment_header& h) {
+  bytes out(segment_header_size, 0);
+  std::copy(segment_magic.begin(), segment_magic.end(), out.begin());
+  put_le(&out[8], h.version);
+  put_le(&out[12], static_cast<std::uint32_t>(h.codec));
+  put_le(&out[16], h.first_seq);
+  put_le(&out[24], h.salt);
+  put_le(&out[28], crc32c(byte_view(out).first(28)));
+  return out;
+}
+
+std::optional<segment_header> decode_segment_header(byte_view data, std::string& why) {
+  if (data.size() < segment_header_size) {
+    why = "segment header is " + std::to_string(data.size()) + " bytes, expected " +
+          std::to_string(segment_header_size);
+    return std::nullopt;
+  }
+  if (!std::equal(segment_magic.begin(), segment_magic.end(), data.begin())) {
+    why = "bad magic (not a prevalent journal segment)";
+    return std::nullopt;
+  }
+  if (get_le<std::uint32_t>(&data[28]) != crc32c(data.first(28))) {
+    why = "segment header checksum mismatch";
+    return std::nullopt;
+  }
+  segment_header h;
+  h.version = get_le<std::uint32_t>(&data[8]);
+  h.codec = static_cast<codec>(get_le<std::uint32_t>(&data[12]));
+  h.first_seq = get_le<std::uint64_t>(&data[16]);
+  h.salt = get_le<std::uint32_t>(&data[24]);
+  if (h.version != version) {
+    why = "unsupported format version " + std::to_string(h.version);
+    return std::nullopt;
+  }
+  if (h.codec != codec::json) {
+    why = "unknown codec " + std::to_string(static_cast<std::uint32_t>(h.codec));
+    return std::nullopt;
+  }
+  return h;
+}
+
+// ---- records ----
+
+namespace {
+
+// The header checksum covers the segment salt, the length and bytes 8..31 of the header
+// (sequence number, timestamp, payload checksum, reserved): a record copied from another
+// segment, or left over from an earlier use of the file, cannot verify here.
+std::uint32_t header_checksum(const std::uint8_t* header, std::uint32_t salt) {
+  std::uint8_t salt_le[4];
+  put_le(salt_le, salt);
+  std::uint32_t c = crc32c(byte_view(salt_le, 4));
+  c = crc32c(byte_view(header, 4), c);
+  return crc32c(byte_view(header + 8, record_header_size - 8), c);
+}
+
+}  // namespace
+
+void append_record(bytes& out, std::uint32_t salt, std::uint64_t seq, std::int64_t timestamp_ns,
+                   byte_view payload) {
+  std::size_t start = out.size();
+  out.resize(start + framed_size(payload.size()), 0);
+  std::uint8_t* h = &out[start];
+  put_le(h + 0, static_cast<std::uint32_t>(payload.size()));
+  put_le(h + 8, seq);
+  put_le(h + 16, timestamp_ns);
+  put_le(h + 24, crc32c(payload));
+  put_le(h + 28, std::uint32_t{0});
+  put_le(h + 4, header_checksum(h, salt));
+  std::copy(payload.begin(), payload.end(), h + record_header_size);
+}
+
+decoded_record decode_record(byte_view data, std::uint32_t salt, std::uint32_t max_payload) {
+  decoded_record r;
+  if (data.size() < record_header_size) {
+    bool zeros = std::all_of(data.begin(), data.end(), [](std::uint8_t b) { return b == 0; });
+    r.status = zeros ? record_status::end_of_log : record_status::truncated_header;
+    return r;
+  }
+  const std::uint8_t* h = data.data();
+  if (std::all_of(h, h + record_header_size, [](std::uint8_t b) { return b == 0; })) {
+    r.status = record_status::end_of_log;
+    return r;
+  }
+  if (get_le<std::uint32_t>(h + 4) != header_checksum(h, salt)) {
+    r.status = record_status::bad_header_checksum;
+    return r;
+  }
+  r.length = get_le<std::uint32_t>(h + 0);
+  r.seq = get_le<std::uint64_t>(h + 8);
+  r.timestamp_ns = get_le<std::int64_t>(h + 16);
+  if (r.length == 0 || r.length > std::min(max_payload, max_payload_limit)) {
+    r.status = record_status::bad_length;
+    return r;
+  }
+  r.size = framed_size(r.length);
+  if (data.size() < r.size) {
+    r.status = record_status::truncated_payload;
+    return r;
+  }
+  byte_view payload = data.subspan(record_header_size, r.length);
+  if (get_le<std::uint32_t>(h + 24) != crc32c(payload)) {
+    r.status = record_status::bad_payload_checksum;
+    return r;
+  }
+  byte_view padding = data.subspan(record_header_size + r.length, r.size - record_header_size - r.length);
+  if (!std::all_of(padding.begin(), padding.end(), [](std::uint8_t b) { return b == 0; })) {
+    r.status = record_status::bad_padding;
+    return r;
+  }
+  r.payload = payload;
+  return r;
+}
+
+const char* describe(record_status s) {
+  switch (s) {
+    case record_status::ok: return "ok";
+    case record_status::end_of_log: return "zero-filled header (end of log)";
+    case record_status::truncated_header: return "record header cut short by end of file";
+    case record_status::bad_header_checksum: return "record header checksum mismatch";
+    case record_status::bad_length: return "record length is zero or over the limit";
+    case record_status::truncated_payload: return "record payload cut short by end of file";
+    case record_status::bad_payload_checksum: return "record payload checksum mismatch";
+    case record_status::bad_padding: return "nonzero padding after record payload";
+  }
+  return "?";
+}
+
+// ---- snapshot header ----
+
+bytes encode_snapshot_header(const snapshot_header& h) {
+  bytes out(snapshot_header_size, 0);
+  std::copy(snapshot_magic.begin(), snapshot_magic.end(), out.begin());
+  put_le(&out[8], h.version);
+  put_le(&out[12], static_cast<std::uint32_t>(h.codec));
+  put_le(&out[16], h.last_seq);
+  put_le(&out[24], h.timestamp_ns);
+  put_le(&out[32], h.payload_length);
+  put_le(&out[40], h.payload_crc);
+  put_le(&out[44], crc32c(byte_view(out).first(44)));
+  return out;
+}
+
+std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::string& why) {
+  if (data.size() < snapshot_header_size) {
+    why = "snapshot header is " + std::to_string(data.size()) + " bytes, expected " +
+          std::to_string(snapshot_header_size);
+    return std::nullopt;
+  }
+  if (!std::equal(snapshot_magic.begin(), snapshot_magic.end(), data.begin())) {
+    why = "bad magic (not a prevalent snapshot)";
+    return std::nullopt;
+  }
+  if (get_le<std::uint32_t>(&data[44]) != crc32c(data.first(44))) {
+    why = "snapshot header checksum mismatch";
+    return std::nullopt;
+  }
+  snapshot_header h;
+  h.version = get_le<std::uint32_t>(&data[8]);
+  h.codec = static_cast<codec>(get_le<std::uint32_t>(&data[12]));
+  h.last_seq = get_le<std::uint64_t>(&data[16]);
+  h.timestamp_ns = get_le<std::int64_t>(&data[24]);
+  h.payload_length = get_le<std::uint64_t>(&data[32]);
+  h.payload_crc = get_le<std::uint32_t>(&data[40]);
+  if (h.version != version) {
+    why = "unsupported format version " + std::to_string(h.version);
+    return std::nullopt;
+  }
+  if (h.codec != codec::json) {
+    why = "unknown codec " + std::to_string(static_cast<std::uint32_t>(h.codec));
+    return std::nullopt;
+  }
+  return h;
+}
+
+// ---- names ----
+
+namespace {
+
+std::string numbered_name(const char* prefix, std::uint64_t n, const char* suffix) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%020llu%s", prefix, static_cast<unsigned long long>(n), suffix);
+  return buf;
+}
+
+std::optional<std::uint64_t> parse_numbered_name(const std::string& name, std::string_view prefix,
+                                                 std::string_view suffix) {
+  if (name.size() != prefix.size() + 20 + suffix.size()) return std::nullopt;
+  if (name.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  if (name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) return std::nullopt;
+  std::uint64_t n = 0;
+  const char* first = name.data() + prefix.size();
+  auto [end, ec] = std::from_chars(first, first + 20, n);
+  if (ec != std::errc() || end != first + 20) return std::nullopt;
+  return n;
+}
+
+}  // namespace
+
+std::string segment_file_name(std::uint64_t first_seq) {
+  return numbered_name("journal-", first_seq, ".log");
+}
+std::string snapshot_file_name(std::uint64_t last_seq) {
+  return numbered_name("snapshot-", last_seq, ".snap");
+}
+std::optional<std::uint64_t> parse_segment_file_name(const std::string& name) {
+  return parse_numbered_name(name, "journal-", ".log");
+}
+std::optional<std::uint64_t> parse_snapshot_file_name(const std::string& name) {
+  return parse_numbered_name(name, "snapshot-", ".snap");
+}
+
+}  // namespace prevalent::format

@@ -1,0 +1,267 @@
+// Journal lifecycle: recovery on open, append with segment roll, group sync, replay, drop.
+#include "prevalent/journal.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "prevalent/error.hpp"
+#include "prevalent/format.hpp"
+#include "segment_scan.hpp"
+
+namespace prevalent {
+namespace {
+
+std::uint32_t random_salt() {
+  static thread_local std::mt19937 gen{std::random_device{}()};
+  std::uint32_t s;
+  do s = static_cast<std::uint32_t>(gen());
+  while (s == 0);
+  return s;
+}
+
+// Segment names and their first sequence numbers, sorted.
+std::vector<std::pair<std::uint64_t, std::string>> list_segments(const Directory& dir) {
+  std::vector<std::pair<std::uint64_t, std::string>> found;
+  for (auto& name : dir.list())
+    if (auto seq = format::parse_segment_file_name(name)) found.emplace_back(*seq, name);
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+}  // namespace
+
+Journal::Journal(std::shared_ptr<Directory> dir, journal_options options)
+    : dir_(std::move(dir)), options_(options) {}
+
+Journal::~Journal() = default;
+
+std::optional<std::uint64_t> Journal::first_seq_on_disk(const Directory& dir) {
+  auto found = list_segments(dir);
+  if (found.empty()) return std::nullopt;
+  return found.front().first;
+}
+
+std::unique_ptr<Journal> Journal::open(std::shared_ptr<Directory> dir, journal_options options,
+                                       std::uint64_t start_seq, std::uint64_t deliver_from,
+                                       const visitor& visit, const log_function& log) {
+  if (options.segment_bytes < format::segment_header_size + format::record_header_size + 8)
+    throw error(errc::invalid_option, "journal segment_bytes " +
+                                          std::to_string(options.segment_bytes) +
+                                          " is too small (minimum 72)");
+  if (options.max_record_bytes == 0 || options.max_record_bytes > format::max_payload_limit)
+    throw error(errc::invalid_option, "journal max_record_bytes " +
+                                          std::to_string(options.max_record_bytes) +
+                                          " is out of range (1 .. 1 GiB)");
+  std::unique_ptr<Journal> j(new Journal(std::move(dir), options));
+  j->recover(start_seq, deliver_from, visit, log);
+  return j;
+}
+
+void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const visitor& visit,
+                      const log_function& log) {
+  auto found = list_segments(*dir_);
+  if (!found.empty() && found.front().first > deliver_from)
+    throw error(errc::no_usable_snapshot,
+                "journal in " + dir_->path() + " starts at sequence number " +
+                    std::to_string(found.front().first) + " (" + found.front().second +
+                    "), but records from " + std::to_string(deliver_from) + " on are needed");
+
+  auto deliver = [&](const record_view& r) {
+    if (r.seq >= deliver_from && visit) visit(r);
+  };
+  std::uint64_t expected = found.empty() ? start_seq : found.front().first;
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    const auto& [name_seq, name] = found[i];
+    const bool last = i + 1 == found.size();
+    const std::string path = dir_->describe(name);
+    bytes data = read_all(*dir_->open(name, Directory::open_mode::read));
+
+    if (last && detail::unfinished_segment(data)) {
+      // Its creation never finished, so no record in it was ever acknowledged.
+      dir_->remove(name);
+      dir_->sync();
+      report_.torn_file = path;
+      report_.torn_bytes = data.size();
+      report_.torn_reason = "removed unfinished segment";
+      if (log) log("journal recovery: removed unfinished segment " + path);
+      break;
+    }
+    auto scan = detail::scan_segment(data, path, last, options_.max_record_bytes, deliver);
+    if (scan.header.first_seq != name_seq)
+      throw error(errc::corrupt_segment, path + " at offset 0: header says first sequence number " +
+                                             std::to_string(scan.header.first_seq) +
+                                             " but the file name says " + std::to_string(name_seq));
+    if (scan.header.first_seq != expected)
+      throw error(errc::sequence_gap, path + " at offset 0: segment starts at sequence number " +
+                                          std::to_string(scan.header.first_seq) +
+                                          ", but the journal before it ends at " +
+                                          std::to_string(expected - 1));
+    if (last && scan.valid_end < data.size()) {
+      // Cut the unfinished write (or zero fill) so appends continue right after the last
+      // good record.
+      auto f = dir_->open(name, Directory::open_mode::write);
+      f->truncate(scan.valid_end);
+      f->sync();
+      if (!scan.torn_reason.empty()) {
+        report_.torn_file = path;
+        report_.torn_offset = scan.valid_end;
+        report_.torn_bytes = data.size() - scan.valid_end;
+        report_.torn_reason = scan.torn_reason;
+        if (log)
+          log("journal recovery: cut torn tail of " + path + " at offset " +
+              std::to_string(scan.valid_end) + " (" + std::to_string(report_.torn_bytes) +
+              " bytes: " + scan.torn_reason + ")");
+      }
+    }
+    segments_.push_back({name, scan.header.first_seq, scan.last_seq, scan.header.salt, scan.valid_end});
+    report_.records += scan.records;
+    expected = scan.last_seq + 1;
+  }
+  report_.segments = segments_.size();
+
+  if (expected < start_seq && !segments_.empty())
+    throw error(errc::sequence_gap,
+                "journal in " + dir_->path() + " ends at sequence number " +
+                    std::to_string(expected - 1) + ", but the snapshot covers up to " +
+                    std::to_string(start_seq - 1) + ": journal records are missing");
+  last_appended_ = std::max(expected, start_seq) - 1;
+  durable_ = last_appended_;
+
+  std::lock_guard g(mutex_);
+  if (segments_.empty()) {
+    start_segment(last_appended_ + 1);
+  } else {
+    active_ = dir_->open(segments_.back().file, Directory::open_mode::write);
+  }
+}
+
+void Journal::start_segment(std::uint64_t first_seq) {
+  // R2: the new file's header is synced and so is the directory entry before any record in
+  // it can be acknowledged.
+  format::segment_header h;
+  h.first_seq = first_seq;
+  h.salt = random_salt();
+  std::string name = format::segment_file_name(first_seq);
+  std::shared_ptr<File> f = dir_->open(name, Directory::open_mode::create_new);
+  f->append(format::encode_segment_header(h));
+  f->sync();
+  dir_->sync();
+  segments_.push_back({name, first_seq, first_seq - 1, h.salt, format::segment_header_size});
+  active_ = std::move(f);
+}
+
+void Journal::throw_if_failed() const {
+  if (failed_)
+    throw error(errc::store_failed, "journal in " + dir_->path() +
+                                        " failed after an I/O error; reopen the store to go on");
+}
+
+void Journal::fail_with_current_exception() {
+  failed_ = true;
+  throw;
+}
+
+std::uint64_t Journal::append(std::int64_t timestamp_ns, byte_view payload) {
+  throw_if_failed();
+  if (payload.size() > options_.max_record_bytes)
+    throw error(errc::record_too_large, "record of " + std::to_string(payload.size()) +
+                                            " bytes exceeds max_record_bytes " +
+                                            std::to_string(options_.max_record_bytes));
+  // The lock is held across the write so that sync_through() and drop_below() always see
+  // the segment list and the active file in step; they wait at most for one write.
+  std::lock_guard g(mutex_);
+  const std::uint64_t seq = last_appended_ + 1;
+  try {
+    segment* active = &segments_.back();
+    const std::size_t size = format::framed_size(payload.size());
+    if (active->last_seq >= active->first_seq && active->bytes + size > options_.segment_bytes) {
+      active_->sync();  // records of the closing segment are durable before the roll
+      start_segment(seq);
+      active = &segments_.back();
+    }
+    frame_.clear();
+    format::append_record(frame_, active->salt, seq, timestamp_ns, payload);
+    active_->append(frame_);
+    active->bytes += frame_.size();
+    active->last_seq = seq;
+    last_appended_ = seq;
+  } catch (...) {
+    fail_with_current_exception();
+  }
+  return seq;
+}
+
+void Journal::sync_through(std::uint64_t seq) {
+  if (durable_.load() >= seq) return;
+  std::lock_guard s(sync_mutex_);
+  if (durable_.load() >= seq) return;  // the sync we waited behind covered us
+  throw_if_failed();
+  std::shared_ptr<File> file;
+  std::uint64_t target;
+  {
+    std::lock_guard g(mutex_);
+    file = active_;
+    target = last_appended_;
+  }
+  try {
+    file->sync();
+  } catch (...) {
+    fail_with_current_exception();
+  }
+  durable_ = target;
+}
+
+void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visit) const {
+  for (const auto& seg : segments()) {
+    if (seg.last_seq < from || seg.first_seq > to || seg.last_seq < seg.first_seq) continue;
+    bytes data = read_all(*dir_->open(seg.file, Directory::open_mode::read));
+    data.resize(std::min<std::uint64_t>(data.size(), seg.bytes));
+    detail::scan_segment(data, dir_->describe(seg.file), true, options_.max_record_bytes,
+                         [&](const record_view& r) {
+                           if (r.seq >= from && r.seq <= to) visit(r);
+                         });
+  }
+}
+
+std::optional<Journal::stored_record> Journal::read(std::uint64_t seq) const {
+  std::optional<stored_record> out;
+  for_each(seq, seq, [&](const record_view& r) {
+    out = stored_record{r.timestamp_ns, bytes(r.payload.begin(), r.payload.end())};
+  });
+  return out;
+}
+
+void Journal::drop_below(std::uint64_t seq) {
+  std::vector<std::string> doomed;
+  {
+    std::lock_guard g(mutex_);
+    while (segments_.size() > 1 && segments_[1].first_seq <= seq) {
+      doomed.push_back(segments_.front().file);
+      segments_.erase(segments_.begin());
+    }
+  }
+  if (doomed.empty()) return;
+  for (auto& name : doomed) dir_->remove(name);
+  dir_->sync();
+}
+
+std::uint64_t Journal::next_seq() const { return last_appended() + 1; }
+
+std::uint64_t Journal::last_appended() const {
+  std::lock_guard g(mutex_);
+  return last_appended_;
+}
+
+std::uint64_t Journal::first_seq() const {
+  std::lock_guard g(mutex_);
+  return segments_.front().first_seq;
+}
+
+std::vector<segment_info> Journal::segments() const {
+  std::lock_guard g(mutex_);
+  std::vector<segment_info> out;
+  for (auto& s : segments_) out.push_back({s.file, s.first_seq, s.last_seq, s.bytes});
+  return out;
+}
+
+}  // namespace prevalent

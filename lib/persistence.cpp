@@ -1,0 +1,78 @@
+#include "prevalent/persistence.hpp"
+
+#include "prevalent/error.hpp"
+#include "prevalent/format.hpp"
+
+namespace prevalent {
+
+namespace {
+store_options checked(store_options o) {
+  if (o.keep_snapshots == 0) throw error(errc::invalid_option, "keep_snapshots must be at least 1");
+  return o;
+}
+}  // namespace
+
+Persistence::Persistence(std::shared_ptr<Directory> dir, store_options options)
+    : dir_(std::move(dir)),
+      options_(checked(std::move(options))),
+      lock_(dir_->lock(format::lock_file_name)),
+      snapshots_(dir_, options_.keep_snapshots) {}
+
+std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load, std::uint64_t at_most) {
+  const auto journal_start = Journal::first_seq_on_disk(*dir_);
+  std::string problems;
+  bool any = false;
+  for (const auto& snap : snapshots_.list()) {
+    if (snap.last_seq > at_most) continue;
+    any = true;
+    try {
+      if (journal_start && *journal_start > snap.last_seq + 1)
+        throw error(errc::no_usable_snapshot,
+                    dir_->describe(snap.file) + ": the journal no longer reaches back to it (starts at " +
+                        std::to_string(*journal_start) + ")");
+      auto loaded = snapshots_.load(snap);
+      try {
+        load(loaded.payload, loaded.header.last_seq, loaded.header.timestamp_ns);
+      } catch (const std::exception& e) {
+        throw error(errc::corrupt_snapshot,
+                    dir_->describe(snap.file) + ": state does not decode: " + e.what());
+      }
+      if (!problems.empty() && options_.log)
+        options_.log("recovery: using older snapshot " + dir_->describe(snap.file) +
+                     " because newer ones are unusable: " + problems);
+      return snap.last_seq;
+    } catch (const error& e) {
+      if (options_.log) options_.log(std::string("recovery: skipping snapshot: ") + e.what());
+      problems += (problems.empty() ? "" : "; ") + std::string(e.what());
+    }
+  }
+  if (any && (!journal_start || *journal_start > 1))
+    throw error(errc::no_usable_snapshot,
+                "no usable snapshot in " + dir_->path() +
+                    " and the journal does not reach back to sequence number 1: " + problems);
+  return 0;  // replay the whole journal onto a default-constructed state
+}
+
+void Persistence::recover(const snapshot_loader& load, const Journal::visitor& replay) {
+  snapshots_.remove_leftovers();
+  const std::uint64_t base = load_newest_snapshot(load, UINT64_MAX);
+  journal_ = Journal::open(dir_, {options_.segment_bytes, options_.max_record_bytes}, base + 1,
+                           base + 1, replay, options_.log);
+}
+
+void Persistence::rebuild(const snapshot_loader& load, const Journal::visitor& replay,
+                          std::uint64_t upto) {
+  const std::uint64_t base = load_newest_snapshot(load, upto);
+  journal_->for_each(base + 1, upto, replay);
+}
+
+void Persistence::publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns,
+                                   byte_view payload) {
+  snapshots_.publish(last_seq, timestamp_ns, payload);
+  // Keep the journal back to the oldest kept snapshot so that it can stand in for a newer one
+  // that turns out damaged.
+  auto kept = snapshots_.list();
+  if (!kept.empty()) journal_->drop_below(kept.back().last_seq + 1);
+}
+
+}  // namespace prevalent

@@ -1,0 +1,96 @@
+#include "prevalent/snapshot_store.hpp"
+
+#include <algorithm>
+
+#include "prevalent/checksum.hpp"
+#include "prevalent/error.hpp"
+
+namespace prevalent {
+
+SnapshotStore::SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep)
+    : dir_(std::move(dir)), keep_(keep) {
+  if (keep_ == 0) throw error(errc::invalid_option, "keep_snapshots must be at least 1");
+}
+
+std::string SnapshotStore::publish(std::uint64_t last_seq, std::int64_t timestamp_ns,
+                                   byte_view payload) {
+  format::snapshot_header h;
+  h.last_seq = last_seq;
+  h.timestamp_ns = timestamp_ns;
+  h.payload_length = payload.size();
+  h.payload_crc = crc32c(payload);
+
+  const std::string name = format::snapshot_file_name(last_seq);
+  const std::string temp = name + format::temp_suffix;
+  {
+    try {
+      dir_->remove(temp);  // left over from an interrupted publish of the same sequence number
+    } catch (const error&) {
+    }
+    auto f = dir_->open(temp, Directory::open_mode::create_new);
+    f->append(format::encode_snapshot_header(h));
+    f->append(payload);
+    f->sync();
+  }
+  dir_->rename(temp, name);
+  dir_->sync();
+
+  auto all = list();
+  bool removed = false;
+  for (std::size_t i = keep_; i < all.size(); ++i) {
+    dir_->remove(all[i].file);
+    removed = true;
+  }
+  if (removed) dir_->sync();
+  return name;
+}
+
+std::vector<snapshot_info> SnapshotStore::list() const {
+  std::vector<snapshot_info> out;
+  for (auto& name : dir_->list())
+    if (auto seq = format::parse_snapshot_file_name(name)) out.push_back({name, *seq});
+  std::sort(out.begin(), out.end(),
+            [](const snapshot_info& a, const snapshot_info& b) { return a.last_seq > b.last_seq; });
+  return out;
+}
+
+loaded_snapshot SnapshotStore::load(const snapshot_info& which) const {
+  const std::string path = dir_->describe(which.file);
+  auto bad = [&](std::uint64_t offset, const std::string& what) {
+    return error(errc::corrupt_snapshot, path + " at offset " + std::to_string(offset) + ": " + what);
+  };
+  auto file = dir_->open(which.file, Directory::open_mode::read);
+  bytes head(format::snapshot_header_size);
+  head.resize(file->read_at(0, head));
+  std::string why;
+  auto h = format::decode_snapshot_header(head, why);
+  if (!h) throw bad(0, why);
+  if (h->last_seq != which.last_seq)
+    throw bad(0, "header covers sequence number " + std::to_string(h->last_seq) +
+                     " but the file name says " + std::to_string(which.last_seq));
+  const std::uint64_t available = file->size() - format::snapshot_header_size;
+  if (h->payload_length != available)  // checked before allocating anything
+    throw bad(format::snapshot_header_size,
+              "header says " + std::to_string(h->payload_length) + " payload bytes, file has " +
+                  std::to_string(available));
+  loaded_snapshot out{which.file, *h, bytes(h->payload_length)};
+  if (file->read_at(format::snapshot_header_size, out.payload) != out.payload.size())
+    throw bad(format::snapshot_header_size, "file shrank while reading");
+  if (crc32c(out.payload) != h->payload_crc)
+    throw bad(format::snapshot_header_size, "payload checksum mismatch");
+  return out;
+}
+
+void SnapshotStore::remove_leftovers() {
+  bool removed = false;
+  for (auto& name : dir_->list()) {
+    auto stem = name.size() > 4 ? name.substr(0, name.size() - 4) : std::string();
+    if (name.ends_with(format::temp_suffix) && format::parse_snapshot_file_name(stem)) {
+      dir_->remove(name);
+      removed = true;
+    }
+  }
+  if (removed) dir_->sync();
+}
+
+}  // namespace prevalent

@@ -177,9 +177,14 @@ class Store {
  private:
   static std::string encode(const auto& command) {
     using C = std::decay_t<decltype(command)>;
-    nlohmann::json envelope = {{"cmd", std::string_view(C::name)}, {"v", command_version<C>()}};
-    envelope["args"] = command;
-    return envelope.dump();
+    // Written by hand rather than through a json object so the name comes first and no
+    // intermediate tree is built: {"cmd":"<name>","v":<version>,"args":<command>}.
+    std::string out = "{\"cmd\":";
+    out += nlohmann::json(std::string_view(C::name)).dump();
+    out += ",\"v\":" + std::to_string(command_version<C>()) + ",\"args\":";
+    out += nlohmann::json(command).dump();
+    out += '}';
+    return out;
   }
 
   template <class C>

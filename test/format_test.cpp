@@ -1,0 +1,107 @@
+// The record format: checksums, framing round trips, and decoding of damaged bytes.
+#include <doctest/doctest.h>
+
+#include <prevalent/checksum.hpp>
+#include <prevalent/format.hpp>
+
+using namespace prevalent;
+namespace f = prevalent::format;
+
+TEST_CASE("crc32c matches the standard check value and chains") {
+  CHECK(crc32c(as_bytes("123456789")) == 0xE3069283u);
+  CHECK(crc32c(as_bytes("")) == 0u);
+  CHECK(crc32c(as_bytes("6789"), crc32c(as_bytes("12345"))) == 0xE3069283u);
+}
+
+TEST_CASE("segment header round trip and rejection of damage") {
+  f::segment_header h;
+  h.first_seq = 42;
+  h.salt = 0xdeadbeef;
+  bytes b = f::encode_segment_header(h);
+  REQUIRE(b.size() == f::segment_header_size);
+  std::string why;
+  auto back = f::decode_segment_header(b, why);
+  REQUIRE(back);
+  CHECK(back->first_seq == 42);
+  CHECK(back->salt == 0xdeadbeef);
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    bytes d = b;
+    d[i] ^= 1;
+    CHECK_MESSAGE(!f::decode_segment_header(d, why), "flip at ", i);
+  }
+  CHECK(!f::decode_segment_header(byte_view(b).first(31), why));
+  CHECK(why.find("31 bytes") != std::string::npos);
+}
+
+TEST_CASE("records round trip, are 8-byte aligned, and verify against their segment's salt") {
+  bytes log;
+  f::append_record(log, 7, 1, 1000, as_bytes("a"));
+  f::append_record(log, 7, 2, 2000, as_bytes("hello, world"));
+  CHECK(log.size() == f::framed_size(1) + f::framed_size(12));
+  CHECK(log.size() % 8 == 0);
+  auto r1 = f::decode_record(log, 7, 1024);
+  REQUIRE(r1.status == f::record_status::ok);
+  CHECK(r1.seq == 1);
+  CHECK(r1.timestamp_ns == 1000);
+  CHECK(as_chars(r1.payload) == "a");
+  auto r2 = f::decode_record(byte_view(log).subspan(r1.size), 7, 1024);
+  REQUIRE(r2.status == f::record_status::ok);
+  CHECK(as_chars(r2.payload) == "hello, world");
+  // The same bytes under another segment's salt do not verify (R6: no stale records).
+  CHECK(f::decode_record(log, 8, 1024).status == f::record_status::bad_header_checksum);
+}
+
+TEST_CASE("decoding sorts damage into its kinds and never trusts an unverified length") {
+  bytes rec;
+  f::append_record(rec, 1, 5, 0, as_bytes("payload!!"));
+  SUBCASE("zero bytes are the end of the log") {
+    bytes zeros(64, 0);
+    CHECK(f::decode_record(zeros, 1, 1024).status == f::record_status::end_of_log);
+  }
+  SUBCASE("every truncation is a truncated header or payload") {
+    for (std::size_t n = 1; n < rec.size(); ++n) {
+      auto s = f::decode_record(byte_view(rec).first(n), 1, 1024).status;
+      CHECK((n < f::record_header_size ? s == f::record_status::truncated_header
+                                       : s == f::record_status::truncated_payload));
+    }
+  }
+  SUBCASE("every single-byte flip is detected") {
+    for (std::size_t i = 0; i < rec.size(); ++i) {
+      bytes d = rec;
+      d[i] ^= 0x40;
+      CHECK_MESSAGE(f::decode_record(d, 1, 1024).status != f::record_status::ok, "flip at ", i);
+    }
+  }
+  SUBCASE("a huge length with a valid checksum is refused, not allocated") {
+    CHECK(f::decode_record(rec, 1, 4).status == f::record_status::bad_length);
+  }
+}
+
+TEST_CASE("snapshot header round trip") {
+  f::snapshot_header h;
+  h.last_seq = 99;
+  h.timestamp_ns = -5;
+  h.payload_length = 3;
+  h.payload_crc = 77;
+  bytes b = f::encode_snapshot_header(h);
+  std::string why;
+  auto back = f::decode_snapshot_header(b, why);
+  REQUIRE(back);
+  CHECK(back->last_seq == 99);
+  CHECK(back->timestamp_ns == -5);
+  CHECK(back->payload_length == 3);
+  b[20] ^= 1;
+  CHECK(!f::decode_snapshot_header(b, why));
+  CHECK(why == "snapshot header checksum mismatch");
+}
+
+TEST_CASE("file names sort by sequence number and parse back") {
+  CHECK(f::segment_file_name(1) == "journal-00000000000000000001.log");
+  CHECK(f::segment_file_name(9) < f::segment_file_name(10));
+  CHECK(f::parse_segment_file_name(f::segment_file_name(123456)) == 123456u);
+  CHECK(f::parse_snapshot_file_name(f::snapshot_file_name(18446744073709551615ull)) ==
+        18446744073709551615ull);
+  CHECK(!f::parse_segment_file_name("journal-0000000000000000001x.log"));
+  CHECK(!f::parse_segment_file_name("journal-1.log"));
+  CHECK(!f::parse_snapshot_file_name(f::segment_file_name(3)));
+}

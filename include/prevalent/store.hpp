@@ -29,6 +29,7 @@
 #include "prevalent/error.hpp"
 #include "prevalent/options.hpp"
 #include "prevalent/persistence.hpp"
+#include "prevalent/writer_preferring_mutex.hpp"
 
 namespace prevalent {
 
@@ -284,7 +285,7 @@ class Store {
 
   mutable Persistence persistence_;
   const bool verify_encoding_;
-  mutable std::shared_mutex mutex_;  // guards everything below
+  mutable writer_preferring_mutex mutex_;  // guards everything below
   State state_{};
   std::uint64_t last_applied_ = 0;
   std::int64_t last_timestamp_ns_ = 0;

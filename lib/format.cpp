@@ -125,7 +125,8 @@ decoded_record decode_record(byte_view data, std::uint32_t salt, std::uint32_t m
     r.status = record_status::bad_payload_checksum;
     return r;
   }
-  byte_view padding = data.subspan(record_header_size + r.length, r.size - record_header_size - r.length);
+  byte_view padding =
+      data.subspan(record_header_size + r.length, r.size - record_header_size - r.length);
   if (!std::all_of(padding.begin(), padding.end(), [](std::uint8_t b) { return b == 0; })) {
     r.status = record_status::bad_padding;
     return r;

@@ -113,7 +113,8 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
               " bytes: " + scan.torn_reason + ")");
       }
     }
-    segments_.push_back({name, scan.header.first_seq, scan.last_seq, scan.header.salt, scan.valid_end});
+    segments_.push_back(
+        {name, scan.header.first_seq, scan.last_seq, scan.header.salt, scan.valid_end});
     report_.records += scan.records;
     expected = scan.last_seq + 1;
   }

@@ -93,8 +93,8 @@ class memory_directory final : public Directory,
   std::unique_ptr<DirectoryLock> lock(const std::string& name) override {
     std::lock_guard g(mutex_);
     if (!locks_.insert(name).second)
-      throw error(errc::directory_in_use,
-                  "store directory " + path() + " is in use: another store holds " + describe(name));
+      throw error(errc::directory_in_use, "store directory " + path() +
+                                              " is in use: another store holds " + describe(name));
     return std::make_unique<memory_lock>(shared_from_this(), name);
   }
 

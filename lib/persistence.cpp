@@ -18,7 +18,8 @@ Persistence::Persistence(std::shared_ptr<Directory> dir, store_options options)
       lock_(dir_->lock(format::lock_file_name)),
       snapshots_(dir_, options_.keep_snapshots) {}
 
-std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load, std::uint64_t at_most) {
+std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load,
+                                                std::uint64_t at_most) {
   const auto journal_start = Journal::first_seq_on_disk(*dir_);
   std::string problems;
   bool any = false;
@@ -28,7 +29,8 @@ std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load, std
     try {
       if (journal_start && *journal_start > snap.last_seq + 1)
         throw error(errc::no_usable_snapshot,
-                    dir_->describe(snap.file) + ": the journal no longer reaches back to it (starts at " +
+                    dir_->describe(snap.file) +
+                        ": the journal no longer reaches back to it (starts at " +
                         std::to_string(*journal_start) + ")");
       auto loaded = snapshots_.load(snap);
       try {

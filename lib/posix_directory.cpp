@@ -32,7 +32,7 @@ class fd_guard {
 class posix_file final : public File {
  public:
   posix_file(int fd, std::string path) : fd_(fd), path_(std::move(path)) {
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd_.get(), &st) != 0) throw_os_error(errno, "fstat", path_);
     size_ = static_cast<std::uint64_t>(st.st_size);
   }

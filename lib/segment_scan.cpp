@@ -79,7 +79,8 @@ scan_result scan_segment(byte_view data, const std::string& file, bool last,
       // Zero-filled space ends the log. Unverifiable bytes after it can only be part of an
       // unfinished write (pages of one write reach the disk in any order).
       if (!all_zero(data.subspan(pos))) {
-        if (!last) corrupt(errc::corrupt_record, file, pos, "unexpected bytes after the last record");
+        if (!last)
+          corrupt(errc::corrupt_record, file, pos, "unexpected bytes after the last record");
         out.torn_reason = "unverifiable bytes after zero-filled space";
       }
       break;
@@ -100,8 +101,10 @@ scan_result scan_segment(byte_view data, const std::string& file, bool last,
     std::string what = format::describe(r.status);
     if (r.status == record_status::end_of_log) what = "zero-filled bytes before later records";
     if (r.seq != 0) what = "record " + std::to_string(r.seq) + ": " + what;
-    if (!last) what += " (not the last segment, so not a torn write)";
-    else if (later_record) what += " (verified records follow, so not a torn write)";
+    if (!last)
+      what += " (not the last segment, so not a torn write)";
+    else if (later_record)
+      what += " (verified records follow, so not a torn write)";
     corrupt(errc::corrupt_record, file, pos, what);
   }
   out.valid_end = pos;

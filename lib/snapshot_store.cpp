@@ -57,7 +57,8 @@ std::vector<snapshot_info> SnapshotStore::list() const {
 loaded_snapshot SnapshotStore::load(const snapshot_info& which) const {
   const std::string path = dir_->describe(which.file);
   auto bad = [&](std::uint64_t offset, const std::string& what) {
-    return error(errc::corrupt_snapshot, path + " at offset " + std::to_string(offset) + ": " + what);
+    return error(errc::corrupt_snapshot,
+                 path + " at offset " + std::to_string(offset) + ": " + what);
   };
   auto file = dir_->open(which.file, Directory::open_mode::read);
   bytes head(format::snapshot_header_size);
@@ -70,9 +71,9 @@ loaded_snapshot SnapshotStore::load(const snapshot_info& which) const {
                      " but the file name says " + std::to_string(which.last_seq));
   const std::uint64_t available = file->size() - format::snapshot_header_size;
   if (h->payload_length != available)  // checked before allocating anything
-    throw bad(format::snapshot_header_size,
-              "header says " + std::to_string(h->payload_length) + " payload bytes, file has " +
-                  std::to_string(available));
+    throw bad(format::snapshot_header_size, "header says " + std::to_string(h->payload_length) +
+                                                " payload bytes, file has " +
+                                                std::to_string(available));
   loaded_snapshot out{which.file, *h, bytes(h->payload_length)};
   if (file->read_at(format::snapshot_header_size, out.payload) != out.payload.size())
     throw bad(format::snapshot_header_size, "file shrank while reading");

@@ -22,7 +22,8 @@ TEST_CASE("4 writers and 4 readers keep the ledger's invariants") {
   std::atomic<int> violations{0}, transfers{0}, rejections{0}, queries{0};
   {
     test::LedgerStore store(tmp.path(), options);
-    for (int a = 0; a < accounts; ++a) store.execute(test::Deposit{"acct" + std::to_string(a), initial});
+    for (int a = 0; a < accounts; ++a)
+      store.execute(test::Deposit{"acct" + std::to_string(a), initial});
 
     std::atomic<bool> stop{false};
     std::vector<std::thread> threads;
@@ -63,7 +64,8 @@ TEST_CASE("4 writers and 4 readers keep the ledger's invariants") {
     live = test::dump_state(store);
     CHECK(store.last_sequence() == static_cast<std::uint64_t>(accounts + transfers.load()));
   }
-  MESSAGE("transfers ", transfers.load(), ", rejected ", rejections.load(), ", queries ", queries.load());
+  MESSAGE("transfers ", transfers.load(), ", rejected ", rejections.load(), ", queries ",
+          queries.load());
   CHECK(violations == 0);
   CHECK(transfers > 100);
   CHECK(queries > 100);

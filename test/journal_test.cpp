@@ -30,7 +30,9 @@ std::unique_ptr<Journal> open_journal(std::shared_ptr<Directory> dir, collected*
                        into ? into->visitor() : Journal::visitor{});
 }
 
-std::string payload_for(std::uint64_t i) { return "record-" + std::to_string(i) + std::string(i % 13, 'x'); }
+std::string payload_for(std::uint64_t i) {
+  return "record-" + std::to_string(i) + std::string(i % 13, 'x');
+}
 
 // Writes `n` records into a fresh journal in `path`; returns the end offset of each record in
 // the (single) segment.
@@ -63,7 +65,8 @@ TEST_CASE("append, sync and replay in order after reopen") {
   {
     auto j = open_journal(dir);
     CHECK(j->next_seq() == 1);
-    for (int i = 1; i <= 100; ++i) CHECK(j->append(i, as_bytes(payload_for(i))) == std::uint64_t(i));
+    for (int i = 1; i <= 100; ++i)
+      CHECK(j->append(i, as_bytes(payload_for(i))) == std::uint64_t(i));
     j->sync_through(100);
     CHECK(j->durable_seq() == 100);
   }
@@ -86,7 +89,8 @@ TEST_CASE("segments roll past the size limit; read, for_each and drop_below work
   j->sync_through(40);
   auto segs = j->segments();
   REQUIRE(segs.size() > 5);
-  for (std::size_t i = 1; i < segs.size(); ++i) CHECK(segs[i].first_seq == segs[i - 1].last_seq + 1);
+  for (std::size_t i = 1; i < segs.size(); ++i)
+    CHECK(segs[i].first_seq == segs[i - 1].last_seq + 1);
   for (auto& s : segs) CHECK((s.bytes <= 256 || s.last_seq == s.first_seq));
 
   for (std::uint64_t seq : {1u, 17u, 40u}) {
@@ -140,7 +144,8 @@ TEST_CASE("a torn tail at every byte position of the last record is cut back to 
       std::vector<std::string> logs;
       auto j = Journal::open(open_posix_directory(tmp / "cut"), {1 << 20, 1 << 20}, 1, 1,
                              c.visitor(), [&](const std::string& m) { logs.push_back(m); });
-      if (zero_filled && std::all_of(original.begin() + cut, original.end(), [](auto b) { return b == 0; }))
+      if (zero_filled &&
+          std::all_of(original.begin() + cut, original.end(), [](auto b) { return b == 0; }))
         continue;  // only zero padding was cut, and zero filling restored the record exactly
       REQUIRE(c.seqs.size() == 2);
       CHECK(c.seqs == std::vector<std::uint64_t>{1, 2});
@@ -221,7 +226,8 @@ TEST_CASE("sequence gaps are corruption") {
   }
 }
 
-TEST_CASE("a last segment whose creation never finished is removed; a torn non-last one is corruption") {
+TEST_CASE(
+    "a last segment whose creation never finished is removed; a torn non-last one is corruption") {
   test::temp_dir tmp;
   auto dir = open_posix_directory(tmp.path());
   {

@@ -90,7 +90,8 @@ TEST_CASE("every acknowledged command survives SIGKILL at a random moment") {
     int status = 0;
     ::waitpid(pid, &status, 0);
     INFO("trial ", trial, ", killed after ", delay.count(), " ms");
-    REQUIRE_MESSAGE(WIFSIGNALED(status), "child exited by itself with status ", WEXITSTATUS(status));
+    REQUIRE_MESSAGE(WIFSIGNALED(status), "child exited by itself with status ",
+                    WEXITSTATUS(status));
 
     std::vector<std::uint64_t> acked;
     std::uint64_t seq;
@@ -106,7 +107,8 @@ TEST_CASE("every acknowledged command survives SIGKILL at a random moment") {
       return std::pair(l.applied, it == l.balances.end() ? 0 : it->second);
     });
     // Every acknowledged command is present ...
-    for (std::uint64_t a : acked) REQUIRE_MESSAGE(a <= last, "acknowledged ", a, " lost; recovered to ", last);
+    for (std::uint64_t a : acked)
+      REQUIRE_MESSAGE(a <= last, "acknowledged ", a, " lost; recovered to ", last);
     // ... and the state is exactly the replay of the gap-free prefix 1..last.
     REQUIRE(applied.size() == last);
     for (std::uint64_t i = 0; i < last; ++i) REQUIRE(applied[i] == i + 1);

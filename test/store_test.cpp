@@ -75,8 +75,10 @@ TEST_CASE("replay rebuilds exactly the live state for a random command sequence"
       std::string from = accounts[rng() % 5], to = accounts[rng() % 5];
       std::int64_t amount = static_cast<std::int64_t>(rng() % 120);
       try {
-        if (rng() % 3 == 0) store.execute(Deposit{from, amount});
-        else store.execute(Transfer{from, to, amount});
+        if (rng() % 3 == 0)
+          store.execute(Deposit{from, amount});
+        else
+          store.execute(Transfer{from, to, amount});
       } catch (const std::invalid_argument&) {
         ++rejected;
       }
@@ -321,7 +323,9 @@ struct Forgetful {
   std::int64_t amount = 0;  // not serialized: the bug
   void apply(test::Ledger& l, const Context&) { l.balances[account] += amount; }
   friend void to_json(nlohmann::json& j, const Forgetful& f) { j = {{"account", f.account}}; }
-  friend void from_json(const nlohmann::json& j, Forgetful& f) { j.at("account").get_to(f.account); }
+  friend void from_json(const nlohmann::json& j, Forgetful& f) {
+    j.at("account").get_to(f.account);
+  }
 };
 using ForgetfulStore = Store<test::Ledger, Forgetful>;
 }  // namespace

@@ -67,7 +67,8 @@ inline void copy_dir(const std::filesystem::path& from, const std::filesystem::p
   std::filesystem::remove_all(to);
   std::filesystem::create_directories(to);
   for (auto& e : std::filesystem::directory_iterator(from))
-    if (e.path().filename() != "LOCK") std::filesystem::copy_file(e.path(), to / e.path().filename());
+    if (e.path().filename() != "LOCK")
+      std::filesystem::copy_file(e.path(), to / e.path().filename());
 }
 
 // ---- the ledger model ----

@@ -40,12 +40,14 @@ int run(int argc, char** argv) {
   sessions::Store store(dir, options);
 
   if (verb == "create" && argc == 5) {
-    std::string token = store.execute(sessions::CreateSession{argv[3], std::stoll(argv[4]), sessions::new_token()});
+    std::string token =
+        store.execute(sessions::CreateSession{argv[3], std::stoll(argv[4]), sessions::new_token()});
     std::cout << token << "\n";
   } else if (verb == "touch" && argc == 4) {
     std::cout << "expires " << format_time(store.execute(sessions::TouchSession{argv[3]})) << "\n";
   } else if (verb == "revoke" && argc == 4) {
-    std::cout << (store.execute(sessions::RevokeSession{argv[3]}) ? "revoked" : "no such session") << "\n";
+    std::cout << (store.execute(sessions::RevokeSession{argv[3]}) ? "revoked" : "no such session")
+              << "\n";
   } else if (verb == "list" && argc == 4) {
     auto list = store.query([&](const sessions::State& s) { return s.of_user(argv[3]); });
     for (const auto& s : list)

@@ -99,8 +99,8 @@ struct ExpireSessions {
   static constexpr std::string_view name = "expire_sessions";
 
   std::size_t apply(State& s, const prevalent::Context& ctx) const {
-    return std::erase_if(s.by_token,
-                         [&](const auto& kv) { return kv.second.expires_ns <= ctx.timestamp_ns(); });
+    return std::erase_if(
+        s.by_token, [&](const auto& kv) { return kv.second.expires_ns <= ctx.timestamp_ns(); });
   }
   friend void to_json(nlohmann::json& j, const ExpireSessions&) { j = nlohmann::json::object(); }
   friend void from_json(const nlohmann::json&, ExpireSessions&) {}

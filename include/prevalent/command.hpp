@@ -49,7 +49,9 @@ concept named_command = requires {
 };
 
 template <class C, class State>
-concept applicable_to = requires(C& c, State& s, const Context& ctx) { c.apply(s, ctx); };
+concept applicable_to = requires(C& c, State& s, const Context& ctx) {
+  c.apply(s, ctx);
+};
 
 template <class C>
 concept json_serializable = std::copy_constructible<C> && requires(nlohmann::json& j, const C& c) {
@@ -63,7 +65,9 @@ concept validated_against = requires(const C& c, const State& s, const Context& 
 };
 
 template <class C>
-concept upgradable = requires(nlohmann::json& args, int v) { C::upgrade(args, v); };
+concept upgradable = requires(nlohmann::json& args, int v) {
+  C::upgrade(args, v);
+};
 
 // A type Store<State, ...> accepts as a command.
 template <class C, class State>
@@ -71,8 +75,10 @@ concept command_for = named_command<C> && applicable_to<C, State> && json_serial
 
 template <class C>
 constexpr int command_version() {
-  if constexpr (requires { C::version; }) return C::version;
-  else return 1;
+  if constexpr (requires { C::version; })
+    return C::version;
+  else
+    return 1;
 }
 
 template <class C, class State>

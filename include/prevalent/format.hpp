@@ -24,7 +24,8 @@ inline constexpr std::size_t alignment = 8;
 constexpr std::size_t aligned(std::size_t n) { return (n + alignment - 1) & ~(alignment - 1); }
 
 // ---- journal segments ----------------------------------------------------------------------
-inline constexpr std::array<std::uint8_t, 8> segment_magic = {'P', 'R', 'V', 'L', 'J', 'R', 'N', 'L'};
+inline constexpr std::array<std::uint8_t, 8> segment_magic = {'P', 'R', 'V', 'L',
+                                                              'J', 'R', 'N', 'L'};
 inline constexpr std::size_t segment_header_size = 32;
 
 struct segment_header {
@@ -76,14 +77,15 @@ struct decoded_record {
 decoded_record decode_record(byte_view data, std::uint32_t salt, std::uint32_t max_payload);
 
 // ---- snapshots -----------------------------------------------------------------------------
-inline constexpr std::array<std::uint8_t, 8> snapshot_magic = {'P', 'R', 'V', 'L', 'S', 'N', 'A', 'P'};
+inline constexpr std::array<std::uint8_t, 8> snapshot_magic = {'P', 'R', 'V', 'L',
+                                                               'S', 'N', 'A', 'P'};
 inline constexpr std::size_t snapshot_header_size = 48;
 
 struct snapshot_header {
   std::uint32_t version = format::version;
   format::codec codec = format::codec::json;
-  std::uint64_t last_seq = 0;        // the state includes every record up to this one
-  std::int64_t timestamp_ns = 0;     // timestamp of that record (0 if none)
+  std::uint64_t last_seq = 0;     // the state includes every record up to this one
+  std::int64_t timestamp_ns = 0;  // timestamp of that record (0 if none)
   std::uint64_t payload_length = 0;
   std::uint32_t payload_crc = 0;
 };

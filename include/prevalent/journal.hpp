@@ -41,9 +41,9 @@ struct record_view {
 // What recovery found when the journal was opened.
 struct recovery_report {
   std::size_t segments = 0;
-  std::uint64_t records = 0;       // records verified
-  std::uint64_t torn_bytes = 0;    // bytes cut from the tail of the last segment
-  std::string torn_file;           // where, if torn_bytes > 0 or a segment was removed
+  std::uint64_t records = 0;     // records verified
+  std::uint64_t torn_bytes = 0;  // bytes cut from the tail of the last segment
+  std::string torn_file;         // where, if torn_bytes > 0 or a segment was removed
   std::uint64_t torn_offset = 0;
   std::string torn_reason;
 };
@@ -98,10 +98,10 @@ class Journal {
   // written), then syncs the directory.
   void drop_below(std::uint64_t seq);
 
-  std::uint64_t next_seq() const;      // sequence number the next append gets
+  std::uint64_t next_seq() const;       // sequence number the next append gets
   std::uint64_t last_appended() const;  // next_seq() - 1
   std::uint64_t durable_seq() const { return durable_.load(); }
-  std::uint64_t first_seq() const;     // first record still held (== next_seq() when empty)
+  std::uint64_t first_seq() const;  // first record still held (== next_seq() when empty)
   bool failed() const { return failed_.load(); }
   std::vector<segment_info> segments() const;
   const recovery_report& recovery() const { return report_; }
@@ -127,12 +127,12 @@ class Journal {
   recovery_report report_;
   bytes frame_;  // reused framing buffer for append()
 
-  mutable std::mutex mutex_;          // guards segments_, active_, last_appended_
-  std::vector<segment> segments_;     // sorted; the last one is being written
+  mutable std::mutex mutex_;       // guards segments_, active_, last_appended_
+  std::vector<segment> segments_;  // sorted; the last one is being written
   std::shared_ptr<File> active_;
   std::uint64_t last_appended_ = 0;
 
-  std::mutex sync_mutex_;             // one fdatasync at a time; waiters share the next
+  std::mutex sync_mutex_;  // one fdatasync at a time; waiters share the next
   std::atomic<std::uint64_t> durable_{0};
   std::atomic<bool> failed_{false};
 };

@@ -52,8 +52,9 @@ class Store {
                 "prevalent: State must be serializable with nlohmann_json (to_json/from_json or "
                 "NLOHMANN_DEFINE_TYPE_*), for snapshots");
   static_assert(sizeof...(Commands) > 0, "prevalent: list the command types: Store<State, Cmd...>");
-  static_assert((named_command<Commands> && ...),
-                "prevalent: every command needs `static constexpr std::string_view name = \"...\";`");
+  static_assert(
+      (named_command<Commands> && ...),
+      "prevalent: every command needs `static constexpr std::string_view name = \"...\";`");
   static_assert((applicable_to<Commands, State> && ...),
                 "prevalent: every command needs `apply(State&, const prevalent::Context&)`");
   static_assert((json_serializable<Commands> && ...),
@@ -99,12 +100,14 @@ class Store {
       const Context ctx(last_applied_ + 1, next_timestamp());
       if constexpr (validated_against<C, State>) command.validate(std::as_const(state_), ctx);
       const std::string payload = encode(command);
-      C to_apply = verify_encoding_ ? decode<C>(nlohmann::json::parse(payload).at("args"), 0, 0)
-                                    : command;
+      C to_apply =
+          verify_encoding_ ? decode<C>(nlohmann::json::parse(payload).at("args"), 0, 0) : command;
       std::optional<std::conditional_t<std::is_void_v<result_t>, int, result_t>> result;
       try {
-        if constexpr (std::is_void_v<result_t>) to_apply.apply(state_, ctx), result.emplace(0);
-        else result.emplace(to_apply.apply(state_, ctx));
+        if constexpr (std::is_void_v<result_t>)
+          to_apply.apply(state_, ctx), result.emplace(0);
+        else
+          result.emplace(to_apply.apply(state_, ctx));
       } catch (...) {
         rebuild_from_disk(last_applied_);
         throw;
@@ -132,7 +135,8 @@ class Store {
     using result_t = std::decay_t<std::invoke_result_t<F, const State&>>;
     std::shared_lock lock(mutex_);
     if (!state_valid_)
-      throw error(errc::store_failed, "state could not be rebuilt after an I/O error; reopen the store");
+      throw error(errc::store_failed,
+                  "state could not be rebuilt after an I/O error; reopen the store");
     const std::uint64_t seen = last_applied_;
     if constexpr (std::is_void_v<result_t>) {
       std::forward<F>(f)(std::as_const(state_));
@@ -212,8 +216,8 @@ class Store {
     const Context ctx(r.seq, r.timestamp_ns);
     bool known = (try_replay<Commands>(state, name, version, envelope["args"], ctx, r) || ...);
     if (!known)
-      throw error(errc::unknown_command,
-                  where(r) + ": unknown command \"" + name + "\" (this store knows: " + known_names() + ")");
+      throw error(errc::unknown_command, where(r) + ": unknown command \"" + name +
+                                             "\" (this store knows: " + known_names() + ")");
   }
 
   template <class C>

@@ -1,6 +1,8 @@
 // The record format: checksums, framing round trips, and decoding of damaged bytes.
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <iterator>
 #include <prevalent/checksum.hpp>
 #include <prevalent/format.hpp>
 
@@ -104,4 +106,21 @@ TEST_CASE("file names sort by sequence number and parse back") {
   CHECK(!f::parse_segment_file_name("journal-0000000000000000001x.log"));
   CHECK(!f::parse_segment_file_name("journal-1.log"));
   CHECK(!f::parse_snapshot_file_name(f::segment_file_name(3)));
+}
+
+TEST_CASE("golden segment: the bytes in docs/FORMAT.md are what the writer produces") {
+  // test/fixtures/two_records.log is the segment dumped in docs/FORMAT.md. Re-encoding its
+  // content with its salt must give the same bytes, so an accidental format change fails here.
+  std::ifstream in(PREVALENT_FIXTURES "/two_records.log", std::ios::binary);
+  bytes golden{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  REQUIRE(golden.size() == 224);
+  f::segment_header h;
+  h.first_seq = 1;
+  h.salt = 0x1f695319;
+  bytes written = f::encode_segment_header(h);
+  f::append_record(written, h.salt, 1, 1795395600000000000LL,
+                   as_bytes(R"({"cmd":"deposit","v":1,"args":{"account":"alice","amount":100}})"));
+  f::append_record(written, h.salt, 2, 1795395600000000001LL,
+                   as_bytes(R"({"cmd":"deposit","v":1,"args":{"account":"bob","amount":5}})"));
+  CHECK(written == golden);
 }

@@ -212,6 +212,11 @@ void Journal::sync_through(std::uint64_t seq) {
   durable_ = target;
 }
 
+std::uint64_t Journal::settled_durable_seq() {
+  std::lock_guard s(sync_mutex_);
+  return durable_.load();
+}
+
 void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visit) const {
   for (const auto& seg : segments()) {
     if (seg.last_seq < from || seg.first_seq > to || seg.last_seq < seg.first_seq) continue;

@@ -101,6 +101,8 @@ class Journal {
   std::uint64_t next_seq() const;       // sequence number the next append gets
   std::uint64_t last_appended() const;  // next_seq() - 1
   std::uint64_t durable_seq() const { return durable_.load(); }
+  // durable_seq() once any fdatasync in flight has finished: final after a failure.
+  std::uint64_t settled_durable_seq();
   std::uint64_t first_seq() const;  // first record still held (== next_seq() when empty)
   bool failed() const { return failed_.load(); }
   std::vector<segment_info> segments() const;

@@ -116,37 +116,56 @@ class Store {
       try {
         seq = persistence_.append(ctx.timestamp_ns(), as_bytes(payload));
       } catch (...) {
-        rebuild_from_disk(last_applied_);  // the state must not show what was not written
+        roll_back_to_durable(true);  // the state must not show what was not written
         throw;
       }
       last_applied_ = seq;
       last_timestamp_ns_ = ctx.timestamp_ns();
       lock.unlock();
-      persistence_.sync_through(seq);
+      try {
+        persistence_.sync_through(seq);
+      } catch (...) {
+        std::unique_lock relock(mutex_);
+        roll_back_to_durable();
+        throw;
+      }
       if constexpr (!std::is_void_v<result_t>) return std::move(*result);
     }
   }
 
   // Runs f(const State&) under the shared lock and returns its result (by value). The result
   // is handed back only once every command it could have seen is durable, so a query never
-  // reports what a crash could still undo. `f` must not call back into the store.
+  // reports what a crash could still undo. `f` must not call back into the store. After an
+  // I/O error the store drops what never became durable and `f` runs again on that state, so
+  // queries keep working on a failed store.
   template <class F>
   auto query(F&& f) const {
-    using result_t = std::decay_t<std::invoke_result_t<F, const State&>>;
-    std::shared_lock lock(mutex_);
-    if (!state_valid_)
-      throw error(errc::store_failed,
-                  "state could not be rebuilt after an I/O error; reopen the store");
-    const std::uint64_t seen = last_applied_;
-    if constexpr (std::is_void_v<result_t>) {
-      std::forward<F>(f)(std::as_const(state_));
-      lock.unlock();
-      persistence_.sync_through(seen);
-    } else {
-      result_t result = std::forward<F>(f)(std::as_const(state_));
-      lock.unlock();
-      persistence_.sync_through(seen);
-      return result;
+    for (bool retried = false;; retried = true) {
+      std::shared_lock lock(mutex_);
+      if (!state_valid_)
+        throw error(errc::store_failed,
+                    "state could not be rebuilt after an I/O error; reopen the store");
+      const std::uint64_t seen = last_applied_;
+      auto answer = [&] {
+        lock.unlock();
+        try {
+          persistence_.sync_through(seen);
+          return true;
+        } catch (const std::exception&) {
+          if (retried || !persistence_.journal().failed()) throw;
+        }
+        std::unique_lock relock(mutex_);
+        // Queries are const to callers; dropping undurable commands is not a change they see.
+        const_cast<Store*>(this)->roll_back_to_durable();
+        return false;
+      };
+      if constexpr (std::is_void_v<std::invoke_result_t<F, const State&>>) {
+        f(std::as_const(state_));
+        if (answer()) return;
+      } else {
+        std::decay_t<std::invoke_result_t<F, const State&>> result = f(std::as_const(state_));
+        if (answer()) return result;
+      }
     }
   }
 
@@ -270,6 +289,17 @@ class Store {
     } catch (...) {
       state_valid_ = false;  // queries refuse rather than show a state that drifted
     }
+  }
+
+  // After an I/O error: replaces the state with the durable prefix of the journal, so that
+  // nothing a crash could undo stays visible. `applied_unwritten` says the state holds a
+  // command that was never journaled. Called with the exclusive lock held.
+  void roll_back_to_durable(bool applied_unwritten = false) {
+    // Wait for a sync in flight: it may still make (and acknowledge) more commands durable.
+    const std::uint64_t durable = persistence_.journal().settled_durable_seq();
+    if (last_applied_ <= durable && !applied_unwritten) return;
+    rebuild_from_disk(durable);
+    last_applied_ = durable;
   }
 
   void throw_if_failed() const {

@@ -1,0 +1,97 @@
+// Fail-stop on I/O errors (R5): a failed journal write or fsync is reported to the caller, never
+// retried, and stops the store from accepting commands; queries keep answering from what is
+// durable; a reopen recovers every acknowledged command. Each case names what it injected.
+#include <doctest/doctest.h>
+
+#include "failing_directory.hpp"
+#include "support.hpp"
+
+using namespace prevalent;
+using test::Deposit;
+using test::op;
+
+namespace {
+
+std::int64_t balance(const test::LedgerStore& s) {
+  return s.query([](const test::Ledger& l) {
+    auto it = l.balances.find("a");
+    return it == l.balances.end() ? 0 : it->second;
+  });
+}
+
+bool is_journal(const std::string& name) { return name.rfind("journal-", 0) == 0; }
+
+}  // namespace
+
+TEST_CASE("fdatasync of the journal fails: caller gets EIO, store stops, queries go on") {
+  auto disk = make_memory_directory();
+  auto faulty = std::make_shared<test::failing_directory>(disk);
+  {
+    test::LedgerStore store(faulty);
+    store.execute(Deposit{"a", 1});
+    store.execute(Deposit{"a", 2});
+    // Injected: every later fdatasync of a journal segment fails with EIO.
+    faulty->fail_when(
+        [](op o, const std::string& name) { return o == op::sync && is_journal(name); });
+    try {
+      store.execute(Deposit{"a", 4});
+      FAIL("execute succeeded although its fdatasync failed");
+    } catch (const error& e) {
+      CHECK(e.code() == std::errc::io_error);
+    }
+    CHECK(store.failed());
+    // Verified: later commands are refused without touching the disk ...
+    try {
+      store.execute(Deposit{"a", 8});
+      FAIL("a failed store accepted a command");
+    } catch (const error& e) {
+      CHECK(e.code() == errc::store_failed);
+      CHECK(std::string(e.what()).find("reopen") != std::string::npos);
+    }
+    // ... and queries answer from the durable prefix (the unsynced command is not shown).
+    CHECK(balance(store) == 3);
+    CHECK(store.last_sequence() == 2);
+  }
+  faulty->fail_when({});
+  test::LedgerStore reopened(faulty);
+  // The unacknowledged command may or may not have reached the disk; acknowledged ones did.
+  CHECK((balance(reopened) == 3 || balance(reopened) == 7));
+  CHECK(reopened.execute(Deposit{"a", 0}) >= 3);
+}
+
+TEST_CASE("a journal write fails: the command is not applied and the store stops") {
+  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  test::LedgerStore store(faulty);
+  store.execute(Deposit{"a", 5});
+  // Injected: the next append to a journal segment fails with EIO before writing anything.
+  faulty->fail_when(
+      [](op o, const std::string& name) { return o == op::append && is_journal(name); });
+  CHECK_THROWS_AS(store.execute(Deposit{"a", 100}), error);
+  CHECK(store.failed());
+  CHECK(balance(store) == 5);  // verified: the failed command's effect was rolled back
+  CHECK_THROWS_AS(store.execute(Deposit{"a", 1}), error);
+  faulty->fail_when({});
+  CHECK_THROWS_AS(store.execute(Deposit{"a", 1}), error);  // never retried, even once healthy
+}
+
+TEST_CASE("a snapshot that cannot be written leaves the journal and the store working") {
+  auto disk = make_memory_directory();
+  auto faulty = std::make_shared<test::failing_directory>(disk);
+  {
+    test::LedgerStore store(faulty);
+    for (int i = 0; i < 10; ++i) store.execute(Deposit{"a", 1});
+    // Injected: fdatasync of the temporary snapshot file fails (a full or failing disk).
+    faulty->fail_when([](op o, const std::string& name) {
+      return o == op::sync && name.find(".snap.tmp") != std::string::npos;
+    });
+    CHECK_THROWS_AS(store.snapshot(), error);
+    CHECK(!store.failed());
+    store.execute(Deposit{"a", 1});
+    faulty->fail_when({});
+  }
+  // Verified: no snapshot was published, the journal holds everything, the leftover
+  // temporary file is cleaned up on open.
+  test::LedgerStore reopened(faulty);
+  CHECK(balance(reopened) == 11);
+  for (auto& name : disk->list()) CHECK(name.find(".snap") == std::string::npos);
+}

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 
 #include "little_endian.hpp"
 #include "prevalent/checksum.hpp"
@@ -201,9 +200,8 @@ std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::strin
 namespace {
 
 std::string numbered_name(const char* prefix, std::uint64_t n, const char* suffix) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s%020llu%s", prefix, static_cast<unsigned long long>(n), suffix);
-  return buf;
+  std::string digits = std::to_string(n);
+  return prefix + std::string(20 - digits.size(), '0') + digits + suffix;
 }
 
 std::optional<std::uint64_t> parse_numbered_name(const std::string& name, std::string_view prefix,

@@ -107,7 +107,8 @@ class posix_directory final : public Directory {
     std::vector<std::string> names;
     DIR* d = ::opendir(path_.c_str());
     if (d == nullptr) throw_os_error(errno, "list", path_.string());
-    while (dirent* e = ::readdir(d)) {
+    // readdir is safe here: this DIR stream is private to the call.
+    while (dirent* e = ::readdir(d)) {  // NOLINT(concurrency-mt-unsafe)
       std::string name = e->d_name;
       if (name == "." || name == "..") continue;
       if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN) names.push_back(std::move(name));

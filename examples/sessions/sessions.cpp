@@ -21,9 +21,10 @@ namespace {
 
 std::string format_time(std::int64_t ns_since_epoch) {
   std::time_t t = static_cast<std::time_t>(ns_since_epoch / 1'000'000'000);
+  std::tm parts{};
+  ::gmtime_r(&t, &parts);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
-  return buf;
+  return std::string(buf, std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &parts));
 }
 
 int usage() {

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs clang-tidy (the bug-finding checks in .clang-tidy) over the library and the examples.
+# Usage: check_tidy.sh BUILD_DIR. Skips (exit 77) when clang-tidy is not installed.
+set -u
+build=$1
+cd "$(dirname "$0")/.."
+command -v clang-tidy >/dev/null || { echo "clang-tidy not installed: skipped"; exit 77; }
+out=$(clang-tidy -p "$build" --quiet lib/*.cpp examples/*/*.cpp 2>&1)
+warnings=$(printf '%s\n' "$out" | grep -E '(warning|error):' | grep -v '^/usr/')
+if [ -n "$warnings" ]; then
+  printf '%s\n' "$out"
+  exit 1
+fi
+echo "clang-tidy: no findings"

@@ -17,6 +17,17 @@ static_assert(record_header_size == 4 + 4 + 8 + 8 + 4 + 4);
 static_assert(snapshot_header_size == 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4);
 static_assert(segment_header_size % alignment == 0 && record_header_size % alignment == 0);
 
+bool known_codec(codec c) { return c == codec::json || c == codec::cbor || c == codec::msgpack; }
+
+const char* codec_name(codec c) {
+  switch (c) {
+    case codec::json: return "json";
+    case codec::cbor: return "cbor";
+    case codec::msgpack: return "msgpack";
+  }
+  return "unknown";
+}
+
 // ---- segment header ----
 
 bytes encode_segment_header(const segment_header& h) {
@@ -53,7 +64,7 @@ std::optional<segment_header> decode_segment_header(byte_view data, std::string&
     why = "unsupported format version " + std::to_string(h.version);
     return std::nullopt;
   }
-  if (h.codec != codec::json) {
+  if (!known_codec(h.codec)) {
     why = "unknown codec " + std::to_string(static_cast<std::uint32_t>(h.codec));
     return std::nullopt;
   }
@@ -154,7 +165,8 @@ bytes encode_snapshot_header(const snapshot_header& h) {
   bytes out(snapshot_header_size, 0);
   std::copy(snapshot_magic.begin(), snapshot_magic.end(), out.begin());
   put_le(&out[8], h.version);
-  put_le(&out[12], static_cast<std::uint32_t>(h.codec));
+  put_le(&out[12], static_cast<std::uint16_t>(h.codec));
+  put_le(&out[14], static_cast<std::uint16_t>(h.compression));
   put_le(&out[16], h.last_seq);
   put_le(&out[24], h.timestamp_ns);
   put_le(&out[32], h.payload_length);
@@ -179,7 +191,8 @@ std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::strin
   }
   snapshot_header h;
   h.version = get_le<std::uint32_t>(&data[8]);
-  h.codec = static_cast<codec>(get_le<std::uint32_t>(&data[12]));
+  h.codec = static_cast<codec>(get_le<std::uint16_t>(&data[12]));
+  h.compression = static_cast<compression>(get_le<std::uint16_t>(&data[14]));
   h.last_seq = get_le<std::uint64_t>(&data[16]);
   h.timestamp_ns = get_le<std::int64_t>(&data[24]);
   h.payload_length = get_le<std::uint64_t>(&data[32]);
@@ -188,8 +201,12 @@ std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::strin
     why = "unsupported format version " + std::to_string(h.version);
     return std::nullopt;
   }
-  if (h.codec != codec::json) {
+  if (!known_codec(h.codec)) {
     why = "unknown codec " + std::to_string(static_cast<std::uint32_t>(h.codec));
+    return std::nullopt;
+  }
+  if (h.compression != compression::none && h.compression != compression::zstd) {
+    why = "unknown compression " + std::to_string(static_cast<unsigned>(h.compression));
     return std::nullopt;
   }
   return h;

@@ -1,5 +1,6 @@
 #include "prevalent/persistence.hpp"
 
+#include "compression.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
 
@@ -8,6 +9,14 @@ namespace prevalent {
 namespace {
 store_options checked(store_options o) {
   if (o.keep_snapshots == 0) throw error(errc::invalid_option, "keep_snapshots must be at least 1");
+  if (o.snapshots.every.count() < 0)
+    throw error(errc::invalid_option, "snapshots.every must not be negative");
+  if (!format::known_codec(o.codec))
+    throw error(errc::invalid_option,
+                "unknown codec " + std::to_string(static_cast<std::uint32_t>(o.codec)));
+  if (o.compress_snapshots && !detail::zstd_available())
+    throw error(errc::invalid_option,
+                "compress_snapshots needs zstd; prevalent was built without libzstd");
   return o;
 }
 }  // namespace
@@ -34,7 +43,7 @@ std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load,
                         std::to_string(*journal_start) + ")");
       auto loaded = snapshots_.load(snap);
       try {
-        load(loaded.payload, loaded.header.last_seq, loaded.header.timestamp_ns);
+        load(loaded.payload, loaded.header);
       } catch (const std::exception& e) {
         throw error(errc::corrupt_snapshot,
                     dir_->describe(snap.file) + ": state does not decode: " + e.what());
@@ -58,19 +67,32 @@ std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load,
 void Persistence::recover(const snapshot_loader& load, const Journal::visitor& replay) {
   snapshots_.remove_leftovers();
   const std::uint64_t base = load_newest_snapshot(load, UINT64_MAX);
-  journal_ = Journal::open(dir_, {options_.segment_bytes, options_.max_record_bytes}, base + 1,
-                           base + 1, replay, options_.log);
+  journal_options j;
+  j.segment_bytes = options_.segment_bytes;
+  j.max_record_bytes = options_.max_record_bytes;
+  j.sync = options_.sync;
+  j.codec = options_.codec;
+  journal_ = Journal::open(dir_, j, base + 1, base + 1, replay, options_.log);
 }
 
 void Persistence::rebuild(const snapshot_loader& load, const Journal::visitor& replay,
                           std::uint64_t upto) {
+  journal_->flush_through(upto);
   const std::uint64_t base = load_newest_snapshot(load, upto);
   journal_->for_each(base + 1, upto, replay);
 }
 
 void Persistence::publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns,
                                    byte_view payload) {
-  snapshots_.publish(last_seq, timestamp_ns, payload);
+  // A snapshot must never cover a record the journal could still lose: recovery requires the
+  // journal to reach the snapshot's sequence number.
+  journal_->sync_through(last_seq);
+  std::lock_guard one_at_a_time(publish_mutex_);
+  if (auto newest = snapshots_.list(); !newest.empty() && newest.front().last_seq > last_seq)
+    return;  // a newer snapshot was published meanwhile
+  snapshots_.publish(
+      last_seq, timestamp_ns, payload, options_.codec,
+      options_.compress_snapshots ? format::compression::zstd : format::compression::none);
   // Keep the journal back to the oldest kept snapshot so that it can stand in for a newer one
   // that turns out damaged.
   auto kept = snapshots_.list();

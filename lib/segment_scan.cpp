@@ -61,7 +61,7 @@ scan_result scan_segment(byte_view data, const std::string& file, bool last,
         corrupt(errc::sequence_gap, file, pos,
                 "record has sequence number " + std::to_string(r.seq) + ", expected " +
                     std::to_string(out.last_seq + 1));
-      if (visit) visit(record_view{r.seq, r.timestamp_ns, r.payload, file, pos});
+      if (visit) visit(record_view{r.seq, r.timestamp_ns, r.payload, header->codec, file, pos});
       out.last_seq = r.seq;
       ++out.records;
       pos += r.size;

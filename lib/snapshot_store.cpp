@@ -2,10 +2,14 @@
 
 #include <algorithm>
 
+#include "compression.hpp"
 #include "prevalent/checksum.hpp"
 #include "prevalent/error.hpp"
 
 namespace prevalent {
+
+// A verified zstd frame could still claim any size; refuse to allocate past this.
+static constexpr std::uint64_t max_decompressed_bytes = 64ull << 30;
 
 SnapshotStore::SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep)
     : dir_(std::move(dir)), keep_(keep) {
@@ -13,8 +17,16 @@ SnapshotStore::SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep)
 }
 
 std::string SnapshotStore::publish(std::uint64_t last_seq, std::int64_t timestamp_ns,
-                                   byte_view payload) {
+                                   byte_view payload, format::codec codec,
+                                   format::compression compression) {
+  bytes compressed;
+  if (compression == format::compression::zstd) {
+    compressed = detail::zstd_compress(payload);
+    payload = compressed;
+  }
   format::snapshot_header h;
+  h.codec = codec;
+  h.compression = compression;
   h.last_seq = last_seq;
   h.timestamp_ns = timestamp_ns;
   h.payload_length = payload.size();
@@ -79,6 +91,8 @@ loaded_snapshot SnapshotStore::load(const snapshot_info& which) const {
     throw bad(format::snapshot_header_size, "file shrank while reading");
   if (crc32c(out.payload) != h->payload_crc)
     throw bad(format::snapshot_header_size, "payload checksum mismatch");
+  if (h->compression == format::compression::zstd)
+    out.payload = detail::zstd_decompress(out.payload, max_decompressed_bytes, path);
   return out;
 }
 

@@ -40,7 +40,7 @@ std::vector<std::uint64_t> write_records(const std::filesystem::path& path, int 
   auto j = open_journal(open_posix_directory(path));
   std::vector<std::uint64_t> ends;
   for (int i = 1; i <= n; ++i) {
-    j->append(i * 10, as_bytes(payload_for(i)));
+    j->flush_through(j->append(i * 10, payload_for(i)));
     ends.push_back(j->segments().back().bytes);
   }
   j->sync_through(n);
@@ -65,8 +65,7 @@ TEST_CASE("append, sync and replay in order after reopen") {
   {
     auto j = open_journal(dir);
     CHECK(j->next_seq() == 1);
-    for (int i = 1; i <= 100; ++i)
-      CHECK(j->append(i, as_bytes(payload_for(i))) == std::uint64_t(i));
+    for (int i = 1; i <= 100; ++i) CHECK(j->append(i, payload_for(i)) == std::uint64_t(i));
     j->sync_through(100);
     CHECK(j->durable_seq() == 100);
   }
@@ -85,7 +84,7 @@ TEST_CASE("append, sync and replay in order after reopen") {
 TEST_CASE("segments roll past the size limit; read, for_each and drop_below work across them") {
   auto dir = make_memory_directory();
   auto j = open_journal(dir, nullptr, 256);
-  for (int i = 1; i <= 40; ++i) j->append(i, as_bytes(payload_for(i)));
+  for (int i = 1; i <= 40; ++i) j->append(i, payload_for(i));
   j->sync_through(40);
   auto segs = j->segments();
   REQUIRE(segs.size() > 5);
@@ -121,7 +120,7 @@ TEST_CASE("segments roll past the size limit; read, for_each and drop_below work
   CHECK(again->next_seq() == 41);
   again->drop_below(1000);  // never drops the segment being written
   CHECK(again->segments().size() == 1);
-  CHECK(again->append(0, as_bytes("more")) == 41);
+  CHECK(again->append(0, "more") == 41);
 }
 
 TEST_CASE("a torn tail at every byte position of the last record is cut back to the prefix") {
@@ -157,7 +156,7 @@ TEST_CASE("a torn tail at every byte position of the last record is cut back to 
         CHECK(logs[0].find("offset " + std::to_string(ends[1])) != std::string::npos);
       }
       // The journal goes on from the prefix.
-      CHECK(j->append(99, as_bytes("after")) == 3);
+      CHECK(j->append(99, "after") == 3);
       j->sync_through(3);
       j.reset();
       collected again;
@@ -201,7 +200,7 @@ TEST_CASE("sequence gaps are corruption") {
     auto dir = make_memory_directory();
     {
       auto j = open_journal(dir, nullptr, 128);
-      for (int i = 1; i <= 10; ++i) j->append(i, as_bytes(payload_for(i)));
+      for (int i = 1; i <= 10; ++i) j->append(i, payload_for(i));
       j->sync_through(10);
       REQUIRE(j->segments().size() >= 3);
       dir->remove(j->segments()[1].file);
@@ -232,7 +231,7 @@ TEST_CASE(
   auto dir = open_posix_directory(tmp.path());
   {
     auto j = open_journal(dir, nullptr, 128);
-    for (int i = 1; i <= 6; ++i) j->append(i, as_bytes(payload_for(i)));
+    for (int i = 1; i <= 6; ++i) j->append(i, payload_for(i));
     j->sync_through(6);
   }
   auto segs = test::files_with_prefix(tmp.path(), "journal-");
@@ -243,7 +242,7 @@ TEST_CASE(
     auto j = open_journal(dir, &c, 128);
     CHECK(c.seqs.size() == 6);
     CHECK(!std::filesystem::exists(tmp / f::segment_file_name(7)));
-    CHECK(j->append(7, as_bytes("seven")) == 7);
+    CHECK(j->append(7, "seven") == 7);
   }
   SUBCASE("torn record in a segment that is not the last") {
     auto first = test::read_file(segs[0]);
@@ -261,7 +260,7 @@ TEST_CASE("options and record sizes are checked") {
   CHECK(e.code() == errc::invalid_option);
   CHECK(std::string(e.what()).find("segment_bytes") != std::string::npos);
   auto j = Journal::open(dir, {1 << 20, 16}, 1, 1, {});
-  CHECK_THROWS_AS(j->append(0, as_bytes(std::string(17, 'a'))), error);
+  CHECK_THROWS_AS(j->append(0, std::string(17, 'a')), error);
   CHECK(!j->failed());
-  CHECK(j->append(0, as_bytes("fits")) == 1);
+  CHECK(j->append(0, "fits") == 1);
 }

@@ -16,7 +16,9 @@ inline constexpr std::uint32_t version = 1;
 
 // How payloads (commands and snapshot state) are encoded. Recorded in every segment and
 // snapshot header so tools can read a store without its types.
-enum class codec : std::uint32_t { json = 1 };
+enum class codec : std::uint32_t { json = 1, cbor = 2, msgpack = 3 };
+bool known_codec(codec c);
+const char* codec_name(codec c);
 
 // Records and the segment header are laid out on 8-byte boundaries so that a length field
 // never straddles a sector boundary.
@@ -81,9 +83,13 @@ inline constexpr std::array<std::uint8_t, 8> snapshot_magic = {'P', 'R', 'V', 'L
                                                                'S', 'N', 'A', 'P'};
 inline constexpr std::size_t snapshot_header_size = 48;
 
+// How a snapshot payload is compressed.
+enum class compression : std::uint16_t { none = 0, zstd = 1 };
+
 struct snapshot_header {
   std::uint32_t version = format::version;
   format::codec codec = format::codec::json;
+  format::compression compression = format::compression::none;
   std::uint64_t last_seq = 0;     // the state includes every record up to this one
   std::int64_t timestamp_ns = 0;  // timestamp of that record (0 if none)
   std::uint64_t payload_length = 0;

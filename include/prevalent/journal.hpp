@@ -1,24 +1,34 @@
 // The journal: a segmented, append-only log of records addressed by contiguous sequence
-// numbers. It appends, makes records durable, replays them, reads one, and drops whole
-// segments that a snapshot has made unnecessary. Opening it verifies every record: a torn tail
-// of the last segment (the writer died mid-write) is cut off and reported; anything else that
-// fails verification is corruption and fails open with the file and byte offset.
+// numbers. Opening it verifies every record: a torn tail of the last segment (the writer died
+// mid-write) is cut off and reported; anything else that fails verification is corruption and
+// fails open with the file and byte offset.
 //
-// Threads: every member may be called from any thread. append() calls are serialized by the
-// caller when the order of records matters (the store appends under its exclusive state lock).
+// Writing is group commit: append() only queues a record (no I/O) and returns its sequence
+// number; one committer thread per journal takes everything queued, writes it with one write
+// and, under sync policy `always`, one fdatasync, then wakes the callers waiting in wait().
+// Records reach the disk in append() order.
+//
+// Threads: every member may be called from any thread. Callers serialize append() calls when
+// the order of records matters (the store appends under its exclusive state lock).
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "prevalent/bytes.hpp"
 #include "prevalent/directory.hpp"
+#include "prevalent/format.hpp"
+#include "prevalent/sync_policy.hpp"
 
 namespace prevalent {
 
@@ -27,6 +37,12 @@ struct journal_options {
   std::uint64_t segment_bytes = 64ull << 20;
   // Records with a larger payload are refused (errc::record_too_large).
   std::uint32_t max_record_bytes = 16u << 20;
+  // When a record counts as written (see sync_policy.hpp).
+  prevalent::sync_policy sync = sync_policy::always();
+  // Codec recorded in new segments' headers.
+  format::codec codec = format::codec::json;
+  // append() blocks while more than this many payload bytes wait for the committer.
+  std::size_t max_pending_bytes = 64u << 20;
 };
 
 // One verified record, as handed to a visitor. `payload` is valid only during the call.
@@ -34,6 +50,7 @@ struct record_view {
   std::uint64_t seq;
   std::int64_t timestamp_ns;
   byte_view payload;
+  format::codec codec;  // how the payload is encoded (from the segment header)
   const std::string& file;
   std::uint64_t offset;  // of the record header within `file`
 };
@@ -61,10 +78,11 @@ class Journal {
  public:
   using visitor = std::function<void(const record_view&)>;
 
-  // Opens the journal in `dir`, verifying every segment. Records with seq >= deliver_from are
-  // passed to `visit` in order. When the directory holds no segment, the journal starts at
-  // `start_seq`; otherwise it must reach at least start_seq - 1. Throws prevalent::error
-  // (corrupt_record, corrupt_segment, sequence_gap, no_usable_snapshot) naming file and offset.
+  // Opens the journal in `dir`, verifying every segment, and starts its committer thread.
+  // Records with seq >= deliver_from are passed to `visit` in order. When the directory holds
+  // no segment, the journal starts at `start_seq`; otherwise it must reach at least
+  // start_seq - 1. Throws prevalent::error (corrupt_record, corrupt_segment, sequence_gap,
+  // no_usable_snapshot, invalid_option) naming file and offset.
   static std::unique_ptr<Journal> open(std::shared_ptr<Directory> dir, journal_options options,
                                        std::uint64_t start_seq, std::uint64_t deliver_from,
                                        const visitor& visit, const log_function& log = {});
@@ -72,22 +90,30 @@ class Journal {
   // The first sequence number held on disk, from segment names alone (nullopt: no segments).
   static std::optional<std::uint64_t> first_seq_on_disk(const Directory& dir);
 
+  // Writes and syncs everything queued, then stops the committer.
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  // Writes one record to the OS and returns its sequence number. Not durable until
-  // sync_through(seq) returns. After any failure the journal is failed for good.
-  std::uint64_t append(std::int64_t timestamp_ns, byte_view payload);
+  // Queues one record and returns its sequence number. No I/O; blocks only while the queue
+  // is over max_pending_bytes. Throws errc::record_too_large, or errc::store_failed once an
+  // I/O error has failed the journal.
+  std::uint64_t append(std::int64_t timestamp_ns, std::string payload);
 
-  // Returns once every record up to `seq` is on stable storage. Concurrent callers share one
-  // fdatasync. Throws the I/O error (and fails the journal) if the sync fails.
+  // Returns once record `seq` is as safe as the sync policy promises: durable (`always`),
+  // written to the OS (`interval`), or at once (`none`). Throws the I/O error that failed
+  // the journal if `seq` did not get there.
+  void wait(std::uint64_t seq);
+  // Returns once every record up to `seq` is durable, whatever the policy (an fdatasync is
+  // requested if needed).
   void sync_through(std::uint64_t seq);
+  // Returns once every record up to `seq` has been written to the OS.
+  void flush_through(std::uint64_t seq);
 
-  // Visits records with from <= seq <= to, reading them from disk.
+  // Visits records with from <= seq <= to that have been written, reading them from disk.
   void for_each(std::uint64_t from, std::uint64_t to, const visitor& visit) const;
 
-  // The payload and timestamp of record `seq`; nullopt if not held.
+  // The payload and timestamp of record `seq`; nullopt if not written.
   struct stored_record {
     std::int64_t timestamp_ns;
     bytes payload;
@@ -100,11 +126,12 @@ class Journal {
 
   std::uint64_t next_seq() const;       // sequence number the next append gets
   std::uint64_t last_appended() const;  // next_seq() - 1
+  std::uint64_t written_seq() const { return written_.load(); }
   std::uint64_t durable_seq() const { return durable_.load(); }
-  // durable_seq() once any fdatasync in flight has finished: final after a failure.
-  std::uint64_t settled_durable_seq();
-  std::uint64_t first_seq() const;  // first record still held (== next_seq() when empty)
+  std::uint64_t first_seq() const;                                       // first record still held
+  std::uint64_t bytes_written() const { return bytes_written_.load(); }  // since open
   bool failed() const { return failed_.load(); }
+  const journal_options& options() const { return options_; }
   std::vector<segment_info> segments() const;
   const recovery_report& recovery() const { return report_; }
 
@@ -116,27 +143,53 @@ class Journal {
     std::uint32_t salt;
     std::uint64_t bytes;
   };
+  struct pending_record {
+    std::uint64_t seq;
+    std::int64_t timestamp_ns;
+    std::string payload;
+  };
 
   Journal(std::shared_ptr<Directory> dir, journal_options options);
+  // journal_recovery.cpp
   void recover(std::uint64_t start_seq, std::uint64_t deliver_from, const visitor& visit,
                const log_function& log);
-  void start_segment(std::uint64_t first_seq);  // caller holds mutex_
-  [[noreturn]] void fail_with_current_exception();
-  void throw_if_failed() const;
+  void start_segment(std::uint64_t first_seq);  // committer or open; caller holds files_mutex_
+  // journal_committer.cpp
+  void run_committer();
+  void write_batch(std::vector<pending_record>& batch);
+  void sync_active();
+  void fail(const std::exception_ptr& e);
+  [[noreturn]] void throw_failure() const;
+  void wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t seq, bool request_sync);
 
   std::shared_ptr<Directory> dir_;
-  journal_options options_;
+  const journal_options options_;
   recovery_report report_;
-  bytes frame_;  // reused framing buffer for append()
 
-  mutable std::mutex mutex_;       // guards segments_, active_, last_appended_
+  // Segment bookkeeping, written by the committer (and drop_below), read by anyone.
+  mutable std::mutex files_mutex_;
   std::vector<segment> segments_;  // sorted; the last one is being written
   std::shared_ptr<File> active_;
-  std::uint64_t last_appended_ = 0;
 
-  std::mutex sync_mutex_;  // one fdatasync at a time; waiters share the next
+  // The queue between append() and the committer, and the progress marks callers wait on.
+  mutable std::mutex queue_mutex_;
+  std::condition_variable work_cv_;      // committer waits for records or a sync request
+  std::condition_variable progress_cv_;  // callers wait for written_/durable_ or failure
+  std::condition_variable space_cv_;     // append() waits for queue space
+  std::vector<pending_record> pending_;
+  std::size_t pending_bytes_ = 0;
+  std::uint64_t last_appended_ = 0;
+  std::uint64_t sync_requested_ = 0;  // sync_through() wants durable_ >= this
+  bool stopping_ = false;
+  std::exception_ptr failure_;
+
+  std::atomic<std::uint64_t> written_{0};
   std::atomic<std::uint64_t> durable_{0};
+  std::atomic<std::uint64_t> bytes_written_{0};
   std::atomic<bool> failed_{false};
+  bytes frame_;  // committer's framing buffer
+  std::chrono::steady_clock::time_point last_sync_;
+  std::thread committer_;
 };
 
 }  // namespace prevalent

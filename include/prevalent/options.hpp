@@ -1,9 +1,12 @@
-// Options of a Store, checked when it opens.
+// Options of a Store, checked when it opens (errc::invalid_option names the bad one).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 
+#include "prevalent/format.hpp"
 #include "prevalent/journal.hpp"
+#include "prevalent/sync_policy.hpp"
 
 namespace prevalent {
 
@@ -13,19 +16,38 @@ inline constexpr bool verify_encoding_by_default = false;
 inline constexpr bool verify_encoding_by_default = true;
 #endif
 
+// When the store takes snapshots by itself, on a background thread, while commands go on.
+// Any trigger that is set fires; all zero (the default) means only explicit snapshot() calls.
+struct snapshot_policy {
+  std::uint64_t every_commands = 0;       // after this many commands since the last snapshot
+  std::uint64_t every_journal_bytes = 0;  // after this many journal bytes since the last one
+  std::chrono::nanoseconds every{0};      // after this much time, if anything changed
+  bool on_close = false;  // snapshot when the store is destroyed, so the next open replays nothing
+};
+
 struct store_options {
+  // When execute() returns: after fdatasync (always), after the write (interval), or at once
+  // (none). See sync_policy.hpp for what each promises.
+  prevalent::sync_policy sync = sync_policy::always();
+  // How commands and snapshots are encoded: text JSON (readable), CBOR or MessagePack.
+  format::codec codec = format::codec::json;
   // A journal segment is closed once it would grow past this size (minimum 72 bytes).
   std::uint64_t segment_bytes = 64ull << 20;
   // Largest encoded command accepted (at most 1 GiB).
   std::uint32_t max_record_bytes = 16u << 20;
+  // Automatic snapshots.
+  snapshot_policy snapshots;
   // Snapshots kept on disk (at least 1). The journal is kept back to the oldest of them, so a
   // damaged newest snapshot can be skipped on open.
   unsigned keep_snapshots = 2;
+  // Compress snapshots with zstd (needs a build with libzstd).
+  bool compress_snapshots = false;
   // Apply each command as decoded from its own encoded bytes, so a field the serialization
   // forgets shows up at once instead of only after a replay. On by default in debug builds,
   // always on in transient stores.
   bool verify_encoding = verify_encoding_by_default;
-  // Receives recovery events (a torn tail cut off, a damaged snapshot skipped).
+  // Receives recovery events (a torn tail cut off, a damaged snapshot skipped) and failures
+  // of automatic snapshots.
   log_function log;
 };
 

@@ -17,10 +17,9 @@ namespace prevalent {
 
 class Persistence {
  public:
-  // Receives a verified snapshot payload; throws if it does not decode (the snapshot is then
-  // treated as damaged and an older one is tried).
-  using snapshot_loader =
-      std::function<void(byte_view payload, std::uint64_t last_seq, std::int64_t timestamp_ns)>;
+  // Receives a verified, decompressed snapshot payload; throws if it does not decode (the
+  // snapshot is then treated as damaged and an older one is tried).
+  using snapshot_loader = std::function<void(byte_view payload, const format::snapshot_header&)>;
 
   // Locks the directory (errc::directory_in_use if another store has it) and checks options.
   Persistence(std::shared_ptr<Directory> dir, store_options options);
@@ -29,22 +28,18 @@ class Persistence {
   // through `replay`. Without any snapshot the replay starts at sequence number 1.
   void recover(const snapshot_loader& load, const Journal::visitor& replay);
 
-  // Loads the state again from disk, through record `upto` (used after a failed apply).
+  // Loads the state again from disk, through record `upto` (used after a failed apply or an
+  // I/O error). Records up to `upto` must have been written.
   void rebuild(const snapshot_loader& load, const Journal::visitor& replay, std::uint64_t upto);
 
-  std::uint64_t append(std::int64_t timestamp_ns, byte_view payload) {
-    return journal_->append(timestamp_ns, payload);
-  }
-  void sync_through(std::uint64_t seq) { journal_->sync_through(seq); }
-
-  // Publishes a snapshot of the state through `last_seq` (which must be durable), then drops
-  // journal segments that no kept snapshot needs.
+  // Publishes a snapshot of the state through `last_seq` (made durable first, whatever the
+  // sync policy), then drops journal segments that no kept snapshot needs.
   void publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload);
 
   Journal& journal() { return *journal_; }
   const Journal& journal() const { return *journal_; }
   SnapshotStore& snapshots() { return snapshots_; }
-  Directory& directory() { return *dir_; }
+  const Directory& directory() const { return *dir_; }
   const store_options& options() const { return options_; }
 
  private:
@@ -54,6 +49,7 @@ class Persistence {
   store_options options_;
   std::unique_ptr<DirectoryLock> lock_;
   SnapshotStore snapshots_;
+  std::mutex publish_mutex_;  // one snapshot publish at a time
   std::unique_ptr<Journal> journal_;
 };
 

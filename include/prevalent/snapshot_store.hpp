@@ -22,7 +22,7 @@ struct snapshot_info {
 struct loaded_snapshot {
   std::string file;
   format::snapshot_header header;
-  bytes payload;
+  bytes payload;  // decompressed
 };
 
 class SnapshotStore {
@@ -33,7 +33,10 @@ class SnapshotStore {
   // R3: writes a temporary file, syncs it, renames it into place and syncs the directory; only
   // then removes snapshots beyond the newest `keep` (and syncs the directory again). When it
   // returns, the snapshot survives a crash. Returns the file name.
-  std::string publish(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload);
+  // `payload` is encoded with `codec`; it is stored zstd-compressed when `compression` says so.
+  std::string publish(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload,
+                      format::codec codec = format::codec::json,
+                      format::compression compression = format::compression::none);
 
   // Snapshots on disk, newest first (by name only; load() verifies).
   std::vector<snapshot_info> list() const;

@@ -1,15 +1,17 @@
 // Store<State, Commands...>: the whole state of a service as one C++ object in memory, changed
-// only by the listed command types, each of which is journaled and made durable before
-// execute() returns. Opening a store loads the newest snapshot and replays the journal after it.
+// only by the listed command types, each of which is journaled before execute() returns (and
+// made durable first, under the default sync policy). Opening a store loads the newest snapshot
+// and replays the journal after it.
 //
 //   prevalent::Store<Bank, Deposit, Transfer> store{"/var/lib/bank"};
 //   store.execute(Deposit{"alice", 100});                 // durable when it returns
 //   auto total = store.query([](const Bank& b) { return b.total(); });
 //   store.snapshot();                                     // bounds the journal
 //
-// State must be default-constructible and serializable with nlohmann_json; commands are
-// described in command.hpp. All members may be called from any thread. A Store owns its
-// directory exclusively while it lives (a second Store on it fails with errc::directory_in_use).
+// State must be default-constructible, copyable (or provide `capture() const` returning
+// something nlohmann can serialize, for snapshots) and serializable with nlohmann_json;
+// commands are described in command.hpp. All members may be called from any thread. A Store
+// owns its directory exclusively while it lives (errc::directory_in_use for a second one).
 #pragma once
 
 #include <algorithm>
@@ -24,11 +26,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "prevalent/codec.hpp"
 #include "prevalent/command.hpp"
+#include "prevalent/command_envelope.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/options.hpp"
 #include "prevalent/persistence.hpp"
+#include "prevalent/snapshot_scheduler.hpp"
 #include "prevalent/writer_preferring_mutex.hpp"
 
 namespace prevalent {
@@ -38,6 +43,14 @@ struct in_memory_t {
   explicit in_memory_t() = default;
 };
 inline constexpr in_memory_t in_memory{};
+
+// A State may offer a cheaper way to be captured for a snapshot than a full copy (for example
+// a persistent data structure, or shared pointers to immutable parts): `capture() const`
+// returning a value nlohmann can serialize exactly as it serializes the State.
+template <class S>
+concept custom_capture = requires(const S& s) {
+  nlohmann::json(s.capture());
+};
 
 namespace detail {
 template <class>
@@ -69,9 +82,12 @@ class Store {
   // Opens the store on any Directory implementation.
   explicit Store(std::shared_ptr<Directory> dir, store_options options = {})
       : persistence_(std::move(dir), std::move(options)),
-        verify_encoding_(persistence_.options().verify_encoding) {
+        verify_encoding_(persistence_.options().verify_encoding),
+        codec_(persistence_.options().codec) {
     persistence_.recover(snapshot_loader(state_), replayer(state_));
     last_applied_ = persistence_.journal().last_appended();
+    scheduler_.emplace(
+        persistence_.options().snapshots, [this] { snapshot(); }, persistence_.options().log);
   }
 
   // A transient store: no disk at all. Commands still go through encoding and decoding, so
@@ -79,14 +95,30 @@ class Store {
   explicit Store(in_memory_t, store_options options = {})
       : Store(make_memory_directory(), (options.verify_encoding = true, std::move(options))) {}
 
+  // Stops automatic snapshots, takes the closing snapshot if snapshots.on_close is set, then
+  // writes and syncs everything still queued (under every sync policy).
+  ~Store() {
+    scheduler_.reset();
+    if (persistence_.options().snapshots.on_close && !failed()) {
+      try {
+        snapshot();
+      } catch (const std::exception& e) {
+        if (persistence_.options().log)
+          persistence_.options().log(std::string("snapshot on close failed: ") + e.what());
+      }
+    }
+  }
+
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Runs `command`: validate() (if any) then apply() under the exclusive lock, journals it,
-  // and returns apply()'s result once the record is durable. If validate() throws, nothing
-  // changes and nothing is written. If apply() throws, the state is rebuilt from disk (the
-  // command was not journaled) and the exception is rethrown. If the journal write or sync
-  // fails, the error is thrown and the store accepts no more commands (errc::store_failed).
+  // Runs `command`: validate() (if any) then apply() under the exclusive lock, queues its
+  // record for the journal in the same order, and returns apply()'s result once the record is
+  // as safe as the sync policy promises. If validate() throws, nothing changes and nothing is
+  // written. If apply() throws, the state is rebuilt from disk (the command was not
+  // journaled) and the exception is rethrown. If the journal write or sync fails, the error is
+  // thrown, the state falls back to what is durable, and the store accepts no more commands
+  // (errc::store_failed).
   template <class C>
   auto execute(const C& command) {
     if constexpr (!(std::is_same_v<C, Commands> || ...)) {
@@ -99,9 +131,9 @@ class Store {
       throw_if_failed();
       const Context ctx(last_applied_ + 1, next_timestamp());
       if constexpr (validated_against<C, State>) command.validate(std::as_const(state_), ctx);
-      const std::string payload = encode(command);
-      C to_apply =
-          verify_encoding_ ? decode<C>(nlohmann::json::parse(payload).at("args"), 0, 0) : command;
+      std::string payload = encode_command(command, codec_);
+      check_size(payload);  // before apply: a refused record must leave no trace
+      C to_apply = verify_encoding_ ? decode_own<C>(payload) : command;
       std::optional<std::conditional_t<std::is_void_v<result_t>, int, result_t>> result;
       try {
         if constexpr (std::is_void_v<result_t>)
@@ -112,18 +144,20 @@ class Store {
         rebuild_from_disk(last_applied_);
         throw;
       }
+      const std::uint64_t framed = format::framed_size(payload.size());
       std::uint64_t seq;
       try {
-        seq = persistence_.append(ctx.timestamp_ns(), as_bytes(payload));
+        seq = persistence_.journal().append(ctx.timestamp_ns(), std::move(payload));
       } catch (...) {
         roll_back_to_durable(true);  // the state must not show what was not written
         throw;
       }
       last_applied_ = seq;
       last_timestamp_ns_ = ctx.timestamp_ns();
+      scheduler_->note_command(framed);
       lock.unlock();
       try {
-        persistence_.sync_through(seq);
+        persistence_.journal().wait(seq);
       } catch (...) {
         std::unique_lock relock(mutex_);
         roll_back_to_durable();
@@ -133,11 +167,12 @@ class Store {
     }
   }
 
-  // Runs f(const State&) under the shared lock and returns its result (by value). The result
-  // is handed back only once every command it could have seen is durable, so a query never
-  // reports what a crash could still undo. `f` must not call back into the store. After an
-  // I/O error the store drops what never became durable and `f` runs again on that state, so
-  // queries keep working on a failed store.
+  // Runs f(const State&) under the shared lock and returns its result (by value). Under
+  // `always` the result is handed back only once every command it could have seen is durable
+  // (under `interval`, written to the OS), so a query never reports what a crash could still
+  // undo; readers never hold the lock while they wait. `f` must not call back into the store.
+  // After an I/O error the store drops what never became durable and `f` runs again on that
+  // state, so queries keep working on a failed store.
   template <class F>
   auto query(F&& f) const {
     for (bool retried = false;; retried = true) {
@@ -149,7 +184,7 @@ class Store {
       auto answer = [&] {
         lock.unlock();
         try {
-          persistence_.sync_through(seen);
+          persistence_.journal().wait(seen);
           return true;
         } catch (const std::exception&) {
           if (retried || !persistence_.journal().failed()) throw;
@@ -169,21 +204,14 @@ class Store {
     }
   }
 
-  // Publishes a snapshot of the current state and drops journal segments it makes
-  // unnecessary. Writers wait while the state is serialized.
+  // Publishes a snapshot of the current state, then drops journal segments no kept snapshot
+  // needs. Writers wait only while the state is captured (a copy, or State::capture()); the
+  // serialization and the disk writes happen without any lock.
   void snapshot() {
-    std::lock_guard one_at_a_time(snapshot_mutex_);
-    std::string payload;
-    std::uint64_t seq;
-    std::int64_t ts;
-    {
-      std::shared_lock lock(mutex_);
-      payload = nlohmann::json(state_).dump();
-      seq = last_applied_;
-      ts = last_timestamp_ns_;
-    }
-    persistence_.sync_through(seq);  // a snapshot never covers what is not durable
+    auto [captured, seq, ts, counters] = capture();
+    std::string payload = encode(nlohmann::json(captured), codec_);
     persistence_.publish_snapshot(seq, ts, as_bytes(payload));
+    if (scheduler_) scheduler_->snapshot_taken(counters);
   }
 
   // Sequence number of the last applied command (0 for an empty store).
@@ -198,83 +226,46 @@ class Store {
   // Whether an I/O error has stopped the store from accepting commands.
   bool failed() const { return persistence_.journal().failed(); }
 
+  // The journal, for inspection (segments, durable and written marks).
+  const Journal& journal() const { return persistence_.journal(); }
+
  private:
-  static std::string encode(const auto& command) {
-    using C = std::decay_t<decltype(command)>;
-    // Written by hand rather than through a json object so the name comes first and no
-    // intermediate tree is built: {"cmd":"<name>","v":<version>,"args":<command>}.
-    std::string out = "{\"cmd\":";
-    out += nlohmann::json(std::string_view(C::name)).dump();
-    out += ",\"v\":" + std::to_string(command_version<C>()) + ",\"args\":";
-    out += nlohmann::json(command).dump();
-    out += '}';
-    return out;
+  auto capture() const {
+    std::shared_lock lock(mutex_);
+    auto counters = scheduler_ ? scheduler_->totals() : SnapshotScheduler::counters{};
+    if constexpr (custom_capture<State>)
+      return std::tuple(state_.capture(), last_applied_, last_timestamp_ns_, counters);
+    else
+      return std::tuple(State(state_), last_applied_, last_timestamp_ns_, counters);
+  }
+
+  void check_size(const std::string& payload) const {
+    const auto max = persistence_.options().max_record_bytes;
+    if (payload.size() > max)
+      throw error(errc::record_too_large, "command encodes to " + std::to_string(payload.size()) +
+                                              " bytes, over max_record_bytes " +
+                                              std::to_string(max));
   }
 
   template <class C>
-  static C decode(nlohmann::json args, int version, std::uint64_t) {
-    if constexpr (upgradable<C>) {
-      if (version != 0 && version < command_version<C>()) C::upgrade(args, version);
-    }
-    return args.get<C>();
-  }
-
-  static std::string where(const record_view& r) {
-    return r.file + " at offset " + std::to_string(r.offset) + ": record " + std::to_string(r.seq);
-  }
-
-  // Applies one journal record to `state`: decodes the envelope and dispatches on the name.
-  static void replay_record(State& state, const record_view& r) {
-    nlohmann::json envelope = nlohmann::json::parse(as_chars(r.payload), nullptr, false);
-    if (envelope.is_discarded() || !envelope.is_object() || !envelope.contains("cmd") ||
-        !envelope["cmd"].is_string() || !envelope.contains("args"))
-      throw error(errc::bad_command_payload,
-                  where(r) + ": payload is not a command envelope {\"cmd\", \"v\", \"args\"}");
-    const std::string name = envelope["cmd"].get<std::string>();
-    const int version = envelope.value("v", 1);
-    const Context ctx(r.seq, r.timestamp_ns);
-    bool known = (try_replay<Commands>(state, name, version, envelope["args"], ctx, r) || ...);
-    if (!known)
-      throw error(errc::unknown_command, where(r) + ": unknown command \"" + name +
-                                             "\" (this store knows: " + known_names() + ")");
-  }
-
-  template <class C>
-  static bool try_replay(State& state, const std::string& name, int version,
-                         const nlohmann::json& args, const Context& ctx, const record_view& r) {
-    if (name != std::string_view(C::name)) return false;
-    if (version > command_version<C>())
-      throw error(errc::bad_command_payload,
-                  where(r) + ": command \"" + name + "\" has version " + std::to_string(version) +
-                      ", newer than this program's " + std::to_string(command_version<C>()));
-    C command = [&] {
-      try {
-        return decode<C>(args, version, r.seq);
-      } catch (const nlohmann::json::exception& e) {
-        throw error(errc::bad_command_payload,
-                    where(r) + ": arguments of \"" + name + "\" do not decode: " + e.what());
-      }
-    }();
-    command.apply(state, ctx);
-    return true;
-  }
-
-  static std::string known_names() {
-    std::string out;
-    ((out += (out.empty() ? "" : ", ") + std::string(Commands::name)), ...);
-    return out;
+  C decode_own(const std::string& payload) const {
+    auto envelope = decode(as_bytes(payload), codec_);
+    return decode_command_args<C>(envelope->at("args"), command_version<C>());
   }
 
   Persistence::snapshot_loader snapshot_loader(State& target) {
-    return [this, &target](byte_view payload, std::uint64_t, std::int64_t ts) {
-      target = nlohmann::json::parse(as_chars(payload)).get<State>();
-      last_timestamp_ns_ = ts;
+    return [this, &target](byte_view payload, const format::snapshot_header& h) {
+      auto decoded = decode(payload, h.codec);
+      if (!decoded)
+        throw std::runtime_error(std::string("not valid ") + format::codec_name(h.codec));
+      target = decoded->template get<State>();
+      last_timestamp_ns_ = h.timestamp_ns;
     };
   }
 
   Journal::visitor replayer(State& target) {
     return [this, &target](const record_view& r) {
-      replay_record(target, r);
+      replay_command<State, Commands...>(target, r);
       last_timestamp_ns_ = r.timestamp_ns;
     };
   }
@@ -293,20 +284,20 @@ class Store {
 
   // After an I/O error: replaces the state with the durable prefix of the journal, so that
   // nothing a crash could undo stays visible. `applied_unwritten` says the state holds a
-  // command that was never journaled. Called with the exclusive lock held.
+  // command that was never queued. Called with the exclusive lock held; the journal has
+  // failed, so its durable mark no longer moves.
   void roll_back_to_durable(bool applied_unwritten = false) {
-    // Wait for a sync in flight: it may still make (and acknowledge) more commands durable.
-    const std::uint64_t durable = persistence_.journal().settled_durable_seq();
+    const std::uint64_t durable = persistence_.journal().durable_seq();
     if (last_applied_ <= durable && !applied_unwritten) return;
-    rebuild_from_disk(durable);
-    last_applied_ = durable;
+    rebuild_from_disk(std::min(durable, last_applied_));
+    last_applied_ = std::min(durable, last_applied_);
   }
 
   void throw_if_failed() const {
     if (persistence_.journal().failed() || !state_valid_)
-      throw error(errc::store_failed,
-                  "store in " + const_cast<Persistence&>(persistence_).directory().path() +
-                      " stopped accepting commands after an I/O error; reopen it to go on");
+      throw error(errc::store_failed, "store in " + persistence_.directory().path() +
+                                          " stopped accepting commands after an I/O error; "
+                                          "reopen it to go on");
   }
 
   // Timestamps never go backwards, even if the wall clock does.
@@ -319,12 +310,13 @@ class Store {
 
   mutable Persistence persistence_;
   const bool verify_encoding_;
-  mutable writer_preferring_mutex mutex_;  // guards everything below
+  const codec codec_;
+  mutable writer_preferring_mutex mutex_;  // guards the four members below
   State state_{};
   std::uint64_t last_applied_ = 0;
   std::int64_t last_timestamp_ns_ = 0;
   bool state_valid_ = true;
-  std::mutex snapshot_mutex_;
+  std::optional<SnapshotScheduler> scheduler_;  // last: its thread calls snapshot()
 };
 
 }  // namespace prevalent

@@ -1,4 +1,5 @@
-// Journal lifecycle: recovery on open, append with segment roll, group sync, replay, drop.
+// Journal: opening and recovery, segment creation, reading back, dropping old segments.
+// (Appending and the committer thread are in journal_committer.cpp.)
 #include "prevalent/journal.hpp"
 
 #include <algorithm>
@@ -33,8 +34,6 @@ std::vector<std::pair<std::uint64_t, std::string>> list_segments(const Directory
 Journal::Journal(std::shared_ptr<Directory> dir, journal_options options)
     : dir_(std::move(dir)), options_(options) {}
 
-Journal::~Journal() = default;
-
 std::optional<std::uint64_t> Journal::first_seq_on_disk(const Directory& dir) {
   auto found = list_segments(dir);
   if (found.empty()) return std::nullopt;
@@ -52,8 +51,15 @@ std::unique_ptr<Journal> Journal::open(std::shared_ptr<Directory> dir, journal_o
     throw error(errc::invalid_option, "journal max_record_bytes " +
                                           std::to_string(options.max_record_bytes) +
                                           " is out of range (1 .. 1 GiB)");
+  if (options.sync.mode() == sync_policy::kind::interval && options.sync.period().count() <= 0)
+    throw error(errc::invalid_option, "sync interval must be positive, got " +
+                                          std::to_string(options.sync.period().count()) + " ns");
+  if (options.max_pending_bytes == 0)
+    throw error(errc::invalid_option, "journal max_pending_bytes must be positive");
   std::unique_ptr<Journal> j(new Journal(std::move(dir), options));
   j->recover(start_seq, deliver_from, visit, log);
+  j->last_sync_ = std::chrono::steady_clock::now();
+  j->committer_ = std::thread([raw = j.get()] { raw->run_committer(); });
   return j;
 }
 
@@ -126,9 +132,9 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
                     std::to_string(expected - 1) + ", but the snapshot covers up to " +
                     std::to_string(start_seq - 1) + ": journal records are missing");
   last_appended_ = std::max(expected, start_seq) - 1;
-  durable_ = last_appended_;
+  written_ = durable_ = last_appended_;
 
-  std::lock_guard g(mutex_);
+  std::lock_guard g(files_mutex_);
   if (segments_.empty()) {
     start_segment(last_appended_ + 1);
   } else {
@@ -142,6 +148,7 @@ void Journal::start_segment(std::uint64_t first_seq) {
   format::segment_header h;
   h.first_seq = first_seq;
   h.salt = random_salt();
+  h.codec = options_.codec;
   std::string name = format::segment_file_name(first_seq);
   std::shared_ptr<File> f = dir_->open(name, Directory::open_mode::create_new);
   f->append(format::encode_segment_header(h));
@@ -151,73 +158,8 @@ void Journal::start_segment(std::uint64_t first_seq) {
   active_ = std::move(f);
 }
 
-void Journal::throw_if_failed() const {
-  if (failed_)
-    throw error(errc::store_failed, "journal in " + dir_->path() +
-                                        " failed after an I/O error; reopen the store to go on");
-}
-
-void Journal::fail_with_current_exception() {
-  failed_ = true;
-  throw;
-}
-
-std::uint64_t Journal::append(std::int64_t timestamp_ns, byte_view payload) {
-  throw_if_failed();
-  if (payload.size() > options_.max_record_bytes)
-    throw error(errc::record_too_large, "record of " + std::to_string(payload.size()) +
-                                            " bytes exceeds max_record_bytes " +
-                                            std::to_string(options_.max_record_bytes));
-  // The lock is held across the write so that sync_through() and drop_below() always see
-  // the segment list and the active file in step; they wait at most for one write.
-  std::lock_guard g(mutex_);
-  const std::uint64_t seq = last_appended_ + 1;
-  try {
-    segment* active = &segments_.back();
-    const std::size_t size = format::framed_size(payload.size());
-    if (active->last_seq >= active->first_seq && active->bytes + size > options_.segment_bytes) {
-      active_->sync();  // records of the closing segment are durable before the roll
-      start_segment(seq);
-      active = &segments_.back();
-    }
-    frame_.clear();
-    format::append_record(frame_, active->salt, seq, timestamp_ns, payload);
-    active_->append(frame_);
-    active->bytes += frame_.size();
-    active->last_seq = seq;
-    last_appended_ = seq;
-  } catch (...) {
-    fail_with_current_exception();
-  }
-  return seq;
-}
-
-void Journal::sync_through(std::uint64_t seq) {
-  if (durable_.load() >= seq) return;
-  std::lock_guard s(sync_mutex_);
-  if (durable_.load() >= seq) return;  // the sync we waited behind covered us
-  throw_if_failed();
-  std::shared_ptr<File> file;
-  std::uint64_t target;
-  {
-    std::lock_guard g(mutex_);
-    file = active_;
-    target = last_appended_;
-  }
-  try {
-    file->sync();
-  } catch (...) {
-    fail_with_current_exception();
-  }
-  durable_ = target;
-}
-
-std::uint64_t Journal::settled_durable_seq() {
-  std::lock_guard s(sync_mutex_);
-  return durable_.load();
-}
-
 void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visit) const {
+  to = std::min(to, written_.load());  // queued records are not on disk yet
   for (const auto& seg : segments()) {
     if (seg.last_seq < from || seg.first_seq > to || seg.last_seq < seg.first_seq) continue;
     bytes data = read_all(*dir_->open(seg.file, Directory::open_mode::read));
@@ -240,7 +182,7 @@ std::optional<Journal::stored_record> Journal::read(std::uint64_t seq) const {
 void Journal::drop_below(std::uint64_t seq) {
   std::vector<std::string> doomed;
   {
-    std::lock_guard g(mutex_);
+    std::lock_guard g(files_mutex_);
     while (segments_.size() > 1 && segments_[1].first_seq <= seq) {
       doomed.push_back(segments_.front().file);
       segments_.erase(segments_.begin());
@@ -254,17 +196,17 @@ void Journal::drop_below(std::uint64_t seq) {
 std::uint64_t Journal::next_seq() const { return last_appended() + 1; }
 
 std::uint64_t Journal::last_appended() const {
-  std::lock_guard g(mutex_);
+  std::lock_guard g(queue_mutex_);
   return last_appended_;
 }
 
 std::uint64_t Journal::first_seq() const {
-  std::lock_guard g(mutex_);
+  std::lock_guard g(files_mutex_);
   return segments_.front().first_seq;
 }
 
 std::vector<segment_info> Journal::segments() const {
-  std::lock_guard g(mutex_);
+  std::lock_guard g(files_mutex_);
   std::vector<segment_info> out;
   for (auto& s : segments_) out.push_back({s.file, s.first_seq, s.last_seq, s.bytes});
   return out;

@@ -1,0 +1,90 @@
+// How a typed command becomes a journal payload and back: the envelope
+// {"cmd": name, "v": version, "args": <the command as nlohmann serializes it>} in the store's
+// codec (docs/FORMAT.md), and dispatch on the stored name during replay.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "prevalent/codec.hpp"
+#include "prevalent/command.hpp"
+#include "prevalent/error.hpp"
+#include "prevalent/journal.hpp"
+
+namespace prevalent {
+
+template <class C>
+std::string encode_command(const C& command, codec c) {
+  if (c == codec::json) {
+    // By hand rather than through a json object: the name comes first and no envelope tree
+    // is built. {"cmd":"<name>","v":<version>,"args":<command>}
+    std::string out = "{\"cmd\":";
+    out += nlohmann::json(std::string_view(C::name)).dump();
+    out += ",\"v\":" + std::to_string(command_version<C>()) + ",\"args\":";
+    out += nlohmann::json(command).dump();
+    out += '}';
+    return out;
+  }
+  nlohmann::json envelope = {{"cmd", std::string_view(C::name)}, {"v", command_version<C>()}};
+  envelope["args"] = command;
+  return encode(envelope, c);
+}
+
+// Decodes the arguments of command C, upgrading them first if they come from an older version.
+template <class C>
+C decode_command_args(nlohmann::json args, int version) {
+  if constexpr (upgradable<C>) {
+    if (version < command_version<C>()) C::upgrade(args, version);
+  }
+  return args.template get<C>();
+}
+
+// "<file> at offset <n>: record <seq>", for messages.
+inline std::string describe_record(const record_view& r) {
+  return r.file + " at offset " + std::to_string(r.offset) + ": record " + std::to_string(r.seq);
+}
+
+// Replays one journal record onto `state` by dispatching on the stored command name. Throws
+// errc::unknown_command or errc::bad_command_payload naming the record.
+template <class State, class... Commands>
+void replay_command(State& state, const record_view& r) {
+  auto envelope = decode(r.payload, r.codec);
+  if (!envelope || !envelope->is_object() || !envelope->contains("cmd") ||
+      !(*envelope)["cmd"].is_string() || !envelope->contains("args"))
+    throw error(errc::bad_command_payload,
+                describe_record(r) + ": payload is not a command envelope {cmd, v, args} in " +
+                    format::codec_name(r.codec));
+  const std::string name = (*envelope)["cmd"].template get<std::string>();
+  const auto& v = (*envelope)["v"];
+  const int version = v.is_number_integer() ? v.template get<int>() : 1;
+  const Context ctx(r.seq, r.timestamp_ns);
+
+  auto try_one = [&]<class C>(C*) {
+    if (name != std::string_view(C::name)) return false;
+    if (version > command_version<C>())
+      throw error(errc::bad_command_payload, describe_record(r) + ": command \"" + name +
+                                                 "\" has version " + std::to_string(version) +
+                                                 ", newer than this program's " +
+                                                 std::to_string(command_version<C>()));
+    C command = [&] {
+      try {
+        return decode_command_args<C>((*envelope)["args"], version);
+      } catch (const nlohmann::json::exception& e) {
+        throw error(errc::bad_command_payload, describe_record(r) + ": arguments of \"" + name +
+                                                   "\" do not decode: " + e.what());
+      }
+    }();
+    command.apply(state, ctx);
+    return true;
+  };
+  if (!(try_one(static_cast<Commands*>(nullptr)) || ...)) {
+    std::string known;
+    ((known += (known.empty() ? "" : ", ") + std::string(Commands::name)), ...);
+    throw error(errc::unknown_command, describe_record(r) + ": unknown command \"" + name +
+                                           "\" (this store knows: " + known + ")");
+  }
+}
+
+}  // namespace prevalent

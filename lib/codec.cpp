@@ -1,0 +1,27 @@
+#include "prevalent/codec.hpp"
+
+namespace prevalent {
+
+void encode_to(std::string& out, const nlohmann::json& value, codec c) {
+  switch (c) {
+    case codec::json: out += value.dump(); return;
+    case codec::cbor: nlohmann::json::to_cbor(value, out); return;
+    case codec::msgpack: nlohmann::json::to_msgpack(value, out); return;
+  }
+}
+
+std::optional<nlohmann::json> decode(byte_view data, codec c) {
+  nlohmann::json out;
+  switch (c) {
+    case codec::json: out = nlohmann::json::parse(data.begin(), data.end(), nullptr, false); break;
+    case codec::cbor: out = nlohmann::json::from_cbor(data.begin(), data.end(), true, false); break;
+    case codec::msgpack:
+      out = nlohmann::json::from_msgpack(data.begin(), data.end(), true, false);
+      break;
+    default: return std::nullopt;
+  }
+  if (out.is_discarded()) return std::nullopt;
+  return out;
+}
+
+}  // namespace prevalent

@@ -1,0 +1,166 @@
+// Journal: the write path. append() queues; one committer thread per journal frames what is
+// queued, writes it with one write (rolling segments as needed) and syncs it per the policy;
+// callers wait on the progress marks written_ and durable_.
+#include <algorithm>
+
+#include "prevalent/error.hpp"
+#include "prevalent/journal.hpp"
+
+namespace prevalent {
+
+Journal::~Journal() {
+  {
+    std::lock_guard q(queue_mutex_);
+    stopping_ = true;
+  }
+  work_cv_.notify_one();
+  if (committer_.joinable()) committer_.join();
+}
+
+std::uint64_t Journal::append(std::int64_t timestamp_ns, std::string payload) {
+  if (payload.empty() || payload.size() > options_.max_record_bytes)
+    throw error(errc::record_too_large, "record of " + std::to_string(payload.size()) +
+                                            " bytes is outside 1 .. max_record_bytes (" +
+                                            std::to_string(options_.max_record_bytes) + ")");
+  std::unique_lock q(queue_mutex_);
+  space_cv_.wait(q, [&] { return pending_bytes_ < options_.max_pending_bytes || failure_; });
+  if (failure_)
+    throw error(errc::store_failed, "journal in " + dir_->path() +
+                                        " failed after an I/O error; reopen the store to go on");
+  const std::uint64_t seq = ++last_appended_;
+  pending_bytes_ += payload.size();
+  pending_.push_back({seq, timestamp_ns, std::move(payload)});
+  // The committer checks the queue under this mutex before it sleeps, so it only needs
+  // waking when the queue goes from empty to not empty.
+  if (pending_.size() == 1) work_cv_.notify_one();
+  return seq;
+}
+
+void Journal::wait(std::uint64_t seq) {
+  switch (options_.sync.mode()) {
+    case sync_policy::kind::always: return wait_until(durable_, seq, false);
+    case sync_policy::kind::interval: return wait_until(written_, seq, false);
+    case sync_policy::kind::none: return;
+  }
+}
+
+void Journal::sync_through(std::uint64_t seq) { wait_until(durable_, seq, true); }
+
+void Journal::flush_through(std::uint64_t seq) { wait_until(written_, seq, false); }
+
+void Journal::wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t seq,
+                         bool request_sync) {
+  if (mark.load() >= seq) return;
+  std::unique_lock q(queue_mutex_);
+  if (request_sync && sync_requested_ < seq) {
+    sync_requested_ = seq;
+    work_cv_.notify_one();
+  }
+  progress_cv_.wait(q, [&] { return mark.load() >= seq || failure_; });
+  if (mark.load() < seq) throw_failure();
+}
+
+void Journal::throw_failure() const { std::rethrow_exception(failure_); }
+
+void Journal::fail(const std::exception_ptr& e) {
+  // Called with queue_mutex_ held. Never retried (R5): after a failed fsync the page cache
+  // cannot be trusted, so the journal accepts nothing more until it is reopened.
+  failure_ = e;
+  failed_ = true;
+  pending_.clear();
+  pending_bytes_ = 0;
+  progress_cv_.notify_all();
+  space_cv_.notify_all();
+}
+
+void Journal::run_committer() {
+  using clock = std::chrono::steady_clock;
+  const auto mode = options_.sync.mode();
+  const auto period = options_.sync.period();
+  std::vector<pending_record> batch;
+  std::unique_lock q(queue_mutex_);
+  for (;;) {
+    auto unsynced = [&] { return written_.load() > durable_.load(); };
+    auto interval_due = [&] {
+      return mode == sync_policy::kind::interval && unsynced() &&
+             clock::now() >= last_sync_ + period;
+    };
+    auto has_work = [&] {
+      return !pending_.empty() || stopping_ || sync_requested_ > durable_.load() || interval_due();
+    };
+    if (mode == sync_policy::kind::interval && unsynced())
+      work_cv_.wait_until(q, last_sync_ + period, has_work);
+    else
+      work_cv_.wait(q, has_work);
+
+    batch.swap(pending_);
+    pending_bytes_ = 0;
+    const bool stop = stopping_;
+    const std::uint64_t sync_wanted = sync_requested_;
+    q.unlock();
+    space_cv_.notify_all();
+    try {
+      if (!batch.empty()) {
+        write_batch(batch);
+        if (mode != sync_policy::kind::always) {
+          std::lock_guard g(queue_mutex_);  // waiters check the mark under this mutex
+          progress_cv_.notify_all();
+        }
+      }
+      bool sync = mode == sync_policy::kind::always || sync_wanted > durable_.load() || stop ||
+                  (mode == sync_policy::kind::interval && clock::now() >= last_sync_ + period);
+      if (sync && unsynced()) sync_active();
+    } catch (...) {
+      q.lock();
+      fail(std::current_exception());
+      return;
+    }
+    batch.clear();
+    q.lock();
+    progress_cv_.notify_all();
+    if (stop && pending_.empty()) return;
+  }
+}
+
+void Journal::write_batch(std::vector<pending_record>& batch) {
+  std::lock_guard g(files_mutex_);
+  segment* active = &segments_.back();
+  std::uint64_t framed_last_seq = 0;
+  auto write_frame = [&] {
+    if (frame_.empty()) return;
+    active_->append(frame_);
+    active->bytes += frame_.size();
+    active->last_seq = framed_last_seq;
+    bytes_written_ += frame_.size();
+    frame_.clear();
+  };
+  frame_.clear();
+  for (auto& rec : batch) {
+    const std::size_t size = format::framed_size(rec.payload.size());
+    const bool holds_records = active->last_seq >= active->first_seq || !frame_.empty();
+    if (holds_records && active->bytes + frame_.size() + size > options_.segment_bytes) {
+      write_frame();
+      active_->sync();  // records of the closing segment are durable before the roll
+      start_segment(rec.seq);
+      active = &segments_.back();
+    }
+    format::append_record(frame_, active->salt, rec.seq, rec.timestamp_ns, as_bytes(rec.payload));
+    framed_last_seq = rec.seq;
+  }
+  write_frame();
+  written_ = batch.back().seq;
+}
+
+void Journal::sync_active() {
+  std::shared_ptr<File> file;
+  {
+    std::lock_guard g(files_mutex_);
+    file = active_;
+  }
+  const std::uint64_t target = written_.load();  // only the committer moves written_
+  file->sync();
+  durable_ = target;
+  last_sync_ = std::chrono::steady_clock::now();
+}
+
+}  // namespace prevalent

@@ -128,7 +128,8 @@ void Journal::write_batch(std::vector<pending_record>& batch) {
   std::uint64_t framed_last_seq = 0;
   auto write_frame = [&] {
     if (frame_.empty()) return;
-    active_->append(frame_);
+    preallocate(*active, active->bytes + frame_.size());
+    active_->write_at(active->bytes, frame_);
     active->bytes += frame_.size();
     active->last_seq = framed_last_seq;
     bytes_written_ += frame_.size();
@@ -140,6 +141,7 @@ void Journal::write_batch(std::vector<pending_record>& batch) {
     const bool holds_records = active->last_seq >= active->first_seq || !frame_.empty();
     if (holds_records && active->bytes + frame_.size() + size > options_.segment_bytes) {
       write_frame();
+      if (active->allocated > active->bytes) active_->truncate(active->bytes);  // drop zero fill
       active_->sync();  // records of the closing segment are durable before the roll
       start_segment(rec.seq);
       active = &segments_.back();
@@ -149,6 +151,22 @@ void Journal::write_batch(std::vector<pending_record>& batch) {
   }
   write_frame();
   written_ = batch.back().seq;
+}
+
+void Journal::preallocate(segment& active, std::uint64_t needed_end) {
+  if (needed_end <= active.allocated) return;
+  std::uint64_t target = needed_end;
+  if (options_.preallocate_bytes > 0)
+    target = std::max(needed_end, std::min(active.allocated + options_.preallocate_bytes,
+                                           options_.segment_bytes));
+  static const bytes zeros(1u << 20, 0);
+  // Zero-fill [allocated, target) except the part the caller is about to write anyway.
+  for (std::uint64_t at = std::max(active.allocated, needed_end); at < target;) {
+    const std::uint64_t n = std::min<std::uint64_t>(zeros.size(), target - at);
+    active_->write_at(at, byte_view(zeros).first(n));
+    at += n;
+  }
+  active.allocated = target;
 }
 
 void Journal::sync_active() {

@@ -102,25 +102,25 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
                                           std::to_string(scan.header.first_seq) +
                                           ", but the journal before it ends at " +
                                           std::to_string(expected - 1));
-    if (last && scan.valid_end < data.size()) {
-      // Cut the unfinished write (or zero fill) so appends continue right after the last
-      // good record.
+    std::uint64_t allocated = scan.valid_end;
+    if (last && !scan.torn_reason.empty()) {
+      // Cut the unfinished write so appends continue right after the last good record.
       auto f = dir_->open(name, Directory::open_mode::write);
       f->truncate(scan.valid_end);
       f->sync();
-      if (!scan.torn_reason.empty()) {
-        report_.torn_file = path;
-        report_.torn_offset = scan.valid_end;
-        report_.torn_bytes = data.size() - scan.valid_end;
-        report_.torn_reason = scan.torn_reason;
-        if (log)
-          log("journal recovery: cut torn tail of " + path + " at offset " +
-              std::to_string(scan.valid_end) + " (" + std::to_string(report_.torn_bytes) +
-              " bytes: " + scan.torn_reason + ")");
-      }
+      report_.torn_file = path;
+      report_.torn_offset = scan.valid_end;
+      report_.torn_bytes = data.size() - scan.valid_end;
+      report_.torn_reason = scan.torn_reason;
+      if (log)
+        log("journal recovery: cut torn tail of " + path + " at offset " +
+            std::to_string(scan.valid_end) + " (" + std::to_string(report_.torn_bytes) +
+            " bytes: " + scan.torn_reason + ")");
+    } else if (last) {
+      allocated = data.size();  // zero-filled space preallocated earlier: write into it
     }
     segments_.push_back(
-        {name, scan.header.first_seq, scan.last_seq, scan.header.salt, scan.valid_end});
+        {name, scan.header.first_seq, scan.last_seq, scan.header.salt, scan.valid_end, allocated});
     report_.records += scan.records;
     expected = scan.last_seq + 1;
   }
@@ -154,7 +154,8 @@ void Journal::start_segment(std::uint64_t first_seq) {
   f->append(format::encode_segment_header(h));
   f->sync();
   dir_->sync();
-  segments_.push_back({name, first_seq, first_seq - 1, h.salt, format::segment_header_size});
+  segments_.push_back({name, first_seq, first_seq - 1, h.salt, format::segment_header_size,
+                       format::segment_header_size});
   active_ = std::move(f);
 }
 

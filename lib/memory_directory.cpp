@@ -25,6 +25,13 @@ class memory_file final : public File {
     content_->data.insert(content_->data.end(), data.begin(), data.end());
   }
 
+  void write_at(std::uint64_t offset, byte_view data) override {
+    std::lock_guard g(content_->mutex);
+    bytes& d = content_->data;
+    if (d.size() < offset + data.size()) d.resize(offset + data.size());
+    std::copy(data.begin(), data.end(), d.begin() + static_cast<std::ptrdiff_t>(offset));
+  }
+
   std::size_t read_at(std::uint64_t offset, std::span<std::uint8_t> out) const override {
     std::lock_guard g(content_->mutex);
     const bytes& d = content_->data;

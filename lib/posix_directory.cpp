@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <mutex>
 
@@ -37,18 +38,21 @@ class posix_file final : public File {
     size_ = static_cast<std::uint64_t>(st.st_size);
   }
 
-  void append(byte_view data) override {
+  void append(byte_view data) override { write_at(size_, data); }
+
+  void write_at(std::uint64_t offset, byte_view data) override {
     const std::uint8_t* p = data.data();
     std::size_t left = data.size();
     while (left > 0) {
-      ssize_t n = ::pwrite(fd_.get(), p, left, static_cast<off_t>(size_));
+      ssize_t n = ::pwrite(fd_.get(), p, left, static_cast<off_t>(offset));
       if (n < 0) {
         if (errno == EINTR) continue;
         throw_os_error(errno, "write", path_);
       }
       p += n;
       left -= static_cast<std::size_t>(n);
-      size_ += static_cast<std::uint64_t>(n);
+      offset += static_cast<std::uint64_t>(n);
+      size_ = std::max(size_, offset);
     }
   }
 

@@ -25,6 +25,10 @@ class failing_file final : public prevalent::File {
     maybe_fail(op::append);
     inner_->append(data);
   }
+  void write_at(std::uint64_t offset, prevalent::byte_view data) override {
+    maybe_fail(op::append);
+    inner_->write_at(offset, data);
+  }
   std::size_t read_at(std::uint64_t offset, std::span<std::uint8_t> out) const override {
     return inner_->read_at(offset, out);
   }

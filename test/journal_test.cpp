@@ -25,9 +25,13 @@ struct collected {
 };
 
 std::unique_ptr<Journal> open_journal(std::shared_ptr<Directory> dir, collected* into = nullptr,
-                                      std::uint64_t segment_bytes = 1 << 20) {
-  return Journal::open(std::move(dir), {segment_bytes, 1 << 20}, 1, 1,
-                       into ? into->visitor() : Journal::visitor{});
+                                      std::uint64_t segment_bytes = 1 << 20,
+                                      std::uint64_t preallocate = 0) {
+  journal_options o;
+  o.segment_bytes = segment_bytes;
+  o.max_record_bytes = 1 << 20;
+  o.preallocate_bytes = preallocate;
+  return Journal::open(std::move(dir), o, 1, 1, into ? into->visitor() : Journal::visitor{});
 }
 
 std::string payload_for(std::uint64_t i) {
@@ -148,7 +152,11 @@ TEST_CASE("a torn tail at every byte position of the last record is cut back to 
         continue;  // only zero padding was cut, and zero filling restored the record exactly
       REQUIRE(c.seqs.size() == 2);
       CHECK(c.seqs == std::vector<std::uint64_t>{1, 2});
-      CHECK(std::filesystem::file_size(tmp / "cut" / seg) == ends[1]);
+      // Pure zero fill after the last record is preallocated space and is kept; anything
+      // else past it is cut.
+      const bool pure_zero_fill = zero_filled && cut == ends[1];
+      CHECK(std::filesystem::file_size(tmp / "cut" / seg) ==
+            (pure_zero_fill ? original.size() : ends[1]));
       if (cut > ends[1] && !zero_filled) {
         CHECK(j->recovery().torn_bytes == cut - ends[1]);
         CHECK(j->recovery().torn_offset == ends[1]);
@@ -184,6 +192,35 @@ TEST_CASE("a flipped byte in a middle record fails open naming the file and the 
     // Nothing was cut: the damaged file is left for repair.
     CHECK(std::filesystem::file_size(tmp / "bad" / seg) == ends[2]);
   }
+}
+
+TEST_CASE("preallocated zero fill is written into, kept across reopen, and cut at a roll") {
+  test::temp_dir tmp;
+  auto dir = open_posix_directory(tmp.path());
+  const auto first = tmp / f::segment_file_name(1);
+  {
+    auto j = open_journal(dir, nullptr, 4096, 1024);
+    for (int i = 1; i <= 5; ++i) j->append(i, payload_for(i));
+    j->sync_through(5);
+    CHECK(std::filesystem::file_size(first) == 1024 + 32);  // header + one chunk ahead
+    CHECK(j->segments().back().bytes < 1024);
+  }
+  collected c;
+  {
+    auto j = open_journal(dir, &c, 4096, 1024);
+    CHECK(c.seqs.size() == 5);
+    CHECK(j->recovery().torn_bytes == 0);                   // zero fill is not a torn tail
+    CHECK(std::filesystem::file_size(first) == 1024 + 32);  // and is kept
+    for (int i = 6; i <= 200; ++i) j->append(i, payload_for(i));
+    j->sync_through(200);
+    REQUIRE(j->segments().size() > 1);
+    // The closed segment was cut back to its last record.
+    CHECK(std::filesystem::file_size(first) == j->segments().front().bytes);
+  }
+  collected all;
+  open_journal(dir, &all, 4096, 1024);
+  CHECK(all.seqs.size() == 200);
+  CHECK(all.payloads.back() == payload_for(200));
 }
 
 TEST_CASE("a damaged segment header fails open") {

@@ -28,6 +28,9 @@ class File {
 
   // Writes all of `data` at the current end of the file. Not durable until sync().
   virtual void append(byte_view data) = 0;
+  // Writes all of `data` at `offset`, growing the file if it ends before. Not durable until
+  // sync(). Used to fill space that was preallocated with zeros.
+  virtual void write_at(std::uint64_t offset, byte_view data) = 0;
   // Reads up to out.size() bytes at `offset`; returns how many were read (fewer only at end).
   virtual std::size_t read_at(std::uint64_t offset, std::span<std::uint8_t> out) const = 0;
   virtual std::uint64_t size() const = 0;

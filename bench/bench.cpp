@@ -1,0 +1,332 @@
+// prevalent benchmarks. Every figure is printed beside a baseline measured in the same run:
+// the physical limit (a raw ~100-byte write + fdatasync loop on the same directory) and the
+// database people would use instead (SQLite, WAL, synchronous=FULL, one upsert per
+// transaction). Medians of several runs; --quick for a short smoke run.
+//
+//   bench [--quick] [--dir DIR] [--csv FILE] [--runs N]
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "../examples/sessions/sessions_model.hpp"
+#include "measure.hpp"
+#include "sqlite_peer.hpp"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct config {
+  bool quick = false;
+  fs::path dir = "bench-data";
+  std::string csv = "bench-results.csv";
+  int runs = 3;
+  std::chrono::milliseconds duration{2000};
+  std::size_t sessions = 1'000'000;
+};
+
+// ---- a key-value model with ~100-byte commands ----
+struct KV {
+  std::unordered_map<std::string, std::string> map;
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(KV, map)
+};
+struct Put {
+  static constexpr std::string_view name = "put";
+  std::string key, value;
+  void apply(KV& s, const prevalent::Context&) const { s.map[key] = value; }
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Put, key, value)
+};
+using KVStore = prevalent::Store<KV, Put>;
+
+// Every write changes something: SQLite skips the commit (and its fsync) of an update that
+// leaves a row identical, which would flatter it.
+std::string key_for(std::uint64_t i) { return "key" + std::to_string(i % 100000); }
+std::string value_for(std::uint64_t i) {
+  std::string v = std::to_string(i);
+  return v + std::string(50 - v.size(), 'v');
+}
+
+fs::path fresh(const config& c, const std::string& name) {
+  fs::path p = c.dir / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+prevalent::store_options kv_options(prevalent::sync_policy sync,
+                                    prevalent::codec codec = prevalent::codec::json) {
+  prevalent::store_options o;
+  o.sync = sync;
+  o.codec = codec;
+  o.verify_encoding = false;
+  return o;
+}
+
+// ---- the limit: raw write + fdatasync ----
+double raw_loop(const config& c, bool preallocated, int n) {
+  fs::path p = fresh(c, "raw") / "raw.log";
+  int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  char rec[100];
+  std::memset(rec, 'r', sizeof rec);
+  if (preallocated) {
+    std::vector<char> zeros(static_cast<std::size_t>(n) * sizeof rec, 0);
+    if (::write(fd, zeros.data(), zeros.size()) < 0) std::perror("write");
+    ::fdatasync(fd);
+  }
+  auto t0 = bench::clock::now();
+  for (int i = 0; i < n; ++i) {
+    if (::pwrite(fd, rec, sizeof rec, static_cast<off_t>(i) * 100) != sizeof rec)
+      std::perror("pwrite");
+    ::fdatasync(fd);
+  }
+  double s = bench::seconds_since(t0);
+  ::close(fd);
+  return n / s;
+}
+
+struct throughput {
+  double ops_per_s = 0, p50_us = 0, p99_us = 0;
+};
+
+// Runs `op(thread, i)` on `threads` threads for the configured duration.
+template <class Op>
+throughput run_threads(const config& c, int threads, Op op) {
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<double>> lat(threads);
+  std::vector<std::thread> pool;
+  auto t0 = bench::clock::now();
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (std::uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        auto s = bench::clock::now();
+        op(t, i);
+        lat[t].push_back(
+            std::chrono::duration<double, std::micro>(bench::clock::now() - s).count());
+      }
+    });
+  std::this_thread::sleep_for(c.duration);
+  stop = true;
+  for (auto& th : pool) th.join();
+  double secs = bench::seconds_since(t0);
+  std::vector<double> all;
+  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  return {static_cast<double>(all.size()) / secs, bench::percentile(all, 0.5),
+          bench::percentile(all, 0.99)};
+}
+
+throughput prevalent_writers(const config& c, int threads) {
+  KVStore store(fresh(c, "writers"), kv_options(prevalent::sync_policy::always()));
+  return run_threads(c, threads, [&](int t, std::uint64_t i) {
+    const std::uint64_t n = i * 256 + static_cast<std::uint64_t>(t);
+    store.execute(Put{key_for(n), value_for(n)});
+  });
+}
+
+throughput sqlite_writers(const config& c, int threads) {
+  bench::sqlite_peer db(fresh(c, "sqlite") / "kv.db", threads);
+  return run_threads(c, threads, [&](int t, std::uint64_t i) {
+    const std::uint64_t n = i * 256 + static_cast<std::uint64_t>(t);
+    db.upsert(t, key_for(n), value_for(n));
+  });
+}
+
+template <class F>
+throughput median_of(const config& c, F f) {
+  std::vector<double> ops, p50, p99;
+  for (int r = 0; r < c.runs; ++r) {
+    auto t = f();
+    ops.push_back(t.ops_per_s);
+    p50.push_back(t.p50_us);
+    p99.push_back(t.p99_us);
+  }
+  return {bench::median(ops), bench::median(p50), bench::median(p99)};
+}
+
+double none_policy(const config& c, prevalent::codec codec, std::size_t n) {
+  KVStore store(fresh(c, "none"), kv_options(prevalent::sync_policy::none(), codec));
+  auto t0 = bench::clock::now();
+  for (std::size_t i = 0; i < n; ++i) store.execute(Put{key_for(i), value_for(i)});
+  return static_cast<double>(n) / bench::seconds_since(t0);
+}
+
+throughput queries_while_writing(const config& c, int readers, prevalent::sync_policy sync) {
+  KVStore store(fresh(c, "queries"), kv_options(sync));
+  for (std::uint64_t i = 0; i < 1000; ++i) store.execute(Put{key_for(i), value_for(i)});
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (std::uint64_t i = 0; !stop; ++i) store.execute(Put{key_for(i), value_for(i)});
+  });
+  auto t = run_threads(c, readers, [&](int, std::uint64_t i) {
+    store.query([&](const KV& s) { return s.map.count(key_for(i % 1000)); });
+  });
+  stop = true;
+  writer.join();
+  return t;
+}
+
+// ---- replay and snapshots of the sessions model ----
+struct build_result {
+  fs::path dir;
+  std::uintmax_t journal_bytes = 0;
+};
+
+build_result build_sessions(const config& c, prevalent::codec codec) {
+  build_result b{fresh(c, std::string("sessions-") + prevalent::format::codec_name(codec))};
+  {
+    prevalent::store_options o = kv_options(prevalent::sync_policy::none(), codec);
+    sessions::Store store(b.dir, o);
+    for (std::size_t i = 0; i < c.sessions; ++i) {
+      char token[33];
+      std::snprintf(token, sizeof token, "%032zx", i * 2654435761u);
+      store.execute(sessions::CreateSession{"user" + std::to_string(i % 50000), 3600, token});
+    }
+  }
+  for (auto& e : fs::directory_iterator(b.dir))
+    if (e.path().extension() == ".log") b.journal_bytes += e.file_size();
+  return b;
+}
+
+double open_seconds(const fs::path& dir, prevalent::codec codec) {
+  auto t0 = bench::clock::now();
+  sessions::Store store(dir, kv_options(prevalent::sync_policy::always(), codec));
+  return bench::seconds_since(t0);
+}
+
+struct snapshot_figures {
+  double write_s = 0, load_s = 0, longest_stall_ms = 0;
+  std::uintmax_t bytes = 0;
+};
+
+// Takes a snapshot while a writer runs commands; the writer's longest execute is the stall.
+snapshot_figures snapshot_under_load(const fs::path& dir, prevalent::codec codec) {
+  snapshot_figures f;
+  {
+    sessions::Store store(dir, kv_options(prevalent::sync_policy::none(), codec));
+    std::atomic<bool> stop{false};
+    std::atomic<double> longest{0};
+    std::thread writer([&] {
+      for (std::uint64_t i = 0; !stop; ++i) {
+        auto s = bench::clock::now();
+        store.execute(sessions::RevokeSession{"no-such-token-" + std::to_string(i)});
+        double ms = std::chrono::duration<double, std::milli>(bench::clock::now() - s).count();
+        if (ms > longest) longest = ms;
+      }
+    });
+    std::this_thread::sleep_for(200ms);
+    longest = 0;
+    auto t0 = bench::clock::now();
+    store.snapshot();
+    f.write_s = bench::seconds_since(t0);
+    stop = true;
+    writer.join();
+    f.longest_stall_ms = longest;
+  }
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".snap") f.bytes = std::max(f.bytes, e.file_size());
+  f.load_s = open_seconds(dir, codec);
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  config c;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick")
+      c.quick = true;
+    else if (a == "--dir" && i + 1 < argc)
+      c.dir = argv[++i];
+    else if (a == "--csv" && i + 1 < argc)
+      c.csv = argv[++i];
+    else if (a == "--runs" && i + 1 < argc)
+      c.runs = std::max(1, std::atoi(argv[++i]));
+    else {
+      std::cerr << "usage: bench [--quick] [--dir DIR] [--csv FILE] [--runs N]\n";
+      return 2;
+    }
+  }
+  if (c.quick) {
+    c.runs = 1;
+    c.duration = 500ms;
+    c.sessions = 100'000;
+  }
+  fs::create_directories(c.dir);
+  bench::results out;
+  const int raw_n = c.quick ? 300 : 2000;
+
+  std::printf("== the limit: ~100-byte write + fdatasync loop in %s\n", c.dir.c_str());
+  std::vector<double> grow, pre;
+  for (int r = 0; r < c.runs; ++r) {
+    grow.push_back(raw_loop(c, false, raw_n));
+    pre.push_back(raw_loop(c, true, raw_n));
+  }
+  const double raw = bench::median(grow);
+  out.add({"limit", "raw write+fdatasync, growing file", raw, "ops/s"});
+  out.add({"limit", "raw write+fdatasync, preallocated", bench::median(pre), "ops/s", -1, -1,
+           bench::times(bench::median(pre), raw) + " growing"});
+
+  std::printf("== durable execute (policy always) vs SQLite (WAL, synchronous=FULL)\n");
+  double one_writer = 0;
+  for (int threads : {1, 4, 16, 64, 256}) {
+    auto p = median_of(c, [&] { return prevalent_writers(c, threads); });
+    auto s = median_of(c, [&] { return sqlite_writers(c, threads); });
+    if (threads == 1) one_writer = p.ops_per_s;
+    out.add({"writers", "prevalent always, " + std::to_string(threads) + " threads", p.ops_per_s,
+             "ops/s", p.p50_us, p.p99_us,
+             bench::times(p.ops_per_s, raw) + " raw, " + bench::times(p.ops_per_s, s.ops_per_s) +
+                 " sqlite, " + bench::times(p.ops_per_s, one_writer) + " 1-thread"});
+    out.add({"sqlite", "sqlite full, " + std::to_string(threads) + " threads", s.ops_per_s, "ops/s",
+             s.p50_us, s.p99_us, bench::times(s.ops_per_s, raw) + " raw"});
+  }
+
+  std::printf("== policy none, one thread\n");
+  const std::size_t none_n = c.quick ? 200'000 : 1'000'000;
+  for (auto codec : {prevalent::codec::json, prevalent::codec::cbor}) {
+    std::vector<double> v;
+    for (int r = 0; r < c.runs; ++r) v.push_back(none_policy(c, codec, none_n));
+    out.add({"none", std::string("none, 1 thread, ") + prevalent::format::codec_name(codec),
+             bench::median(v), "ops/s"});
+  }
+
+  std::printf("== queries while one writer runs\n");
+  for (auto [policy, label] : {std::pair{prevalent::sync_policy::always(), "always"},
+                               std::pair{prevalent::sync_policy::none(), "none"}})
+    for (int readers : {1, 2}) {
+      auto q = median_of(c, [&] { return queries_while_writing(c, readers, policy); });
+      out.add(
+          {"queries",
+           std::string("queries, writer ") + label + ", " + std::to_string(readers) + " readers",
+           q.ops_per_s, "queries/s", q.p50_us, q.p99_us});
+    }
+
+  std::printf("== replay and snapshots, %zu sessions\n", c.sessions);
+  for (auto codec : {prevalent::codec::cbor, prevalent::codec::json}) {
+    const std::string name = prevalent::format::codec_name(codec);
+    auto built = build_sessions(c, codec);
+    std::vector<double> opens;
+    for (int r = 0; r < c.runs; ++r) opens.push_back(open_seconds(built.dir, codec));
+    const double secs = bench::median(opens);
+    out.add({"replay", "replay " + name + ", records/s", static_cast<double>(c.sessions) / secs,
+             "records/s"});
+    out.add({"replay", "replay " + name + ", MB/s",
+             static_cast<double>(built.journal_bytes) / 1e6 / secs, "MB/s"});
+    auto snap = snapshot_under_load(built.dir, codec);
+    out.add({"snapshot", "snapshot write " + name, snap.write_s * 1000, "ms", -1, -1,
+             std::to_string(snap.bytes / 1000000) + " MB"});
+    out.add({"snapshot", "snapshot load " + name, snap.load_s * 1000, "ms"});
+    out.add({"snapshot", "longest execute stall " + name, snap.longest_stall_ms, "ms", -1, -1,
+             bench::times(snap.longest_stall_ms, snap.write_s * 1000) + " of snapshot time"});
+  }
+
+  out.write_csv(c.csv);
+  std::printf("CSV written to %s\n", c.csv.c_str());
+  fs::remove_all(c.dir);
+  return 0;
+}

@@ -27,6 +27,7 @@ struct config {
   fs::path dir = "bench-data";
   std::string csv = "bench-results.csv";
   int runs = 3;
+  std::string only;  // run one section: limit, writers, none, queries, replay
   std::chrono::milliseconds duration{2000};
   std::size_t sessions = 1'000'000;
 };
@@ -247,8 +248,10 @@ int main(int argc, char** argv) {
       c.csv = argv[++i];
     else if (a == "--runs" && i + 1 < argc)
       c.runs = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--only" && i + 1 < argc)
+      c.only = argv[++i];
     else {
-      std::cerr << "usage: bench [--quick] [--dir DIR] [--csv FILE] [--runs N]\n";
+      std::cerr << "usage: bench [--quick] [--dir DIR] [--csv FILE] [--runs N] [--only SECTION]\n";
       return 2;
     }
   }
@@ -261,6 +264,7 @@ int main(int argc, char** argv) {
   bench::results out;
   const int raw_n = c.quick ? 300 : 2000;
 
+  auto section = [&](const char* name) { return c.only.empty() || c.only == name; };
   std::printf("== the limit: ~100-byte write + fdatasync loop in %s\n", c.dir.c_str());
   std::vector<double> grow, pre;
   for (int r = 0; r < c.runs; ++r) {
@@ -272,9 +276,11 @@ int main(int argc, char** argv) {
   out.add({"limit", "raw write+fdatasync, preallocated", bench::median(pre), "ops/s", -1, -1,
            bench::times(bench::median(pre), raw) + " growing"});
 
-  std::printf("== durable execute (policy always) vs SQLite (WAL, synchronous=FULL)\n");
   double one_writer = 0;
+  if (section("writers"))
+    std::printf("== durable execute (policy always) vs SQLite (WAL, synchronous=FULL)\n");
   for (int threads : {1, 4, 16, 64, 256}) {
+    if (!section("writers")) break;
     auto p = median_of(c, [&] { return prevalent_writers(c, threads); });
     auto s = median_of(c, [&] { return sqlite_writers(c, threads); });
     if (threads == 1) one_writer = p.ops_per_s;
@@ -286,19 +292,21 @@ int main(int argc, char** argv) {
              s.p50_us, s.p99_us, bench::times(s.ops_per_s, raw) + " raw"});
   }
 
-  std::printf("== policy none, one thread\n");
+  if (section("none")) std::printf("== policy none, one thread\n");
   const std::size_t none_n = c.quick ? 200'000 : 1'000'000;
   for (auto codec : {prevalent::codec::json, prevalent::codec::cbor}) {
+    if (!section("none")) break;
     std::vector<double> v;
     for (int r = 0; r < c.runs; ++r) v.push_back(none_policy(c, codec, none_n));
     out.add({"none", std::string("none, 1 thread, ") + prevalent::format::codec_name(codec),
              bench::median(v), "ops/s"});
   }
 
-  std::printf("== queries while one writer runs\n");
+  if (section("queries")) std::printf("== queries while one writer runs\n");
   for (auto [policy, label] : {std::pair{prevalent::sync_policy::always(), "always"},
                                std::pair{prevalent::sync_policy::none(), "none"}})
     for (int readers : {1, 2}) {
+      if (!section("queries")) break;
       auto q = median_of(c, [&] { return queries_while_writing(c, readers, policy); });
       out.add(
           {"queries",
@@ -306,8 +314,9 @@ int main(int argc, char** argv) {
            q.ops_per_s, "queries/s", q.p50_us, q.p99_us});
     }
 
-  std::printf("== replay and snapshots, %zu sessions\n", c.sessions);
+  if (section("replay")) std::printf("== replay and snapshots, %zu sessions\n", c.sessions);
   for (auto codec : {prevalent::codec::cbor, prevalent::codec::json}) {
+    if (!section("replay")) break;
     const std::string name = prevalent::format::codec_name(codec);
     auto built = build_sessions(c, codec);
     std::vector<double> opens;

@@ -165,6 +165,7 @@ class Journal {
   void preallocate(segment& active, std::uint64_t needed_end);
   void sync_active();
   void fail(const std::exception_ptr& e);
+  void announce_progress();
   [[noreturn]] void throw_failure() const;
   void wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t seq, bool request_sync);
 
@@ -179,9 +180,8 @@ class Journal {
 
   // The queue between append() and the committer, and the progress marks callers wait on.
   mutable std::mutex queue_mutex_;
-  std::condition_variable work_cv_;      // committer waits for records or a sync request
-  std::condition_variable progress_cv_;  // callers wait for written_/durable_ or failure
-  std::condition_variable space_cv_;     // append() waits for queue space
+  std::condition_variable work_cv_;   // committer waits for records or a sync request
+  std::condition_variable space_cv_;  // append() waits for queue space
   std::vector<pending_record> pending_;
   std::size_t pending_bytes_ = 0;
   std::uint64_t last_appended_ = 0;
@@ -193,7 +193,10 @@ class Journal {
   std::atomic<std::uint64_t> durable_{0};
   std::atomic<std::uint64_t> bytes_written_{0};
   std::atomic<bool> failed_{false};
-  bytes frame_;  // committer's framing buffer
+  std::atomic<std::uint32_t> progress_{0};
+  std::atomic<std::size_t> pending_count_{0};  // pending_.size(), readable without the lock
+  std::atomic<int> waiters_{0};                // bumped when written_/durable_ move or on failure
+  bytes frame_;                                // committer's framing buffer
   std::chrono::steady_clock::time_point last_sync_;
   std::thread committer_;
 };

@@ -73,7 +73,10 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
                     "), but records from " + std::to_string(deliver_from) + " on are needed");
 
   auto deliver = [&](const record_view& r) {
-    if (r.seq >= deliver_from && visit) visit(r);
+    if (r.seq >= deliver_from && visit) {
+      visit(r);
+      ++report_.replayed;
+    }
   };
   std::uint64_t expected = found.empty() ? start_seq : found.front().first;
   for (std::size_t i = 0; i < found.size(); ++i) {
@@ -119,8 +122,8 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
     } else if (last) {
       allocated = data.size();  // zero-filled space preallocated earlier: write into it
     }
-    segments_.push_back(
-        {name, scan.header.first_seq, scan.last_seq, scan.header.salt, scan.valid_end, allocated});
+    segments_.push_back({name, scan.header.first_seq, scan.last_seq, scan.header.salt,
+                         scan.valid_end, allocated, scan.header.codec});
     report_.records += scan.records;
     expected = scan.last_seq + 1;
   }
@@ -135,7 +138,21 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
   written_ = durable_ = last_appended_;
 
   std::lock_guard g(files_mutex_);
-  if (segments_.empty()) {
+  if (!segments_.empty() && segments_.back().codec != options_.codec) {
+    // The store now writes another codec: records of one segment share one codec, so the
+    // next record starts a new segment. An empty segment is simply replaced.
+    const segment& last = segments_.back();
+    if (last.last_seq < last.first_seq) {
+      dir_->remove(last.file);
+      dir_->sync();
+      segments_.pop_back();
+    } else if (last.allocated > last.bytes) {
+      auto f = dir_->open(last.file, Directory::open_mode::write);
+      f->truncate(last.bytes);
+      f->sync();
+    }
+    start_segment(last_appended_ + 1);
+  } else if (segments_.empty()) {
     start_segment(last_appended_ + 1);
   } else {
     active_ = dir_->open(segments_.back().file, Directory::open_mode::write);
@@ -155,7 +172,7 @@ void Journal::start_segment(std::uint64_t first_seq) {
   f->sync();
   dir_->sync();
   segments_.push_back({name, first_seq, first_seq - 1, h.salt, format::segment_header_size,
-                       format::segment_header_size});
+                       format::segment_header_size, h.codec});
   active_ = std::move(f);
 }
 

@@ -3,6 +3,7 @@
 // codec (docs/FORMAT.md), and dispatch on the stored name during replay.
 #pragma once
 
+#include <array>
 #include <string>
 #include <string_view>
 
@@ -15,21 +16,39 @@
 
 namespace prevalent {
 
+// The binary envelope's bytes before the arguments, the same for every command of type C:
+// a 3-entry map holding "cmd" and "v", then the key "args". Built once per type and codec, so
+// that encoding a command builds no envelope tree.
+template <class C>
+const std::string& binary_envelope_prefix(codec c) {
+  static const std::array<std::string, 2> prefixes = [] {
+    std::array<std::string, 2> out;
+    const codec codecs[2] = {codec::cbor, codec::msgpack};
+    for (int i = 0; i < 2; ++i) {
+      out[i] = encode({{"cmd", std::string_view(C::name)}, {"v", command_version<C>()}}, codecs[i]);
+      out[i][0] = static_cast<char>(out[i][0] + 1);  // fixmap of 2 -> 3 (0xa2/0x82 -> 0xa3/0x83)
+      encode_to(out[i], "args", codecs[i]);
+    }
+    return out;
+  }();
+  return prefixes[c == codec::cbor ? 0 : 1];
+}
+
 template <class C>
 std::string encode_command(const C& command, codec c) {
+  std::string out;
   if (c == codec::json) {
-    // By hand rather than through a json object: the name comes first and no envelope tree
-    // is built. {"cmd":"<name>","v":<version>,"args":<command>}
-    std::string out = "{\"cmd\":";
+    // {"cmd":"<name>","v":<version>,"args":<command>}, by hand so no envelope tree is built.
+    out = "{\"cmd\":";
     out += nlohmann::json(std::string_view(C::name)).dump();
     out += ",\"v\":" + std::to_string(command_version<C>()) + ",\"args\":";
     out += nlohmann::json(command).dump();
     out += '}';
     return out;
   }
-  nlohmann::json envelope = {{"cmd", std::string_view(C::name)}, {"v", command_version<C>()}};
-  envelope["args"] = command;
-  return encode(envelope, c);
+  out = binary_envelope_prefix<C>(c);
+  encode_to(out, nlohmann::json(command), c);
+  return out;
 }
 
 // Decodes the arguments of command C, upgrading them first if they come from an older version.

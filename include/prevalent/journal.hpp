@@ -63,6 +63,7 @@ struct record_view {
 struct recovery_report {
   std::size_t segments = 0;
   std::uint64_t records = 0;     // records verified
+  std::uint64_t replayed = 0;    // records handed to the visitor (those after the snapshot)
   std::uint64_t torn_bytes = 0;  // bytes cut from the tail of the last segment
   std::string torn_file;         // where, if torn_bytes > 0 or a segment was removed
   std::uint64_t torn_offset = 0;
@@ -147,6 +148,7 @@ class Journal {
     std::uint32_t salt;
     std::uint64_t bytes;      // end of the last record
     std::uint64_t allocated;  // file size, zero-filled past `bytes`
+    format::codec codec;
   };
   struct pending_record {
     std::uint64_t seq;

@@ -65,7 +65,7 @@ void Journal::wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t s
   // A lone waiter first spins briefly: a futex wake-up costs tens of microseconds on these
   // machines, a noticeable share of one fdatasync. Crowds do not spin; they would take the
   // CPU from each other and from the committer.
-  const bool spin = waiters_.fetch_add(1) < 2;
+  const bool spin = waiters_.fetch_add(1) == 0;
   struct leave {
     std::atomic<int>& n;
     ~leave() { n.fetch_sub(1); }

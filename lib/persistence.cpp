@@ -11,7 +11,7 @@ store_options checked(store_options o) {
   if (o.keep_snapshots == 0) throw error(errc::invalid_option, "keep_snapshots must be at least 1");
   if (o.snapshots.every.count() < 0)
     throw error(errc::invalid_option, "snapshots.every must not be negative");
-  if (!format::known_codec(o.codec))
+  if (!format::known_codec(o.codec) || !format::known_codec(o.snapshot_codec))
     throw error(errc::invalid_option,
                 "unknown codec " + std::to_string(static_cast<std::uint32_t>(o.codec)));
   if (o.compress_snapshots && !detail::zstd_available())
@@ -91,7 +91,7 @@ void Persistence::publish_snapshot(std::uint64_t last_seq, std::int64_t timestam
   if (auto newest = snapshots_.list(); !newest.empty() && newest.front().last_seq > last_seq)
     return;  // a newer snapshot was published meanwhile
   snapshots_.publish(
-      last_seq, timestamp_ns, payload, options_.codec,
+      last_seq, timestamp_ns, payload, options_.snapshot_codec,
       options_.compress_snapshots ? format::compression::zstd : format::compression::none);
   // Keep the journal back to the oldest kept snapshot so that it can stand in for a newer one
   // that turns out damaged.

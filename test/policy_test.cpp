@@ -93,6 +93,7 @@ TEST_CASE("CBOR and MessagePack stores round trip; a store may change codec betw
     CAPTURE(name);
     store_options o;
     o.codec = c;
+    o.snapshot_codec = c;
     o.segment_bytes = 4096;
     LedgerStore store(tmp.path(), o);
     if (!live.empty()) CHECK(test::dump_state(store) == live);

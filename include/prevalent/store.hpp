@@ -209,7 +209,7 @@ class Store {
   // serialization and the disk writes happen without any lock.
   void snapshot() {
     auto [captured, seq, ts, counters] = capture();
-    std::string payload = encode(nlohmann::json(captured), codec_);
+    std::string payload = encode(nlohmann::json(captured), persistence_.options().snapshot_codec);
     persistence_.publish_snapshot(seq, ts, as_bytes(payload));
     if (scheduler_) scheduler_->snapshot_taken(counters);
   }

@@ -48,8 +48,8 @@ class results {
     if (!f) return;
     std::fprintf(f, "group,name,value,unit,p50_us,p99_us,ratio\n");
     for (auto& r : rows_)
-      std::fprintf(f, "%s,%s,%.1f,%s,%.1f,%.1f,%s\n", r.group.c_str(), r.name.c_str(), r.value,
-                   r.unit.c_str(), r.p50_us, r.p99_us, r.ratio.c_str());
+      std::fprintf(f, "%s,\"%s\",%.1f,%s,%.1f,%.1f,\"%s\"\n", r.group.c_str(), r.name.c_str(),
+                   r.value, r.unit.c_str(), r.p50_us, r.p99_us, r.ratio.c_str());
     std::fclose(f);
   }
 

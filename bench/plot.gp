@@ -11,8 +11,8 @@ set xrange [0.8:320]
 set xtics (1, 4, 16, 64, 256)
 set grid
 set key top left
-rows(group) = sprintf("< grep '^%s,' %s | sed -E 's/.*, ([0-9]+) threads,([0-9.]+).*/\\1 \\2/'", group, csv)
-raw = sprintf("< grep 'raw write+fdatasync, growing' %s | cut -d, -f3", csv)
+rows(group) = sprintf("< grep '^%s,' %s | sed -E 's/.*, ([0-9]+) threads\",([0-9.]+).*/\\1 \\2/'", group, csv)
+raw = real(system(sprintf("grep 'beside 1 writer' %s | sed -E 's/.*writer\",([0-9.]+).*/\\1/'", csv)))
 plot rows("writers") using 1:2 with linespoints lw 2 pt 7 title "prevalent, sync policy always", \
      rows("sqlite") using 1:2 with linespoints lw 2 pt 5 title "SQLite WAL, synchronous=FULL", \
-     raw using (1):1:(255):(0) with vectors nohead lw 2 dt 2 title "raw write+fdatasync loop, 1 thread"
+     raw with lines lw 2 dt 2 title "raw write+fdatasync loop (the limit for one writer)"

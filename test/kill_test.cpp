@@ -69,7 +69,7 @@ store_options kill_options(int trial = 0) {
 
 int trials() {
   const char* env = std::getenv("PREVALENT_KILL_TRIALS");
-  return env ? std::max(1, std::atoi(env)) : 30;
+  return env ? std::max(1, std::atoi(env)) : 200;
 }
 
 }  // namespace

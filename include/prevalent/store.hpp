@@ -98,6 +98,8 @@ class Store {
   // Stops automatic snapshots, takes the closing snapshot if snapshots.on_close is set, then
   // writes and syncs everything still queued (under every sync policy).
   ~Store() {
+    // Join the snapshot thread before disengaging the optional: that thread reads it.
+    if (scheduler_) scheduler_->stop();
     scheduler_.reset();
     if (persistence_.options().snapshots.on_close && !failed()) {
       try {

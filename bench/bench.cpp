@@ -328,7 +328,8 @@ int main(int argc, char** argv) {
                                std::pair{prevalent::sync_policy::none(), "none"}})
     for (int readers : {1, 2}) {
       if (!section("queries")) break;
-      auto q = median_of(c, [&] { return queries_while_writing(c, readers, policy); });
+      const prevalent::sync_policy sync = policy;  // clang 14 cannot capture a binding
+      auto q = median_of(c, [&] { return queries_while_writing(c, readers, sync); });
       out.add(
           {"queries",
            std::string("queries, writer ") + label + ", " + std::to_string(readers) + " readers",

@@ -1,0 +1,72 @@
+// A simulated disk for crash tests: a Directory kept in memory that remembers what has been
+// made durable and what has not, so that a test can cut the power at any point and see exactly
+// what a real disk could have kept.
+//
+// What is durable: a file's bytes as of its last sync(); a directory entry (create, rename,
+// remove) as of the last Directory::sync(). After power_loss(), a file exists under a name only
+// if that entry was durable, with its synced bytes, plus (optionally) a torn piece of the
+// writes that followed: a random prefix of the unsynced bytes beyond the synced length.
+//
+// Faults: crash_after(n) makes the n-th mutating operation from now (append, write_at,
+// truncate, file sync, create, rename, remove, directory sync) and every one after it fail with
+// EIO, as a machine that lost power would; fail_nth(kind, n, errno) fails only the n-th
+// operation of one kind (ENOSPC or EIO), for error-path tests. Deterministic: the tearing draws
+// from the seed given to power_loss(). Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "prevalent/directory.hpp"
+
+namespace prevalent {
+
+class FaultInjectingDirectory final : public Directory,
+                                      public std::enable_shared_from_this<FaultInjectingDirectory> {
+ public:
+  enum class op { write, sync, create, rename, remove, dir_sync };
+
+  // Makes the n-th mutating operation from now (1 = the next) and all later ones fail.
+  void crash_after(std::uint64_t n);
+  // Makes only the n-th operation of kind `kind` from now fail with `err`.
+  void fail_nth(op kind, std::uint64_t n, int err);
+  // Mutating operations so far (to size crash points from a dry run).
+  std::uint64_t operations() const;
+
+  // The directory as the disk would hold it after a power loss now: a fresh in-memory
+  // Directory. With `tear`, each file keeps a random prefix of its unsynced tail.
+  std::shared_ptr<Directory> power_loss(std::uint64_t seed, bool tear = true) const;
+
+  std::string path() const override { return "<simulated disk>"; }
+  std::vector<std::string> list() const override;
+  std::unique_ptr<File> open(const std::string& name, open_mode mode) override;
+  void remove(const std::string& name) override;
+  void rename(const std::string& from, const std::string& to) override;
+  void sync() override;
+  std::unique_ptr<DirectoryLock> lock(const std::string& name) override;
+
+ private:
+  struct inode {
+    bytes data;    // what reads see
+    bytes synced;  // what survives a power loss
+  };
+  friend class simulated_file;
+
+  // Counts a mutating operation and throws if a fault is due. Caller holds mutex_.
+  void check(op kind, const std::string& name);
+
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<inode>> entries_;          // current names
+  std::map<std::string, std::shared_ptr<inode>> durable_entries_;  // as of the last dir sync
+  std::set<std::string> locks_;
+  std::uint64_t operations_ = 0;
+  std::uint64_t crash_at_ = 0;                           // 0: no crash planned
+  std::map<op, std::pair<std::uint64_t, int>> fail_at_;  // kind -> (operation count, errno)
+  std::map<op, std::uint64_t> counts_;
+};
+
+}  // namespace prevalent

@@ -81,6 +81,12 @@ std::uint64_t FaultInjectingDirectory::operations() const {
   return operations_;
 }
 
+std::uint64_t FaultInjectingDirectory::operations(op kind) const {
+  std::lock_guard g(mutex_);
+  auto it = counts_.find(kind);
+  return it == counts_.end() ? 0 : it->second;
+}
+
 void FaultInjectingDirectory::check(op kind, const std::string& name) {
   ++operations_;
   const std::uint64_t count = ++counts_[kind];

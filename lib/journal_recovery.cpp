@@ -198,17 +198,24 @@ std::optional<Journal::stored_record> Journal::read(std::uint64_t seq) const {
 }
 
 void Journal::drop_below(std::uint64_t seq) {
-  std::vector<std::string> doomed;
-  {
-    std::lock_guard g(files_mutex_);
-    while (segments_.size() > 1 && segments_[1].first_seq <= seq) {
-      doomed.push_back(segments_.front().file);
-      segments_.erase(segments_.begin());
+  // Oldest first, and each segment leaves the list only once its file is gone: if a removal
+  // fails, the segments left on disk still form a gap-free journal. (Found by the error-path
+  // test: dropping the list entries first left an old segment on disk that a later drop
+  // skipped over, and the next open saw a sequence gap.)
+  bool removed = false;
+  for (;;) {
+    std::string name;
+    {
+      std::lock_guard g(files_mutex_);
+      if (segments_.size() < 2 || segments_[1].first_seq > seq) break;
+      name = segments_.front().file;
     }
+    dir_->remove(name);
+    removed = true;
+    std::lock_guard g(files_mutex_);
+    segments_.erase(segments_.begin());
   }
-  if (doomed.empty()) return;
-  for (auto& name : doomed) dir_->remove(name);
-  dir_->sync();
+  if (removed) dir_->sync();
 }
 
 std::uint64_t Journal::next_seq() const { return last_appended() + 1; }

@@ -34,8 +34,9 @@ class FaultInjectingDirectory final : public Directory,
   void crash_after(std::uint64_t n);
   // Makes only the n-th operation of kind `kind` from now fail with `err`.
   void fail_nth(op kind, std::uint64_t n, int err);
-  // Mutating operations so far (to size crash points from a dry run).
+  // Mutating operations so far, in all or of one kind (to size fault points from a dry run).
   std::uint64_t operations() const;
+  std::uint64_t operations(op kind) const;
 
   // The directory as the disk would hold it after a power loss now: a fresh in-memory
   // Directory. With `tear`, each file keeps a random prefix of its unsynced tail.

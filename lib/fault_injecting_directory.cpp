@@ -113,6 +113,7 @@ std::unique_ptr<File> FaultInjectingDirectory::open(const std::string& name, ope
     if (it != entries_.end()) throw_os_error(EEXIST, "open", describe(name));
     check(op::create, name);
     it = entries_.emplace(name, std::make_shared<inode>()).first;
+    pending_.push_back({"", name, it->second});
   } else if (it == entries_.end()) {
     throw_os_error(ENOENT, "open", describe(name));
   }
@@ -124,6 +125,7 @@ void FaultInjectingDirectory::remove(const std::string& name) {
   if (!entries_.count(name)) throw_os_error(ENOENT, "unlink", describe(name));
   check(op::remove, name);
   entries_.erase(name);
+  pending_.push_back({name, "", nullptr});
 }
 
 void FaultInjectingDirectory::rename(const std::string& from, const std::string& to) {
@@ -133,6 +135,7 @@ void FaultInjectingDirectory::rename(const std::string& from, const std::string&
   check(op::rename, to);
   auto node = it->second;
   entries_.erase(it);
+  pending_.push_back({from, to, node});
   entries_[to] = std::move(node);
 }
 
@@ -140,6 +143,7 @@ void FaultInjectingDirectory::sync() {
   std::lock_guard g(mutex_);
   check(op::dir_sync, "");
   durable_entries_ = entries_;
+  pending_.clear();
 }
 
 std::unique_ptr<DirectoryLock> FaultInjectingDirectory::lock(const std::string& name) {
@@ -153,12 +157,19 @@ std::unique_ptr<DirectoryLock> FaultInjectingDirectory::lock(const std::string& 
   });
 }
 
-std::shared_ptr<Directory> FaultInjectingDirectory::power_loss(std::uint64_t seed,
-                                                               bool tear) const {
+std::shared_ptr<Directory> FaultInjectingDirectory::power_loss(std::uint64_t seed, bool tear,
+                                                               bool reorder) const {
   std::lock_guard g(mutex_);
   std::mt19937_64 rng(seed);
+  auto entries = durable_entries_;
+  if (reorder)
+    for (const auto& change : pending_) {
+      if (rng() % 2 == 0) continue;  // this change never reached the disk
+      if (!change.removed.empty()) entries.erase(change.removed);
+      if (!change.added.empty()) entries[change.added] = change.node;
+    }
   auto image = make_memory_directory();
-  for (const auto& [name, node] : durable_entries_) {
+  for (const auto& [name, node] : entries) {
     bytes kept = node->synced;
     // The writes after the last sync may have reached the disk in part, in order: from the
     // first byte that differs from the synced copy, keep the new bytes up to a random cut.

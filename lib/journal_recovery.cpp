@@ -100,6 +100,25 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       throw error(errc::corrupt_segment, path + " at offset 0: header says first sequence number " +
                                              std::to_string(scan.header.first_seq) +
                                              " but the file name says " + std::to_string(name_seq));
+    if (scan.header.first_seq != expected && scan.header.first_seq <= deliver_from &&
+        !segments_.empty()) {
+      // The segments before the gap hold only records the snapshot covers: leftovers of a
+      // drop that a power cut interrupted after some of its unlinks reached the disk and not
+      // others (a file system may persist directory changes in any order until the directory
+      // is synced; found by the power-loss test). Finish the drop.
+      for (const auto& leftover : segments_) {
+        dir_->remove(leftover.file);
+        if (log)
+          log("journal recovery: removed " + dir_->describe(leftover.file) +
+              ", left over from an interrupted drop (the snapshot covers it; the journal resumes "
+              "at " +
+              std::to_string(scan.header.first_seq) + ")");
+      }
+      dir_->sync();
+      segments_.clear();
+      report_.records = 0;
+      expected = scan.header.first_seq;
+    }
     if (scan.header.first_seq != expected)
       throw error(errc::sequence_gap, path + " at offset 0: segment starts at sequence number " +
                                           std::to_string(scan.header.first_seq) +

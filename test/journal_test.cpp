@@ -262,6 +262,46 @@ TEST_CASE("sequence gaps are corruption") {
   }
 }
 
+TEST_CASE("segments left over from an interrupted drop are removed when the snapshot covers them") {
+  // A power cut during drop_below() after the unlink of segment 2 reached the disk but not the
+  // unlink of segment 1 (directory changes may persist in any order before a directory sync).
+  auto dir = make_memory_directory();
+  std::vector<segment_info> before;
+  {
+    auto j = open_journal(dir, nullptr, 128);
+    for (int i = 1; i <= 10; ++i) j->append(i, payload_for(i));
+    j->sync_through(10);
+    before = j->segments();
+    REQUIRE(before.size() >= 3);
+    dir->remove(before[1].file);
+  }
+  const std::uint64_t resume = before[2].first_seq;
+  SUBCASE("the snapshot covers everything before the gap: the leftover is removed") {
+    journal_options o;
+    o.segment_bytes = 128;
+    o.max_record_bytes = 1 << 20;
+    o.preallocate_bytes = 0;
+    collected got;
+    std::vector<std::string> logged;
+    auto j = Journal::open(dir, o, resume, resume, got.visitor(),
+                           [&](const std::string& m) { logged.push_back(m); });
+    CHECK(j->segments().front().first_seq == resume);
+    CHECK(got.seqs.front() == resume);
+    CHECK(got.seqs.back() == 10);
+    const auto names = dir->list();
+    CHECK(std::find(names.begin(), names.end(), before[0].file) == names.end());
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("interrupted drop") != std::string::npos);
+  }
+  SUBCASE("records before the gap are still needed: a sequence gap") {
+    journal_options o;
+    o.segment_bytes = 128;
+    o.max_record_bytes = 1 << 20;
+    auto e = open_error([&] { Journal::open(dir, o, resume - 1, resume - 1, {}); });
+    CHECK(e.code() == errc::sequence_gap);
+  }
+}
+
 TEST_CASE(
     "a last segment whose creation never finished is removed; a torn non-last one is corruption") {
   test::temp_dir tmp;

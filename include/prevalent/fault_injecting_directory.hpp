@@ -6,6 +6,10 @@
 // remove) as of the last Directory::sync(). After power_loss(), a file exists under a name only
 // if that entry was durable, with its synced bytes, plus (optionally) a torn piece of the
 // writes that followed: a random prefix of the unsynced bytes beyond the synced length.
+// Directory changes made since the last directory sync may each have reached the disk or not,
+// in any combination (a file system may write metadata out of order; ALICE, OSDI 2014): with
+// `reorder`, power_loss() keeps a random subset of them. A rename is one change: it moves the
+// entry or leaves it where it was.
 //
 // Faults: crash_after(n) makes the n-th mutating operation from now (append, write_at,
 // truncate, file sync, create, rename, remove, directory sync) and every one after it fail with
@@ -20,6 +24,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "prevalent/directory.hpp"
 
@@ -39,8 +44,10 @@ class FaultInjectingDirectory final : public Directory,
   std::uint64_t operations(op kind) const;
 
   // The directory as the disk would hold it after a power loss now: a fresh in-memory
-  // Directory. With `tear`, each file keeps a random prefix of its unsynced tail.
-  std::shared_ptr<Directory> power_loss(std::uint64_t seed, bool tear = true) const;
+  // Directory. With `tear`, each file keeps a random prefix of its unsynced tail; with
+  // `reorder`, a random subset of the directory changes since the last directory sync.
+  std::shared_ptr<Directory> power_loss(std::uint64_t seed, bool tear = true,
+                                        bool reorder = true) const;
 
   std::string path() const override { return "<simulated disk>"; }
   std::vector<std::string> list() const override;
@@ -55,6 +62,12 @@ class FaultInjectingDirectory final : public Directory,
     bytes data;    // what reads see
     bytes synced;  // what survives a power loss
   };
+  // A directory change not yet made durable: `removed` loses its entry, `added` gets `node`
+  // (a create has no `removed`, an unlink no `added`, a rename both).
+  struct dir_change {
+    std::string removed, added;
+    std::shared_ptr<inode> node;
+  };
   friend class simulated_file;
 
   // Counts a mutating operation and throws if a fault is due. Caller holds mutex_.
@@ -63,6 +76,7 @@ class FaultInjectingDirectory final : public Directory,
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<inode>> entries_;          // current names
   std::map<std::string, std::shared_ptr<inode>> durable_entries_;  // as of the last dir sync
+  std::vector<dir_change> pending_;                                // since the last dir sync
   std::set<std::string> locks_;
   std::uint64_t operations_ = 0;
   std::uint64_t crash_at_ = 0;                           // 0: no crash planned

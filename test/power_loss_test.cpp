@@ -106,7 +106,7 @@ int trials() {
 
 TEST_CASE("every acknowledged command survives a power cut at a random disk operation") {
   const int n = trials();
-  int cut_mid_run = 0, torn_tails = 0;
+  int cut_mid_run = 0, torn_tails = 0, cut_in_recovery = 0;
   for (int trial = 0; trial < n; ++trial) {
     const std::uint64_t seed = 0x5eed0000u + static_cast<std::uint64_t>(trial);
     INFO("seed ", seed, " (rerun one trial with PREVALENT_POWER_SEED=", seed, ")");
@@ -137,23 +137,49 @@ TEST_CASE("every acknowledged command survives a power cut at a random disk oper
     }
 
     auto image = disk->power_loss(seed);
-    test::LedgerStore recovered(image, options_for(seed));
-    if (recovered.recovery().torn_bytes > 0) ++torn_tails;
-    const std::uint64_t last = recovered.last_sequence();
-    // Every acknowledged command is present ...
-    REQUIRE_MESSAGE(last >= r.acknowledged, "acknowledged ", r.acknowledged, ", recovered ", last);
-    // ... nothing beyond what was accepted appeared ...
-    REQUIRE(last <= r.accepted.size());
-    // ... and the state is the model applied to that prefix, with money conserved.
-    const test::Ledger expected = model(r.accepted, last);
-    auto state = recovered.query([](const test::Ledger& l) { return l; });
-    CHECK(nlohmann::json(state).dump() == nlohmann::json(expected).dump());
-    CHECK(state.total() == expected.total());
-    // The recovered store goes on.
-    CHECK(recovered.execute(Deposit{"after", 1}) == 1);
+
+    // Checks a disk image after the power cut against the oracle.
+    auto verify = [&](std::shared_ptr<Directory> dir, bool first_cut) {
+      test::LedgerStore recovered(std::move(dir), options_for(seed));
+      if (first_cut && recovered.recovery().torn_bytes > 0) ++torn_tails;
+      const std::uint64_t last = recovered.last_sequence();
+      // Every acknowledged command is present ...
+      REQUIRE_MESSAGE(last >= r.acknowledged, "acknowledged ", r.acknowledged, ", recovered ",
+                      last);
+      // ... nothing beyond what was accepted appeared ...
+      REQUIRE(last <= r.accepted.size());
+      // ... and the state is the model applied to that prefix, with money conserved.
+      const test::Ledger expected = model(r.accepted, last);
+      auto state = recovered.query([](const test::Ledger& l) { return l; });
+      CHECK(nlohmann::json(state).dump() == nlohmann::json(expected).dump());
+      CHECK(state.total() == expected.total());
+      // The recovered store goes on.
+      CHECK(recovered.execute(Deposit{"after", 1}) == 1);
+    };
+
+    // A compound failure first: the power goes out again while the store recovers (cutting a
+    // torn tail, removing an unfinished segment, starting a segment) or just after.
+    std::uint64_t recovery_ops;
+    {
+      auto dry = FaultInjectingDirectory::holding(*image);
+      test::LedgerStore store(dry, options_for(seed));
+      recovery_ops = dry->operations();
+    }
+    if (recovery_ops > 0) {
+      INFO("second power cut at disk operation ", recovery_ops, " of the recovery");
+      auto again = FaultInjectingDirectory::holding(*image);
+      again->crash_after(1 + rng() % recovery_ops);
+      try {
+        test::LedgerStore store(again, options_for(seed));
+      } catch (const error&) {
+        ++cut_in_recovery;
+      }
+      verify(again->power_loss(seed + 1), false);
+    }
+    verify(image, true);
   }
   MESSAGE(n, " power cuts, ", cut_mid_run, " in the middle of the workload, ", torn_tails,
-          " torn tails cut on recovery");
+          " torn tails cut on recovery, ", cut_in_recovery, " second power cuts during recovery");
 }
 
 // ---- the concurrent workload ----

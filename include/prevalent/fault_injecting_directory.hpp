@@ -35,6 +35,10 @@ class FaultInjectingDirectory final : public Directory,
  public:
   enum class op { write, sync, create, rename, remove, dir_sync };
 
+  // A simulated disk that starts out holding a copy of `contents`, all of it durable: to cut
+  // the power again while a store recovers from an earlier power loss.
+  static std::shared_ptr<FaultInjectingDirectory> holding(Directory& contents);
+
   // Makes the n-th mutating operation from now (1 = the next) and all later ones fail.
   void crash_after(std::uint64_t n);
   // Makes only the n-th operation of kind `kind` from now fail with `err`.

@@ -52,6 +52,10 @@ bool SnapshotScheduler::due() const {
 void SnapshotScheduler::run() {
   std::unique_lock l(mutex_);
   while (!stopping_) {
+    // Re-arm the wake-up before every wait, not after waking: a command that found the next
+    // snapshot due while this one was being taken set wake_sent_ with no one waiting, and
+    // would otherwise keep every later command from waking the thread again.
+    wake_sent_ = false;
     auto ready = [&] {
       if (stopping_ || due()) return true;
       return policy_.every.count() > 0 && commands_.load() > base_commands_.load() &&
@@ -69,7 +73,6 @@ void SnapshotScheduler::run() {
         last_snapshot_ = std::chrono::steady_clock::now();
       continue;
     }
-    wake_sent_ = false;
     l.unlock();
     try {
       take_();

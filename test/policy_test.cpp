@@ -150,6 +150,21 @@ TEST_CASE("automatic snapshots fire on command count, journal bytes and time") {
   }
 }
 
+TEST_CASE("automatic snapshots keep firing while commands arrive during a snapshot") {
+  // Commands that arrive while a snapshot is being taken (before its capture) must not swallow
+  // the wake-up of the next one: a store under steady load takes a snapshot every N commands,
+  // not just once. (Found by the syscall-order audit, whose workload saw 1 snapshot in 300
+  // commands with every_commands = 60.)
+  test::temp_dir tmp;
+  store_options o;
+  o.snapshots.every_commands = 20;
+  o.keep_snapshots = 100;
+  LedgerStore store(tmp.path(), o);
+  for (int i = 0; i < 250; ++i) store.execute(Deposit{"a", 1});  // steady load, no pauses
+  CHECK(eventually([&] { return test::files_with_prefix(tmp.path(), "snapshot-").size() >= 5; }));
+  MESSAGE(test::files_with_prefix(tmp.path(), "snapshot-").size(), " snapshots for 250 commands");
+}
+
 TEST_CASE("snapshot on close: the next open replays nothing") {
   test::temp_dir tmp;
   store_options o;

@@ -41,7 +41,7 @@ std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), 
 
 void throw_os_error(int err, const std::string& operation, const std::string& path) {
   std::error_code code(err, std::generic_category());
-  throw error(code, operation + " " + path + ": " + code.message());
+  throw error(code, operation + " " + path);  // system_error appends code.message()
 }
 
 }  // namespace prevalent

@@ -3,7 +3,7 @@
 // database people would use instead (SQLite, WAL, synchronous=FULL, one upsert per
 // transaction). Medians of several runs; --quick for a short smoke run.
 //
-//   bench [--quick] [--dir DIR] [--csv FILE] [--runs N]
+//   bench [--quick] [--dir DIR] [--csv FILE] [--runs N] [--only SECTION] [--threads 1,64]
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -28,6 +28,7 @@ struct config {
   std::string csv = "bench-results.csv";
   int runs = 3;
   std::string only;  // run one section: limit, writers, none, queries, replay
+  std::vector<int> threads{1, 4, 16, 64, 256};  // writer thread counts
   std::chrono::milliseconds duration{2000};
   std::size_t sessions = 1'000'000;
 };
@@ -253,8 +254,16 @@ int main(int argc, char** argv) {
       c.runs = std::max(1, std::atoi(argv[++i]));
     else if (a == "--only" && i + 1 < argc)
       c.only = argv[++i];
-    else {
-      std::cerr << "usage: bench [--quick] [--dir DIR] [--csv FILE] [--runs N] [--only SECTION]\n";
+    else if (a == "--threads" && i + 1 < argc) {
+      c.threads.clear();  // comma-separated writer counts, e.g. 1,64 (1 is the ratio base)
+      for (std::string list = argv[++i]; !list.empty();) {
+        const auto comma = list.find(',');
+        c.threads.push_back(std::max(1, std::atoi(list.substr(0, comma).c_str())));
+        list = comma == std::string::npos ? "" : list.substr(comma + 1);
+      }
+    } else {
+      std::cerr << "usage: bench [--quick] [--dir DIR] [--csv FILE] [--runs N] [--only SECTION] "
+                   "[--threads N,N,...]\n";
       return 2;
     }
   }
@@ -282,7 +291,7 @@ int main(int argc, char** argv) {
   double one_writer = 0;
   if (section("writers"))
     std::printf("== durable execute (policy always) vs SQLite (WAL, synchronous=FULL)\n");
-  for (int threads : {1, 4, 16, 64, 256}) {
+  for (int threads : c.threads) {
     if (!section("writers")) break;
     double base = raw;
     throughput p;

@@ -71,8 +71,9 @@ void Journal::wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t s
     ~leave() { n.fetch_sub(1); }
   } on_exit{waiters_};
   const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(400);
+  std::atomic<std::uint32_t>& progress = progress_word_for(seq);
   for (unsigned round = 0;; ++round) {
-    const std::uint32_t seen = progress_.load();
+    const std::uint32_t seen = progress.load();
     if (mark.load() >= seq) return;
     if (failed_.load()) {
       std::lock_guard q(queue_mutex_);
@@ -82,13 +83,33 @@ void Journal::wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t s
       std::this_thread::yield();
       continue;
     }
-    progress_.wait(seen);
+    progress.wait(seen);
   }
 }
 
+std::atomic<std::uint32_t>& Journal::progress_word_for(std::uint64_t seq) const {
+  // A consistent (batch number, highest sequence taken) pair from the seqlock. A record not
+  // yet taken goes into the next batch, which takes everything queued.
+  for (;;) {
+    const std::uint64_t version = taken_version_.load();
+    const std::uint64_t through = taken_through_.load();
+    if (version % 2 == 0 && taken_version_.load() == version) {
+      const std::uint64_t batch = version / 2 + (seq > through ? 1 : 0);
+      return progress_[batch % 2];
+    }
+  }
+}
+
+void Journal::announce_batch(std::uint64_t batch) {
+  progress_[batch % 2].fetch_add(1);
+  progress_[batch % 2].notify_all();
+}
+
 void Journal::announce_progress() {
-  progress_.fetch_add(1);
-  progress_.notify_all();
+  for (auto& word : progress_) {
+    word.fetch_add(1);
+    word.notify_all();
+  }
 }
 
 void Journal::throw_failure() const { std::rethrow_exception(failure_); }
@@ -135,6 +156,12 @@ void Journal::run_committer() {
       work_cv_.wait(q, has_work);
 
     batch.swap(pending_);
+    std::uint64_t batch_number = 0;
+    if (!batch.empty()) {
+      taken_version_.fetch_add(1);  // odd: the pair is changing
+      taken_through_.store(batch.back().seq);
+      batch_number = taken_version_.fetch_add(1) / 2 + 1;
+    }
     pending_bytes_ = 0;
     pending_count_.store(0, std::memory_order_relaxed);
     const bool stop = stopping_;
@@ -150,7 +177,13 @@ void Journal::run_committer() {
                   (mode == sync_policy::kind::interval && clock::now() >= last_sync_ + period);
       if (sync && unsynced()) {
         sync_active();
-        announce_progress();
+        // Under `always` every batch is synced in the iteration that wrote it, so this sync
+        // completes exactly the waiters of this batch; any other sync may complete waiters
+        // of earlier batches too.
+        if (mode == sync_policy::kind::always && !batch.empty())
+          announce_batch(batch_number);
+        else
+          announce_progress();
       }
     } catch (...) {
       q.lock();

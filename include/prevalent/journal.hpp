@@ -167,7 +167,9 @@ class Journal {
   void preallocate(segment& active, std::uint64_t needed_end);
   void sync_active();
   void fail(const std::exception_ptr& e);
-  void announce_progress();
+  void announce_progress();                  // wakes every waiter
+  void announce_batch(std::uint64_t batch);  // wakes the waiters of one batch
+  std::atomic<std::uint32_t>& progress_word_for(std::uint64_t seq) const;
   [[noreturn]] void throw_failure() const;
   void wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t seq, bool request_sync);
 
@@ -195,9 +197,16 @@ class Journal {
   std::atomic<std::uint64_t> durable_{0};
   std::atomic<std::uint64_t> bytes_written_{0};
   std::atomic<bool> failed_{false};
-  std::atomic<std::uint32_t> progress_{0};
+  // Waiters sleep on one of two futex words, by the parity of the batch their record is in,
+  // so that finishing a group commit wakes its own waiters and not those of the next group
+  // (which would only go back to sleep: a thundering herd at hundreds of writers).
+  mutable std::atomic<std::uint32_t> progress_[2] = {0, 0};
+  // Batches taken by the committer so far and the highest sequence number in them, published
+  // as a seqlock: taken_version_ is odd while the pair changes; batch number = version / 2.
+  std::atomic<std::uint64_t> taken_version_{0};
+  std::atomic<std::uint64_t> taken_through_{0};
   std::atomic<std::size_t> pending_count_{0};  // pending_.size(), readable without the lock
-  std::atomic<int> waiters_{0};                // bumped when written_/durable_ move or on failure
+  std::atomic<int> waiters_{0};                // threads in wait_until()
   bytes frame_;                                // committer's framing buffer
   std::chrono::steady_clock::time_point last_sync_;
   std::thread committer_;

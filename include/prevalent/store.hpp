@@ -129,12 +129,14 @@ class Store {
                     "(add it to Store<State, Commands...>)");
     } else {
       using result_t = apply_result_t<C, State>;
+      // The payload does not depend on the state: encode it before taking the lock, which
+      // many writers queue for.
+      std::string payload = encode_command(command, codec_);
+      check_size(payload);  // before apply: a refused record must leave no trace
       std::unique_lock lock(mutex_);
       throw_if_failed();
       const Context ctx(last_applied_ + 1, next_timestamp());
       if constexpr (validated_against<C, State>) command.validate(std::as_const(state_), ctx);
-      std::string payload = encode_command(command, codec_);
-      check_size(payload);  // before apply: a refused record must leave no trace
       C to_apply = verify_encoding_ ? decode_own<C>(payload) : command;
       std::optional<std::conditional_t<std::is_void_v<result_t>, int, result_t>> result;
       try {

@@ -284,7 +284,7 @@ int main(int argc, char** argv) {
     pre.push_back(raw_loop(c, true, raw_n));
   }
   const double raw = bench::median(grow);
-  out.add({"limit", "raw write+fdatasync, growing file", raw, "ops/s"});
+  out.add({"limit", "raw write+fdatasync, growing file", raw, "ops/s", -1, -1, ""});
   out.add({"limit", "raw write+fdatasync, preallocated", bench::median(pre), "ops/s", -1, -1,
            bench::times(bench::median(pre), raw) + " growing"});
 
@@ -308,7 +308,7 @@ int main(int argc, char** argv) {
       }
       base = bench::median(near_raw);
       p = {bench::median(ops), bench::median(p50), bench::median(p99)};
-      out.add({"limit", "raw write+fdatasync, beside 1 writer", base, "ops/s"});
+      out.add({"limit", "raw write+fdatasync, beside 1 writer", base, "ops/s", -1, -1, ""});
     } else {
       p = median_of(c, [&] { return prevalent_writers(c, threads); });
     }
@@ -329,7 +329,7 @@ int main(int argc, char** argv) {
     std::vector<double> v;
     for (int r = 0; r < c.runs; ++r) v.push_back(none_policy(c, codec, none_n));
     out.add({"none", std::string("none, 1 thread, ") + prevalent::format::codec_name(codec),
-             bench::median(v), "ops/s"});
+             bench::median(v), "ops/s", -1, -1, ""});
   }
 
   if (section("queries")) std::printf("== queries while one writer runs\n");
@@ -342,7 +342,7 @@ int main(int argc, char** argv) {
       out.add(
           {"queries",
            std::string("queries, writer ") + label + ", " + std::to_string(readers) + " readers",
-           q.ops_per_s, "queries/s", q.p50_us, q.p99_us});
+           q.ops_per_s, "queries/s", q.p50_us, q.p99_us, ""});
     }
 
   if (section("replay")) std::printf("== replay and snapshots, %zu sessions\n", c.sessions);
@@ -354,14 +354,14 @@ int main(int argc, char** argv) {
     for (int r = 0; r < c.runs; ++r) opens.push_back(open_seconds(built.dir, codec));
     const double secs = bench::median(opens);
     out.add({"replay", "replay " + name + ", records/s", static_cast<double>(c.sessions) / secs,
-             "records/s"});
+             "records/s", -1, -1, ""});
     out.add({"replay", "replay " + name + ", MB/s",
-             static_cast<double>(built.journal_bytes) / 1e6 / secs, "MB/s"});
+             static_cast<double>(built.journal_bytes) / 1e6 / secs, "MB/s", -1, -1, ""});
     if (codec != prevalent::codec::cbor) continue;  // snapshots are JSON either way
     auto snap = snapshot_under_load(built.dir, codec);
     out.add({"snapshot", "snapshot write (json)", snap.write_s * 1000, "ms", -1, -1,
              std::to_string(snap.bytes / 1000000) + " MB"});
-    out.add({"snapshot", "open: snapshot load + tail", snap.load_s * 1000, "ms"});
+    out.add({"snapshot", "open: snapshot load + tail", snap.load_s * 1000, "ms", -1, -1, ""});
     out.add({"snapshot", "longest execute stall", snap.longest_stall_ms, "ms", -1, -1,
              bench::times(snap.longest_stall_ms, snap.write_s * 1000) + " of snapshot time"});
   }

@@ -70,14 +70,19 @@ inline std::string describe_record(const record_view& r) {
 template <class State, class... Commands>
 void replay_command(State& state, const record_view& r) {
   auto envelope = decode(r.payload, r.codec);
-  if (!envelope || !envelope->is_object() || !envelope->contains("cmd") ||
-      !(*envelope)["cmd"].is_string() || !envelope->contains("args"))
+  // One lookup per member (operator[] would also insert a missing one).
+  const auto cmd =
+      envelope && envelope->is_object() ? envelope->find("cmd") : nlohmann::json::iterator{};
+  const auto args =
+      envelope && envelope->is_object() ? envelope->find("args") : nlohmann::json::iterator{};
+  if (!envelope || !envelope->is_object() || cmd == envelope->end() || !cmd->is_string() ||
+      args == envelope->end())
     throw error(errc::bad_command_payload,
                 describe_record(r) + ": payload is not a command envelope {cmd, v, args} in " +
                     format::codec_name(r.codec));
-  const std::string name = (*envelope)["cmd"].template get<std::string>();
-  const auto& v = (*envelope)["v"];
-  const int version = v.is_number_integer() ? v.template get<int>() : 1;
+  const std::string& name = cmd->template get_ref<const std::string&>();
+  const auto v = envelope->find("v");
+  const int version = v != envelope->end() && v->is_number_integer() ? v->template get<int>() : 1;
   const Context ctx(r.seq, r.timestamp_ns);
 
   auto try_one = [&]<class C>(C*) {
@@ -89,7 +94,8 @@ void replay_command(State& state, const record_view& r) {
                                                  std::to_string(command_version<C>()));
     C command = [&] {
       try {
-        return decode_command_args<C>((*envelope)["args"], version);
+        // Moved, not copied: the envelope is thrown away after this record.
+        return decode_command_args<C>(std::move(*args), version);
       } catch (const nlohmann::json::exception& e) {
         throw error(errc::bad_command_payload, describe_record(r) + ": arguments of \"" + name +
                                                    "\" do not decode: " + e.what());

@@ -13,6 +13,22 @@ TEST_CASE("crc32c matches the standard check value and chains") {
   CHECK(crc32c(as_bytes("123456789")) == 0xE3069283u);
   CHECK(crc32c(as_bytes("")) == 0u);
   CHECK(crc32c(as_bytes("6789"), crc32c(as_bytes("12345"))) == 0xE3069283u);
+  // RFC 3720 (iSCSI) B.4 test vectors: 32 bytes of zeros, of ones, ascending and descending.
+  bytes zeros(32, 0), ones(32, 0xff), up(32), down(32);
+  for (int i = 0; i < 32; ++i) {
+    up[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(i);
+    down[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(31 - i);
+  }
+  CHECK(crc32c(zeros) == 0x8A9136AAu);
+  CHECK(crc32c(ones) == 0x62A8AB43u);
+  CHECK(crc32c(up) == 0x46DD794Eu);
+  CHECK(crc32c(down) == 0x113FDB5Cu);
+  // Chaining across every split point of a longer buffer.
+  bytes big(1000);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(i * 7 + 3);
+  const std::uint32_t whole = crc32c(big);
+  for (std::size_t cut = 0; cut <= big.size(); cut += 37)
+    CHECK(crc32c(byte_view(big).subspan(cut), crc32c(byte_view(big).first(cut))) == whole);
 }
 
 TEST_CASE("segment header round trip and rejection of damage") {

@@ -1,5 +1,6 @@
-// CRC-32C (Castagnoli), the checksum of every journal record and snapshot. Computed by
-// Boost.CRC, not by a hand-written table.
+// CRC-32C (Castagnoli), the checksum of every journal record and snapshot. Computed by Intel
+// ISA-L's crc32_iscsi (hardware instructions) when prevalent is built with libisal, otherwise
+// by Boost.CRC; never by a hand-written table. Both give the same values.
 #pragma once
 
 #include <cstdint>

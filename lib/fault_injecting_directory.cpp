@@ -69,16 +69,8 @@ class simulated_lock final : public DirectoryLock {
 std::shared_ptr<FaultInjectingDirectory> FaultInjectingDirectory::holding(Directory& contents) {
   auto disk = std::make_shared<FaultInjectingDirectory>();
   for (const auto& name : contents.list()) {
-    auto file = contents.open(name, open_mode::read);
     auto node = std::make_shared<inode>();
-    node->data.resize(file->size());
-    std::size_t got = 0;
-    while (got < node->data.size()) {
-      const std::size_t n = file->read_at(got, std::span(node->data).subspan(got));
-      if (n == 0) break;
-      got += n;
-    }
-    node->data.resize(got);
+    node->data = read_all(*contents.open(name, open_mode::read));
     node->synced = node->data;
     disk->entries_[name] = node;
   }

@@ -151,7 +151,7 @@ def audit(calls, directory):
         if not synced_between(tmp, last_write, r.start):
             problems.append(f"R3: {tmp} renamed (line {r.start + 1}) without a sync after its "
                             f"last write")
-        next_rename = renames[n + 1].start if n + 1 < len(renames) else len(calls) * 10**9
+        next_rename = renames[n + 1].start if n + 1 < len(renames) else float("inf")
         after = [u for u in unlinks if r.end < u.start < next_rename]
         for u in after:
             if not synced_between(directory, r.end, u.start, dir_syncs):

@@ -70,18 +70,17 @@ inline std::string describe_record(const record_view& r) {
 template <class State, class... Commands>
 void replay_command(State& state, const record_view& r) {
   auto envelope = decode(r.payload, r.codec);
-  // One lookup per member (operator[] would also insert a missing one).
-  const auto cmd =
-      envelope && envelope->is_object() ? envelope->find("cmd") : nlohmann::json::iterator{};
-  const auto args =
-      envelope && envelope->is_object() ? envelope->find("args") : nlohmann::json::iterator{};
-  if (!envelope || !envelope->is_object() || cmd == envelope->end() || !cmd->is_string() ||
-      args == envelope->end())
-    throw error(errc::bad_command_payload,
-                describe_record(r) + ": payload is not a command envelope {cmd, v, args} in " +
-                    format::codec_name(r.codec));
+  auto not_an_envelope = [&] {
+    return error(errc::bad_command_payload,
+                 describe_record(r) + ": payload is not a command envelope {cmd, v, args} in " +
+                     format::codec_name(r.codec));
+  };
+  if (!envelope || !envelope->is_object()) throw not_an_envelope();
+  // find(), once per member: operator[] would insert a missing member.
+  const auto cmd = envelope->find("cmd"), args = envelope->find("args"), v = envelope->find("v");
+  if (cmd == envelope->end() || !cmd->is_string() || args == envelope->end())
+    throw not_an_envelope();
   const std::string& name = cmd->template get_ref<const std::string&>();
-  const auto v = envelope->find("v");
   const int version = v != envelope->end() && v->is_number_integer() ? v->template get<int>() : 1;
   const Context ctx(r.seq, r.timestamp_ns);
 

@@ -97,6 +97,21 @@ test::Ledger model(const std::vector<Command>& commands, std::size_t n) {
   return l;
 }
 
+// Disk operations the workload `run(disk)` takes from start to end: a dry run that sizes the
+// crash point.
+template <class Run>
+std::uint64_t disk_operations_of(Run run) {
+  auto disk = std::make_shared<FaultInjectingDirectory>();
+  run(disk);
+  return disk->operations();
+}
+
+// Whether this trial runs: all of them, or the one PREVALENT_POWER_SEED names.
+bool selected(std::uint64_t seed) {
+  const char* only = std::getenv("PREVALENT_POWER_SEED");
+  return !only || std::stoull(only) == seed;
+}
+
 int trials() {
   const char* env = std::getenv("PREVALENT_POWER_TRIALS");
   return env ? std::max(1, std::atoi(env)) : 200;
@@ -110,18 +125,12 @@ TEST_CASE("every acknowledged command survives a power cut at a random disk oper
   for (int trial = 0; trial < n; ++trial) {
     const std::uint64_t seed = 0x5eed0000u + static_cast<std::uint64_t>(trial);
     INFO("seed ", seed, " (rerun one trial with PREVALENT_POWER_SEED=", seed, ")");
-    if (const char* only = std::getenv("PREVALENT_POWER_SEED"); only && std::stoull(only) != seed)
-      continue;
+    if (!selected(seed)) continue;
     const workload w = make_workload(seed);
-
-    // A dry run sizes the crash point: how many disk operations the whole workload takes.
-    std::uint64_t total_ops;
-    {
-      auto disk = std::make_shared<FaultInjectingDirectory>();
+    const std::uint64_t total_ops = disk_operations_of([&](auto disk) {
       test::LedgerStore store(disk, options_for(seed));
       run(store, w);
-      total_ops = disk->operations();
-    }
+    });
     std::mt19937_64 rng(seed);
     const std::uint64_t cut = 1 + rng() % total_ops;
 
@@ -279,16 +288,11 @@ TEST_CASE("concurrent writers with automatic snapshots: a power cut loses nothin
   for (int trial = 0; trial < n; ++trial) {
     const std::uint64_t seed = 0xc0c0000u + static_cast<std::uint64_t>(trial);
     INFO("seed ", seed, " (rerun one trial with PREVALENT_POWER_SEED=", seed, ")");
-    if (const char* only = std::getenv("PREVALENT_POWER_SEED"); only && std::stoull(only) != seed)
-      continue;
-
-    std::uint64_t total_ops;  // a dry run sizes the crash point
-    {
-      auto disk = std::make_shared<FaultInjectingDirectory>();
+    if (!selected(seed)) continue;
+    const std::uint64_t total_ops = disk_operations_of([&](auto disk) {
       RecordedStore store(disk, concurrent_options_for(seed));
       run_concurrently(store, seed);
-      total_ops = disk->operations();
-    }
+    });
     std::mt19937_64 rng(seed);
     const std::uint64_t cut = 1 + rng() % total_ops;
 

@@ -1,6 +1,8 @@
 // The filesystem seam: the POSIX and in-memory directories behave alike.
 #include <doctest/doctest.h>
 
+#include <cerrno>
+
 #include <prevalent/directory.hpp>
 #include <prevalent/error.hpp>
 
@@ -70,5 +72,8 @@ TEST_CASE("OS errors name the path") {
   } catch (const error& e) {
     CHECK(e.code() == std::errc::no_such_file_or_directory);
     CHECK(std::string(e.what()).find((tmp / "nope").string()) != std::string::npos);
+    // The operation, the path and the OS's reason, each once.
+    CHECK(std::string(e.what()) ==
+          "open " + (tmp / "nope").string() + ": " + std::generic_category().message(ENOENT));
   }
 }

@@ -169,6 +169,50 @@ std::unique_ptr<DirectoryLock> FaultInjectingDirectory::lock(const std::string& 
   });
 }
 
+namespace {
+
+// What a disk may hold of a file whose writes since the last sync were cut short by a power
+// loss: nothing of them, all of them, a prefix of them (written in order), or any subset of
+// their 512-byte sectors (the sectors of one write reach the platter in any order during its
+// fdatasync). A sector that did not persist keeps its synced bytes, or reads as zeros past the
+// synced end; the file's length is the synced one or the new one.
+bytes torn_image(const bytes& synced, const bytes& now, std::mt19937_64& rng) {
+  std::size_t first_diff = 0;
+  while (first_diff < now.size() && first_diff < synced.size() &&
+         now[first_diff] == synced[first_diff])
+    ++first_diff;
+  if (first_diff == now.size() && now.size() == synced.size()) return synced;  // all synced
+  constexpr std::size_t sector = 512;
+  switch (rng() % 4) {
+    case 0: return synced;
+    case 1: return now;
+    case 2: {  // a prefix of the unsynced bytes, in order
+      bytes kept = synced;
+      const std::size_t cut = first_diff + rng() % (now.size() - first_diff + 1);
+      if (kept.size() < cut) kept.resize(cut);
+      std::copy(now.begin() + static_cast<std::ptrdiff_t>(first_diff),
+                now.begin() + static_cast<std::ptrdiff_t>(cut),
+                kept.begin() + static_cast<std::ptrdiff_t>(first_diff));
+      return kept;
+    }
+    default: {  // any subset of sectors
+      bytes kept = synced;
+      kept.resize(rng() % 2 == 0 ? now.size() : synced.size(), 0);
+      for (std::size_t at = first_diff / sector * sector; at < kept.size(); at += sector) {
+        if (rng() % 2 == 0) continue;
+        const std::size_t end = std::min({at + sector, kept.size(), now.size()});
+        if (at < end)
+          std::copy(now.begin() + static_cast<std::ptrdiff_t>(at),
+                    now.begin() + static_cast<std::ptrdiff_t>(end),
+                    kept.begin() + static_cast<std::ptrdiff_t>(at));
+      }
+      return kept;
+    }
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<Directory> FaultInjectingDirectory::power_loss(std::uint64_t seed, bool tear,
                                                                bool reorder) const {
   std::lock_guard g(mutex_);
@@ -182,21 +226,7 @@ std::shared_ptr<Directory> FaultInjectingDirectory::power_loss(std::uint64_t see
     }
   auto image = make_memory_directory();
   for (const auto& [name, node] : entries) {
-    bytes kept = node->synced;
-    // The writes after the last sync may have reached the disk in part, in order: from the
-    // first byte that differs from the synced copy, keep the new bytes up to a random cut.
-    const bytes& now = node->data;
-    std::size_t first_diff = 0;
-    while (first_diff < now.size() && first_diff < kept.size() &&
-           now[first_diff] == kept[first_diff])
-      ++first_diff;
-    if (tear && first_diff < now.size() && rng() % 2 == 0) {
-      const std::size_t cut = first_diff + rng() % (now.size() - first_diff + 1);
-      if (kept.size() < cut) kept.resize(cut);
-      std::copy(now.begin() + static_cast<std::ptrdiff_t>(first_diff),
-                now.begin() + static_cast<std::ptrdiff_t>(cut),
-                kept.begin() + static_cast<std::ptrdiff_t>(first_diff));
-    }
+    bytes kept = tear ? torn_image(node->synced, node->data, rng) : node->synced;
     image->open(name, open_mode::create_new)->append(kept);
   }
   return image;

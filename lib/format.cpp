@@ -76,7 +76,7 @@ std::optional<segment_header> decode_segment_header(byte_view data, std::string&
 namespace {
 
 // The header checksum covers the segment salt, the length and bytes 8..31 of the header
-// (sequence number, timestamp, payload checksum, reserved): a record copied from another
+// (sequence number, timestamp, payload checksum, run index): a record copied from another
 // segment, or left over from an earlier use of the file, cannot verify here.
 std::uint32_t header_checksum(const std::uint8_t* header, std::uint32_t salt) {
   std::uint8_t salt_le[4];
@@ -89,7 +89,7 @@ std::uint32_t header_checksum(const std::uint8_t* header, std::uint32_t salt) {
 }  // namespace
 
 void append_record(bytes& out, std::uint32_t salt, std::uint64_t seq, std::int64_t timestamp_ns,
-                   byte_view payload) {
+                   byte_view payload, std::uint32_t run_index) {
   std::size_t start = out.size();
   out.resize(start + framed_size(payload.size()), 0);
   std::uint8_t* h = &out[start];
@@ -97,7 +97,7 @@ void append_record(bytes& out, std::uint32_t salt, std::uint64_t seq, std::int64
   put_le(h + 8, seq);
   put_le(h + 16, timestamp_ns);
   put_le(h + 24, crc32c(payload));
-  put_le(h + 28, std::uint32_t{0});
+  put_le(h + 28, run_index);
   put_le(h + 4, header_checksum(h, salt));
   std::copy(payload.begin(), payload.end(), h + record_header_size);
 }
@@ -121,6 +121,14 @@ decoded_record decode_record(byte_view data, std::uint32_t salt, std::uint32_t m
   r.length = get_le<std::uint32_t>(h + 0);
   r.seq = get_le<std::uint64_t>(h + 8);
   r.timestamp_ns = get_le<std::int64_t>(h + 16);
+  r.run_index = get_le<std::uint32_t>(h + 28);
+  if (r.run_index >= r.seq) {
+    // The run would start at or before sequence number 0, which no writer produces: the
+    // header verified, so this is corruption (or a writer that breaks the format), never
+    // a torn write. Found by fuzzing when the field was "reserved, 0" and went unchecked.
+    r.status = record_status::bad_run_index;
+    return r;
+  }
   if (r.length == 0 || r.length > std::min(max_payload, max_payload_limit)) {
     r.status = record_status::bad_length;
     return r;
@@ -145,6 +153,11 @@ decoded_record decode_record(byte_view data, std::uint32_t salt, std::uint32_t m
   return r;
 }
 
+bool header_verified(const decoded_record& r) {
+  return r.status != record_status::end_of_log && r.status != record_status::truncated_header &&
+         r.status != record_status::bad_header_checksum;
+}
+
 const char* describe(record_status s) {
   switch (s) {
     case record_status::ok: return "ok";
@@ -155,6 +168,7 @@ const char* describe(record_status s) {
     case record_status::truncated_payload: return "record payload cut short by end of file";
     case record_status::bad_payload_checksum: return "record payload checksum mismatch";
     case record_status::bad_padding: return "nonzero padding after record payload";
+    case record_status::bad_run_index: return "record run index points before sequence number 1";
   }
   return "?";
 }

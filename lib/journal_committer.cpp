@@ -2,6 +2,7 @@
 // queued, writes it with one write (rolling segments as needed) and syncs it per the policy;
 // callers wait on the progress marks written_ and durable_.
 #include <algorithm>
+#include <cstdint>
 
 #include "prevalent/error.hpp"
 #include "prevalent/journal.hpp"
@@ -220,7 +221,15 @@ void Journal::write_batch(std::vector<pending_record>& batch) {
       start_segment(rec.seq);
       active = &segments_.back();
     }
-    format::append_record(frame_, active->salt, rec.seq, rec.timestamp_ns, as_bytes(rec.payload));
+    if (rec.seq - run_start_ > UINT32_MAX) {
+      // The run index has 32 bits; 4 billion records without a sync (under policy `none`)
+      // end the run with one.
+      write_frame();
+      active_->sync();
+      run_start_ = rec.seq;
+    }
+    format::append_record(frame_, active->salt, rec.seq, rec.timestamp_ns, as_bytes(rec.payload),
+                          static_cast<std::uint32_t>(rec.seq - run_start_));
     framed_last_seq = rec.seq;
   }
   write_frame();
@@ -252,6 +261,7 @@ void Journal::sync_active() {
   const std::uint64_t target = written_.load();  // only the committer moves written_
   file->sync();
   durable_ = target;
+  run_start_ = target + 1;
   last_sync_ = std::chrono::steady_clock::now();
 }
 

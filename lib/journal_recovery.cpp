@@ -155,6 +155,7 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
                     std::to_string(start_seq - 1) + ": journal records are missing");
   last_appended_ = std::max(expected, start_seq) - 1;
   written_ = durable_ = last_appended_;
+  run_start_ = last_appended_ + 1;  // everything on disk now is synced or was cut
 
   std::lock_guard g(files_mutex_);
   if (!segments_.empty() && segments_.back().codec != options_.codec) {
@@ -175,6 +176,10 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
     start_segment(last_appended_ + 1);
   } else {
     active_ = dir_->open(segments_.back().file, Directory::open_mode::write);
+    // What an earlier process wrote may still be only in the page cache (a process crash
+    // under `interval` or `none`). Sync it before appending: records written from now on
+    // start a new run, and recovery may cut only the last unsynced run.
+    active_->sync();
   }
 }
 
@@ -193,6 +198,7 @@ void Journal::start_segment(std::uint64_t first_seq) {
   segments_.push_back({name, first_seq, first_seq - 1, h.salt, format::segment_header_size,
                        format::segment_header_size, h.codec});
   active_ = std::move(f);
+  run_start_ = first_seq;
 }
 
 void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visit) const {

@@ -1,6 +1,8 @@
 #include "segment_scan.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <vector>
 
 #include "prevalent/error.hpp"
 
@@ -13,22 +15,46 @@ bool all_zero(byte_view data) {
   return std::all_of(data.begin(), data.end(), [](std::uint8_t b) { return b == 0; });
 }
 
-// Whether a record header that verifies against this segment's salt starts at any aligned
-// offset at or after `from`. A failed record followed by one is damage in the middle of the
-// log, which acknowledged records follow; without one, it is the unfinished last write.
-bool verified_header_after(byte_view data, std::size_t from, std::uint32_t salt,
-                           std::uint32_t max_payload) {
+// Every record header that verifies against this segment's salt at an aligned offset at or
+// after `from`: what follows a failed record. Each one is a record someone wrote, so it tells
+// which unsynced run the bytes after the failure belong to.
+std::vector<format::decoded_record> verified_headers_after(byte_view data, std::size_t from,
+                                                           std::uint32_t salt,
+                                                           std::uint32_t max_payload) {
+  std::vector<format::decoded_record> found;
   for (std::size_t pos = format::aligned(from); pos + format::record_header_size <= data.size();
        pos += format::alignment) {
     auto r = format::decode_record(data.subspan(pos), salt, max_payload);
-    switch (r.status) {
-      case record_status::end_of_log:
-      case record_status::truncated_header:
-      case record_status::bad_header_checksum: continue;
-      default: return true;
-    }
+    if (format::header_verified(r)) found.push_back(r);
   }
-  return false;
+  return found;
+}
+
+// Whether a failure right after record `prev_seq` (whose run started at `run_begin`) can be
+// a missing part of the last write that was never synced. A group of records is written only
+// after everything before it was synced, and the sectors of one unsynced write may reach the
+// disk in any combination; so the failed record and every verified record after it must
+// belong to the run that was still unsynced: the run of `prev_seq` or a run that began with the
+// failed record itself. A verified record of any other run was written after a sync that
+// covered the failure point, which is then damage to synced data.
+bool within_last_run(const format::decoded_record& failed,
+                     const std::vector<format::decoded_record>& later, std::uint64_t prev_seq,
+                     std::uint64_t run_begin) {
+  std::optional<std::uint64_t> run;
+  auto fits = [&](const format::decoded_record& r, std::uint64_t min_seq) {
+    const std::uint64_t begins = format::run_start(r);
+    if (r.status == record_status::bad_length || r.status == record_status::bad_run_index)
+      return false;
+    if (r.seq < min_seq || (begins != run_begin && begins != prev_seq + 1)) return false;
+    if (run && *run != begins) return false;
+    run = begins;
+    return true;
+  };
+  if (format::header_verified(failed) && !(failed.seq == prev_seq + 1 && fits(failed, 0)))
+    return false;
+  // The failed record is number prev_seq + 1, so anything verified after it comes later.
+  return std::all_of(later.begin(), later.end(),
+                     [&](const format::decoded_record& r) { return fits(r, prev_seq + 2); });
 }
 
 [[noreturn]] void corrupt(errc code, const std::string& file, std::uint64_t offset,
@@ -54,6 +80,7 @@ scan_result scan_segment(byte_view data, const std::string& file, bool last,
 
   std::size_t pos = format::segment_header_size;
   const std::uint32_t salt = header->salt;
+  std::uint64_t run_begin = header->first_seq;  // first record of the current unsynced run
   while (pos < data.size()) {
     auto r = format::decode_record(data.subspan(pos), salt, max_payload);
     if (r.status == record_status::ok) {
@@ -61,6 +88,15 @@ scan_result scan_segment(byte_view data, const std::string& file, bool last,
         corrupt(errc::sequence_gap, file, pos,
                 "record has sequence number " + std::to_string(r.seq) + ", expected " +
                     std::to_string(out.last_seq + 1));
+      // A record continues the run of the one before it or starts a new run (after a sync);
+      // a run never reaches back into an earlier segment (a roll syncs the old one).
+      const std::uint64_t begins = format::run_start(r);
+      if (begins != r.seq && (out.records == 0 || begins != run_begin))
+        corrupt(errc::corrupt_record, file, pos,
+                "record " + std::to_string(r.seq) + ": run index " + std::to_string(r.run_index) +
+                    " puts its unsynced run's start at sequence number " + std::to_string(begins) +
+                    ", but the run in progress started at " + std::to_string(run_begin));
+      run_begin = begins;
       if (visit) visit(record_view{r.seq, r.timestamp_ns, r.payload, header->codec, file, pos});
       out.last_seq = r.seq;
       ++out.records;
@@ -69,13 +105,13 @@ scan_result scan_segment(byte_view data, const std::string& file, bool last,
     }
 
     // Classify the failure. Only the last segment can hold an unfinished write, and only if
-    // no verified record follows the failure point.
+    // every verified record after the failure point belongs to that same unsynced write.
     std::size_t resume = pos + format::alignment;  // where later records could start
     if (r.status == record_status::bad_payload_checksum || r.status == record_status::bad_padding)
       resume = pos + r.size;
-    bool later_record = verified_header_after(data, resume, salt, max_payload);
+    const auto later = verified_headers_after(data, resume, salt, max_payload);
 
-    if (r.status == record_status::end_of_log && !later_record) {
+    if (r.status == record_status::end_of_log && later.empty()) {
       // Zero-filled space ends the log. Unverifiable bytes after it can only be part of an
       // unfinished write (pages of one write reach the disk in any order).
       if (!all_zero(data.subspan(pos))) {
@@ -89,22 +125,28 @@ scan_result scan_segment(byte_view data, const std::string& file, bool last,
       corrupt(errc::corrupt_record, file, pos,
               "record " + std::to_string(r.seq) + " has payload length " +
                   std::to_string(r.length) + " (limit " + std::to_string(max_payload) + ")");
-    bool torn_candidate = r.status == record_status::truncated_header ||
-                          r.status == record_status::truncated_payload ||
-                          r.status == record_status::bad_header_checksum ||
-                          r.status == record_status::bad_payload_checksum ||
-                          r.status == record_status::bad_padding;
-    if (last && torn_candidate && !later_record) {
+    if (r.status == record_status::bad_run_index)
+      corrupt(errc::corrupt_record, file, pos,
+              "record " + std::to_string(r.seq) + " has run index " + std::to_string(r.run_index) +
+                  ": " + format::describe(r.status));
+    if (last && later.empty()) {
       out.torn_reason = format::describe(r.status);
+      break;
+    }
+    if (last && within_last_run(r, later, out.last_seq, run_begin)) {
+      out.torn_reason = std::string(format::describe(r.status)) + ", then " +
+                        std::to_string(later.size()) +
+                        " verified record header(s) of the same unsynced write (parts of a "
+                        "write cut short by a power loss)";
       break;
     }
     std::string what = format::describe(r.status);
     if (r.status == record_status::end_of_log) what = "zero-filled bytes before later records";
-    if (r.seq != 0) what = "record " + std::to_string(r.seq) + ": " + what;
+    if (format::header_verified(r)) what = "record " + std::to_string(r.seq) + ": " + what;
     if (!last)
       what += " (not the last segment, so not a torn write)";
-    else if (later_record)
-      what += " (verified records follow, so not a torn write)";
+    else
+      what += " (records written after a later sync follow, so not a torn write)";
     corrupt(errc::corrupt_record, file, pos, what);
   }
   out.valid_end = pos;

@@ -137,6 +137,46 @@ TEST_CASE("golden segment: the bytes in docs/FORMAT.md are what the writer produ
   f::append_record(written, h.salt, 1, 1795395600000000000LL,
                    as_bytes(R"({"cmd":"deposit","v":1,"args":{"account":"alice","amount":100}})"));
   f::append_record(written, h.salt, 2, 1795395600000000001LL,
-                   as_bytes(R"({"cmd":"deposit","v":1,"args":{"account":"bob","amount":5}})"));
+                   as_bytes(R"({"cmd":"deposit","v":1,"args":{"account":"bob","amount":5}})"),
+                   1);  // written in the same unsynced run as record 1
   CHECK(written == golden);
+}
+
+TEST_CASE("the run index round trips and may not point before sequence number 1") {
+  bytes rec;
+  f::append_record(rec, 9, 10, 5, as_bytes("x"), 3);
+  auto r = f::decode_record(rec, 9, 1024);
+  REQUIRE(r.status == f::record_status::ok);
+  CHECK(r.run_index == 3);
+  CHECK(f::run_start(r) == 7);
+  bytes again;
+  f::append_record(again, 9, r.seq, r.timestamp_ns, r.payload, r.run_index);
+  CHECK(again == rec);
+
+  bytes edge;
+  f::append_record(edge, 9, 4, 0, as_bytes("x"), 3);  // a run that began at record 1
+  CHECK(f::decode_record(edge, 9, 1024).status == f::record_status::ok);
+  bytes past;
+  f::append_record(past, 9, 4, 0, as_bytes("x"), 4);  // would begin at record 0
+  auto bad = f::decode_record(past, 9, 1024);
+  CHECK(bad.status == f::record_status::bad_run_index);
+  CHECK(f::header_verified(bad));
+}
+
+TEST_CASE(
+    "regression (issue 13): a nonzero field at bytes 28..31 that the header checksum "
+    "covers is checked, not accepted") {
+  // The input libFuzzer found (test/fuzz/corpus/fuzz_format/issue13_nonzero_reserved): record 1
+  // of salt 0 with bytes 00 00 00 08 in the field that was "reserved, 0". It verifies, and used
+  // to decode as a valid record that re-encoded to other bytes. Record 1 cannot be 2^27
+  // records into a run.
+  std::ifstream in(PREVALENT_FIXTURES "/../fuzz/corpus/fuzz_format/issue13_nonzero_reserved",
+                   std::ios::binary);
+  bytes input{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  REQUIRE(input.size() == 96);
+  auto r = f::decode_record(input, 0, 1u << 20);
+  CHECK(r.status == f::record_status::bad_run_index);
+  CHECK(r.seq == 1);
+  CHECK(r.run_index == 0x08000000u);
+  CHECK(std::string(f::describe(r.status)).find("run index") != std::string::npos);
 }

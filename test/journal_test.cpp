@@ -262,6 +262,128 @@ TEST_CASE("sequence gaps are corruption") {
   }
 }
 
+namespace {
+
+// A hand-built segment whose records carry chosen run indexes, to put a failure at a chosen
+// record. `runs` gives the run index of records 1, 2, ...; returns the segment and the offset
+// of each record.
+struct built_segment {
+  bytes data;
+  std::vector<std::size_t> offsets;
+};
+built_segment build_segment(const std::vector<std::uint32_t>& runs) {
+  f::segment_header h;
+  h.salt = 4321;
+  built_segment b{f::encode_segment_header(h), {}};
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    b.offsets.push_back(b.data.size());
+    f::append_record(b.data, h.salt, i + 1, 0, as_bytes(payload_for(i + 1)), runs[i]);
+  }
+  return b;
+}
+
+// Zeroes the record header at `offset`, as a lost sector of an unsynced write leaves it.
+void lose_header(built_segment& b, std::size_t offset) {
+  std::fill_n(b.data.begin() + static_cast<std::ptrdiff_t>(offset), f::record_header_size, 0);
+}
+
+std::shared_ptr<Directory> holding_segment(const bytes& data) {
+  auto dir = make_memory_directory();
+  dir->open(f::segment_file_name(1), Directory::open_mode::create_new)->append(data);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("a missing part of the last unsynced write is cut; damage before its start is not") {
+  // Records 1-2 form one synced run, records 3-5 the unsynced run a power cut interrupted
+  // (run indexes 0 1 | 0 1 2). Sectors of that last write may persist in any combination.
+  SUBCASE("a hole inside the last run: cut there, records 1-3 kept, nothing acknowledged lost") {
+    auto b = build_segment({0, 1, 0, 1, 2});
+    lose_header(b, b.offsets[3]);
+    collected got;
+    auto j = open_journal(holding_segment(b.data), &got);
+    CHECK(got.seqs == std::vector<std::uint64_t>{1, 2, 3});
+    CHECK(j->recovery().torn_offset == b.offsets[3]);
+    CHECK(j->recovery().torn_reason.find("same unsynced write") != std::string::npos);
+    CHECK(j->next_seq() == 4);
+  }
+  SUBCASE("the last run's first record lost, later ones kept: cut at its start") {
+    auto b = build_segment({0, 1, 0, 1, 2});
+    lose_header(b, b.offsets[2]);
+    collected got;
+    auto j = open_journal(holding_segment(b.data), &got);
+    CHECK(got.seqs == std::vector<std::uint64_t>{1, 2});
+    CHECK(j->recovery().torn_offset == b.offsets[2]);
+  }
+  SUBCASE("a damaged payload inside the last run is cut too") {
+    auto b = build_segment({0, 1, 0, 1, 2});
+    b.data[b.offsets[3] + f::record_header_size] ^= 0x20;
+    collected got;
+    open_journal(holding_segment(b.data), &got);
+    CHECK(got.seqs == std::vector<std::uint64_t>{1, 2, 3});
+  }
+  SUBCASE("a hole in an earlier, synced run is corruption") {
+    auto b = build_segment({0, 1, 0, 1, 2});
+    lose_header(b, b.offsets[1]);
+    auto e = open_error([&] { open_journal(holding_segment(b.data)); });
+    CHECK(e.code() == errc::corrupt_record);
+    CHECK(std::string(e.what()).find("offset " + std::to_string(b.offsets[1])) !=
+          std::string::npos);
+    CHECK(std::string(e.what()).find("written after a later sync") != std::string::npos);
+  }
+  SUBCASE("records that each started their own run (every record synced): a hole is corruption") {
+    auto b = build_segment({0, 0, 0, 0, 0});
+    lose_header(b, b.offsets[3]);
+    CHECK(open_error([&] { open_journal(holding_segment(b.data)); }).code() ==
+          errc::corrupt_record);
+  }
+  SUBCASE("a later record whose run reaches back past the failure's run is corruption") {
+    auto b = build_segment({0, 1, 0, 1, 4});  // record 5 claims a run that began at record 1
+    lose_header(b, b.offsets[3]);
+    CHECK(open_error([&] { open_journal(holding_segment(b.data)); }).code() ==
+          errc::corrupt_record);
+  }
+  SUBCASE("among intact records, a run index that neither continues the run nor starts one") {
+    auto b = build_segment({0, 0, 2});
+    auto e = open_error([&] { open_journal(holding_segment(b.data)); });
+    CHECK(e.code() == errc::corrupt_record);
+    CHECK(std::string(e.what()).find("run index 2") != std::string::npos);
+  }
+  SUBCASE("a segment's first record cannot continue a run of the segment before") {
+    auto b = build_segment({1});
+    CHECK(open_error([&] { open_journal(holding_segment(b.data)); }).code() ==
+          errc::corrupt_record);
+  }
+}
+
+TEST_CASE("the committer numbers runs: one group write is one run, a sync starts the next") {
+  auto dir = make_memory_directory();
+  {
+    journal_options o;
+    o.sync = sync_policy::interval(std::chrono::hours(1));
+    o.preallocate_bytes = 0;
+    auto j = Journal::open(dir, o, 1, 1, {});
+    for (int i = 1; i <= 3; ++i) j->flush_through(j->append(i, payload_for(i)));
+    j->sync_through(3);
+    for (int i = 4; i <= 5; ++i) j->flush_through(j->append(i, payload_for(i)));
+  }
+  bytes data = read_all(*dir->open(f::segment_file_name(1), Directory::open_mode::read));
+  std::string why;
+  auto header = f::decode_segment_header(data, why);
+  REQUIRE(header);
+  std::vector<std::uint32_t> runs;
+  for (std::size_t pos = f::segment_header_size; pos < data.size();) {
+    auto r = f::decode_record(byte_view(data).subspan(pos), header->salt, 1 << 20);
+    if (r.status == f::record_status::end_of_log) break;
+    REQUIRE(f::header_verified(r));
+    runs.push_back(r.run_index);
+    pos += r.size;
+  }
+  // Under `interval` the three writes before the sync are one run; so are the two after it.
+  CHECK(runs == std::vector<std::uint32_t>{0, 1, 2, 0, 1});
+}
+
 TEST_CASE("segments left over from an interrupted drop are removed when the snapshot covers them") {
   // A power cut during drop_below() after the unlink of segment 2 reached the disk but not the
   // unlink of segment 1 (directory changes may persist in any order before a directory sync).

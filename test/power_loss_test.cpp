@@ -241,19 +241,20 @@ struct RecordedTransfer {
 
 using RecordedStore = Store<test::Ledger, RecordedDeposit, RecordedTransfer>;
 
-constexpr int writer_threads = 3;
-
 store_options concurrent_options_for(std::uint64_t seed) {
   store_options o = options_for(seed);
   o.snapshots.every_commands = 4 + seed % 12;  // automatic snapshots on the store's thread
   return o;
 }
 
-// Each thread sends its share until the first I/O error; returns the highest acknowledged
-// sequence number of all threads.
-std::uint64_t run_concurrently(RecordedStore& store, std::uint64_t seed) {
+// Each of `writer_threads` threads sends its share until the first I/O error; returns the
+// highest acknowledged sequence number of all threads. Account names get `pad` extra bytes,
+// to make records span sectors.
+std::uint64_t run_concurrently(RecordedStore& store, std::uint64_t seed, int writer_threads,
+                               std::size_t pad = 0) {
+  const std::string padding(pad, '.');
   std::vector<std::thread> threads;
-  std::vector<std::uint64_t> highest(writer_threads, 0);
+  std::vector<std::uint64_t> highest(static_cast<std::size_t>(writer_threads), 0);
   for (int t = 0; t < writer_threads; ++t)
     threads.emplace_back([&, t] {
       const workload w = make_workload(seed * writer_threads + static_cast<std::uint64_t>(t));
@@ -262,9 +263,10 @@ std::uint64_t run_concurrently(RecordedStore& store, std::uint64_t seed) {
           const std::uint64_t sequence = std::visit(
               [&](const auto& cmd) {
                 if constexpr (std::is_same_v<std::decay_t<decltype(cmd)>, Deposit>)
-                  return store.execute(RecordedDeposit{cmd.account, cmd.amount});
+                  return store.execute(RecordedDeposit{cmd.account + padding, cmd.amount});
                 else
-                  return store.execute(RecordedTransfer{cmd.from, cmd.to, cmd.amount});
+                  return store.execute(
+                      RecordedTransfer{cmd.from + padding, cmd.to + padding, cmd.amount});
               },
               c);
           highest[static_cast<std::size_t>(t)] =
@@ -280,58 +282,113 @@ std::uint64_t run_concurrently(RecordedStore& store, std::uint64_t seed) {
   return *std::max_element(highest.begin(), highest.end());
 }
 
+struct concurrent_trial_result {
+  bool ran = false;  // false: the power went out while the store was being created
+  bool cut_mid_run = false;
+  bool from_snapshot = false;
+  std::string torn_reason;  // what recovery cut, if anything
+};
+
+// One trial: `writers` threads run the seeded workload on the simulated disk until the power
+// is cut after a random disk operation; the surviving image is opened and checked against the
+// live order of commands.
+concurrent_trial_result concurrent_trial(std::uint64_t seed, int writers,
+                                         const store_options& options, std::size_t pad = 0) {
+  concurrent_trial_result out;
+  const std::uint64_t total_ops = disk_operations_of([&](auto disk) {
+    RecordedStore store(disk, options);
+    run_concurrently(store, seed, writers, pad);
+  });
+  std::mt19937_64 rng(seed);
+  const std::uint64_t cut = 1 + rng() % total_ops;
+
+  auto disk = std::make_shared<FaultInjectingDirectory>();
+  live_record live;
+  std::uint64_t acknowledged = 0;
+  try {
+    RecordedStore store(disk, options);
+    disk->crash_after(cut - std::min(cut - 1, disk->operations()));
+    recording = &live;
+    acknowledged = run_concurrently(store, seed, writers, pad);
+    recording = nullptr;
+    out.cut_mid_run = store.failed();
+    // Under `interval` an acknowledged command is only written to the OS: a power loss keeps
+    // what was synced (the durable mark stopped moving at the cut).
+    if (options.sync.mode() == sync_policy::kind::interval)
+      acknowledged = std::min(acknowledged, store.journal().durable_seq());
+  } catch (const error&) {
+    recording = nullptr;
+    return out;
+  }
+  out.ran = true;
+
+  auto image = disk->power_loss(seed);
+  RecordedStore recovered(image, options);
+  const std::uint64_t last = recovered.last_sequence();
+  out.from_snapshot = recovered.recovery().replayed < last;
+  out.torn_reason = recovered.recovery().torn_reason;
+  // Every acknowledged command is present, and nothing that was never applied appeared.
+  REQUIRE_MESSAGE(last >= acknowledged, "acknowledged up to ", acknowledged, ", recovered ", last);
+  REQUIRE(last <= (live.by_sequence.empty() ? 0 : live.by_sequence.rbegin()->first));
+  // The state is the live order of commands replayed up to the recovered prefix.
+  std::vector<Command> in_order;
+  for (std::uint64_t s = 1; s <= last; ++s) {
+    auto it = live.by_sequence.find(s);
+    REQUIRE_MESSAGE(it != live.by_sequence.end(), "sequence ", s, " was never applied live");
+    in_order.push_back(it->second);
+  }
+  const test::Ledger expected = model(in_order, last);
+  auto state = recovered.query([](const test::Ledger& l) { return l; });
+  CHECK(nlohmann::json(state).dump() == nlohmann::json(expected).dump());
+  CHECK(state.total() == expected.total());
+  CHECK(recovered.execute(RecordedDeposit{"after", 1}) == last + 1);
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("concurrent writers with automatic snapshots: a power cut loses nothing acknowledged") {
   const int n = trials();
+  constexpr int writers = 3;
   int cut_mid_run = 0, snapshots_recovered = 0;
   for (int trial = 0; trial < n; ++trial) {
     const std::uint64_t seed = 0xc0c0000u + static_cast<std::uint64_t>(trial);
     INFO("seed ", seed, " (rerun one trial with PREVALENT_POWER_SEED=", seed, ")");
     if (!selected(seed)) continue;
-    const std::uint64_t total_ops = disk_operations_of([&](auto disk) {
-      RecordedStore store(disk, concurrent_options_for(seed));
-      run_concurrently(store, seed);
-    });
-    std::mt19937_64 rng(seed);
-    const std::uint64_t cut = 1 + rng() % total_ops;
-
-    auto disk = std::make_shared<FaultInjectingDirectory>();
-    live_record live;
-    std::uint64_t acknowledged = 0;
-    try {
-      RecordedStore store(disk, concurrent_options_for(seed));
-      disk->crash_after(cut - std::min(cut - 1, disk->operations()));
-      recording = &live;
-      acknowledged = run_concurrently(store, seed);
-      recording = nullptr;
-      if (store.failed()) ++cut_mid_run;
-    } catch (const error&) {
-      recording = nullptr;
-      continue;  // the power went out while the store was being created
-    }
-
-    auto image = disk->power_loss(seed);
-    RecordedStore recovered(image, concurrent_options_for(seed));
-    const std::uint64_t last = recovered.last_sequence();
-    if (recovered.recovery().replayed < last) ++snapshots_recovered;
-    // Every acknowledged command is present, and nothing that was never applied appeared.
-    REQUIRE_MESSAGE(last >= acknowledged, "acknowledged up to ", acknowledged, ", recovered ",
-                    last);
-    REQUIRE(last <= (live.by_sequence.empty() ? 0 : live.by_sequence.rbegin()->first));
-    // The state is the live order of commands replayed up to the recovered prefix.
-    std::vector<Command> in_order;
-    for (std::uint64_t s = 1; s <= last; ++s) {
-      auto it = live.by_sequence.find(s);
-      REQUIRE_MESSAGE(it != live.by_sequence.end(), "sequence ", s, " was never applied live");
-      in_order.push_back(it->second);
-    }
-    const test::Ledger expected = model(in_order, last);
-    auto state = recovered.query([](const test::Ledger& l) { return l; });
-    CHECK(nlohmann::json(state).dump() == nlohmann::json(expected).dump());
-    CHECK(state.total() == expected.total());
-    CHECK(recovered.execute(RecordedDeposit{"after", 1}) == last + 1);
+    auto r = concurrent_trial(seed, writers, concurrent_options_for(seed));
+    cut_mid_run += r.cut_mid_run;
+    snapshots_recovered += r.from_snapshot;
   }
-  MESSAGE(n, " power cuts under ", writer_threads, " writers, ", cut_mid_run,
+  MESSAGE(n, " power cuts under ", writers, " writers, ", cut_mid_run,
           " in the middle of the workload, ", snapshots_recovered, " recovered from a snapshot");
+}
+
+TEST_CASE("a power cut during a group write whose sectors persist in any combination") {
+  // Issue 7, defect 4: eight writers make group writes of several records that span several
+  // 512-byte sectors (under `interval`, several writes before one sync); the simulated disk
+  // keeps any subset of the unsynced writes' sectors. A hole
+  // followed by verifying records of the same unsynced write must be cut (nothing in it was
+  // acknowledged), never refused as corruption; acknowledged commands all survive. Before the
+  // run index, recovery refused such a store ("zero-filled bytes before later records").
+  const int n = trials();
+  constexpr int writers = 8;
+  int holes_cut = 0, torn = 0;
+  for (int trial = 0; trial < n; ++trial) {
+    const std::uint64_t seed = 0x6a0e0000u + static_cast<std::uint64_t>(trial);
+    INFO("seed ", seed, " (rerun one trial with PREVALENT_POWER_SEED=", seed, ")");
+    if (!selected(seed)) continue;
+    store_options o = options_for(seed);
+    o.segment_bytes = 64 << 10;  // groups, not rolls, decide where writes end
+    o.snapshots.every_commands = 100;
+    // Odd trials: `interval`, where several group writes make up one unsynced run (the
+    // simulated disk syncs at once, so under `always` groups stay small).
+    if (trial % 2 == 1) o.sync = sync_policy::interval(std::chrono::milliseconds(2));
+    auto r = concurrent_trial(seed, writers, o, 200);  // records of 250-450 bytes
+    torn += !r.torn_reason.empty();
+    holes_cut += r.torn_reason.find("same unsynced write") != std::string::npos;
+  }
+  MESSAGE(n, " power cuts under ", writers, " writers: ", torn, " torn tails cut, ", holes_cut,
+          " of them with verified records of the same unsynced write after a hole");
+  // The point of the test: the case really happened, and recovery took it.
+  if (n >= 100) CHECK(holes_cut > 0);
 }

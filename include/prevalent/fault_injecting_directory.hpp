@@ -5,7 +5,9 @@
 // What is durable: a file's bytes as of its last sync(); a directory entry (create, rename,
 // remove) as of the last Directory::sync(). After power_loss(), a file exists under a name only
 // if that entry was durable, with its synced bytes, plus (optionally) a torn piece of the
-// writes that followed: a random prefix of the unsynced bytes beyond the synced length.
+// writes that followed: none of them, all of them, a prefix of them, or any subset of their
+// 512-byte sectors (as the sectors of one write may persist when power fails during its
+// fdatasync); lost sectors keep their synced bytes, or read as zeros past the synced end.
 // Directory changes made since the last directory sync may each have reached the disk or not,
 // in any combination (a file system may write metadata out of order; ALICE, OSDI 2014): with
 // `reorder`, power_loss() keeps a random subset of them. A rename is one change: it moves the
@@ -48,7 +50,7 @@ class FaultInjectingDirectory final : public Directory,
   std::uint64_t operations(op kind) const;
 
   // The directory as the disk would hold it after a power loss now: a fresh in-memory
-  // Directory. With `tear`, each file keeps a random prefix of its unsynced tail; with
+  // Directory. With `tear`, each file keeps a random part of its unsynced writes (see above); with
   // `reorder`, a random subset of the directory changes since the last directory sync.
   std::shared_ptr<Directory> power_loss(std::uint64_t seed, bool tear = true,
                                         bool reorder = true) const;

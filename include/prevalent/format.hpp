@@ -46,9 +46,12 @@ inline constexpr std::size_t record_header_size = 32;
 // A hard ceiling on payload length, whatever the options say: 1 GiB.
 inline constexpr std::uint32_t max_payload_limit = 1u << 30;
 
-// Appends one framed record (header, payload, zero padding) to `out`.
+// Appends one framed record (header, payload, zero padding) to `out`. `run_index` is how many
+// records precede this one in its unsynced run: the records the writer wrote to the segment
+// since its last sync (0 for the first record after a sync, a segment's creation or an open).
+// Recovery uses it to tell the unfinished last write from damage to synced records.
 void append_record(bytes& out, std::uint32_t salt, std::uint64_t seq, std::int64_t timestamp_ns,
-                   byte_view payload);
+                   byte_view payload, std::uint32_t run_index = 0);
 constexpr std::size_t framed_size(std::size_t payload) {
   return record_header_size + aligned(payload);
 }
@@ -62,21 +65,29 @@ enum class record_status {
   truncated_payload,     // the header is intact but the data ends inside the payload
   bad_payload_checksum,  // the payload does not match its checksum
   bad_padding,           // the padding after the payload is not zero
+  bad_run_index,         // the header is intact but its run would start before sequence number 1
 };
 const char* describe(record_status s);
 
+// seq, timestamp_ns, length and run_index are valid once the header checksum has matched
+// (every status but end_of_log, truncated_header and bad_header_checksum).
 struct decoded_record {
   record_status status = record_status::ok;
   std::uint64_t seq = 0;
   std::int64_t timestamp_ns = 0;
   std::uint32_t length = 0;  // payload length as the header states it
-  byte_view payload;         // valid only when status == ok
-  std::size_t size = 0;      // framed size; valid when the header is intact
+  std::uint32_t run_index = 0;
+  byte_view payload;     // valid only when status == ok
+  std::size_t size = 0;  // framed size; valid when the header is intact
 };
 
 // Decodes the record at the start of `data`. Never reads outside `data` and never trusts the
 // length field before the header checksum has matched.
 decoded_record decode_record(byte_view data, std::uint32_t salt, std::uint32_t max_payload);
+// Whether the header of `r` verified (its fields can be trusted even if the payload cannot).
+bool header_verified(const decoded_record& r);
+// Sequence number of the first record of r's unsynced run (valid when the header verified).
+constexpr std::uint64_t run_start(const decoded_record& r) { return r.seq - r.run_index; }
 
 // ---- snapshots -----------------------------------------------------------------------------
 inline constexpr std::array<std::uint8_t, 8> snapshot_magic = {'P', 'R', 'V', 'L',

@@ -208,6 +208,9 @@ class Journal {
   std::atomic<std::size_t> pending_count_{0};  // pending_.size(), readable without the lock
   std::atomic<int> waiters_{0};                // threads in wait_until()
   bytes frame_;                                // committer's framing buffer
+  // Committer only: sequence number of the first record written to the active segment since
+  // its last sync. Each record stores its distance from it (format::append_record).
+  std::uint64_t run_start_ = 1;
   std::chrono::steady_clock::time_point last_sync_;
   std::thread committer_;
 };

@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto r = f::decode_record(in, salt, 1u << 20);
     if (r.status == f::record_status::ok) {
       prevalent::bytes again;
-      f::append_record(again, salt, r.seq, r.timestamp_ns, r.payload);
+      f::append_record(again, salt, r.seq, r.timestamp_ns, r.payload, r.run_index);
       if (again != prevalent::bytes(data, data + r.size)) std::abort();
     }
   }

@@ -163,15 +163,21 @@ void Journal::run_committer() {
       taken_through_.store(batch.back().seq);
       batch_number = taken_version_.fetch_add(1) / 2 + 1;
     }
-    pending_bytes_ = 0;
+    // The batch's bytes stay counted in pending_bytes_ until they are written: the bound on
+    // accepted-but-unwritten bytes is what a process crash can lose under policy `none`.
+    const std::size_t batch_bytes = pending_bytes_;
     pending_count_.store(0, std::memory_order_relaxed);
     const bool stop = stopping_;
     const std::uint64_t sync_wanted = sync_requested_;
     q.unlock();
-    space_cv_.notify_all();
     try {
       if (!batch.empty()) {
         write_batch(batch);
+        {
+          std::lock_guard written(queue_mutex_);
+          pending_bytes_ -= batch_bytes;
+        }
+        space_cv_.notify_all();
         if (mode != sync_policy::kind::always) announce_progress();
       }
       bool sync = mode == sync_policy::kind::always || sync_wanted > durable_.load() || stop ||

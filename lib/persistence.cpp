@@ -72,6 +72,7 @@ void Persistence::recover(const snapshot_loader& load, const Journal::visitor& r
   j.max_record_bytes = options_.max_record_bytes;
   j.sync = options_.sync;
   j.codec = options_.codec;
+  j.max_pending_bytes = options_.max_queued_bytes;
   journal_ = Journal::open(dir_, j, base + 1, base + 1, replay, options_.log);
 }
 

@@ -41,8 +41,9 @@ struct journal_options {
   prevalent::sync_policy sync = sync_policy::always();
   // Codec recorded in new segments' headers.
   format::codec codec = format::codec::json;
-  // append() blocks while more than this many payload bytes wait for the committer.
-  std::size_t max_pending_bytes = 64u << 20;
+  // append() blocks while this many payload bytes have been appended and not yet written
+  // (queued, or in the write under way): under `none`, what a process crash can lose.
+  std::size_t max_pending_bytes = 256u << 10;
   // Zero-fill the active segment this far ahead of the last record (0: off). Writing into
   // space that is already allocated and synced spares fdatasync the file-size update: on
   // ext4 here a 100-byte write + fdatasync ran 1.5x faster into preallocated space.
@@ -187,7 +188,7 @@ class Journal {
   std::condition_variable work_cv_;   // committer waits for records or a sync request
   std::condition_variable space_cv_;  // append() waits for queue space
   std::vector<pending_record> pending_;
-  std::size_t pending_bytes_ = 0;
+  std::size_t pending_bytes_ = 0;  // payload bytes appended and not yet written
   std::uint64_t last_appended_ = 0;
   std::uint64_t sync_requested_ = 0;  // sync_through() wants durable_ >= this
   bool stopping_ = false;

@@ -7,8 +7,10 @@
 //                  acknowledged commands (an fdatasync runs at least every t while there is
 //                  unsynced data).
 //   none()         execute returns at once; the committer writes in the background and the OS
-//                  decides when to sync. A process crash can lose the last few milliseconds of
-//                  commands. For tests and caches.
+//                  decides when to sync. A process crash loses the acknowledged commands not
+//                  yet written: at most store_options::max_queued_bytes of them (256 KiB by
+//                  default; bench/ measured about 1 ms of commands with 64 MiB segments, 24 ms
+//                  with 16 KiB segments, whose rolls fsync). For tests and caches.
 #pragma once
 
 #include <chrono>

@@ -197,18 +197,46 @@ void Journal::start_segment(std::uint64_t first_seq) {
 
 void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visit) const {
   to = std::min(to, written_.load());  // queued records are not on disk yet
-  for (const auto& seg : segments()) {
+  from = std::max<std::uint64_t>(from, 1);
+  if (from > to) return;
+  // Every record from..to must come, once and in order: a segment dropped or cut short while
+  // this ran (or before) would otherwise just leave records out, and a rebuild would give a
+  // state that silently differs from the one on disk.
+  const auto range = [&] { return std::to_string(from) + ".." + std::to_string(to); };
+  const auto held = segments();
+  std::uint64_t next = from;  // the record that must come next
+  for (const auto& seg : held) {
     if (seg.last_seq < from || seg.first_seq > to || seg.last_seq < seg.first_seq) continue;
     bytes data = read_all(*dir_->open(seg.file, Directory::open_mode::read));
     data.resize(std::min<std::uint64_t>(data.size(), seg.bytes));
-    detail::scan_segment(data, dir_->describe(seg.file), true, options_.max_record_bytes,
-                         [&](const record_view& r) {
-                           if (r.seq >= from && r.seq <= to) visit(r);
-                         });
+    detail::scan_segment(
+        data, dir_->describe(seg.file), true, options_.max_record_bytes, [&](const record_view& r) {
+          if (r.seq < from || r.seq > to) return;
+          if (r.seq != next)
+            throw error(errc::sequence_gap, r.file + " at offset " + std::to_string(r.offset) +
+                                                ": record " + std::to_string(r.seq) + " where " +
+                                                std::to_string(next) + " was expected, reading " +
+                                                "records " + range() + " of the journal in " +
+                                                dir_->path());
+          visit(r);
+          ++next;
+        });
+  }
+  if (next != to + 1) {
+    const std::string where = held.empty()       ? std::string("no segment")
+                              : held.size() == 1 ? "only " + held.front().file
+                                                 : held.front().file + " to " + held.back().file;
+    throw error(errc::sequence_gap, "journal in " + dir_->path() + ": reading records " + range() +
+                                        (next == from ? std::string(" found none of them")
+                                                      : " found only " + std::to_string(from) +
+                                                            ".." + std::to_string(next - 1)) +
+                                        "; record " + std::to_string(next) +
+                                        " is missing (the journal holds " + where + ")");
   }
 }
 
 std::optional<Journal::stored_record> Journal::read(std::uint64_t seq) const {
+  if (seq == 0 || seq > written_.load() || seq < first_seq()) return std::nullopt;
   std::optional<stored_record> out;
   for_each(seq, seq, [&](const record_view& r) {
     out = stored_record{r.timestamp_ns, bytes(r.payload.begin(), r.payload.end())};

@@ -151,8 +151,23 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
   if (expected < start_seq && !segments_.empty())
     throw error(errc::sequence_gap,
                 "journal in " + dir_->path() + " ends at sequence number " +
-                    std::to_string(expected - 1) + ", but the snapshot covers up to " +
-                    std::to_string(start_seq - 1) + ": journal records are missing");
+                    std::to_string(expected - 1) + " (" + segments_.back().file +
+                    "), but the snapshot covers up to " + std::to_string(start_seq - 1) +
+                    ": journal records are missing");
+  if (segments_.empty() && start_seq > 1 && (found.empty() || expected < start_seq)) {
+    // No segment left (or only one whose creation never finished), though the snapshot covers
+    // records up to start_seq - 1: the segment that held them was deleted, and with it any
+    // record after them, which nothing on disk can tell. Going on from the snapshot is a
+    // consistent state (as after a restore from a snapshot alone); say what may be lost.
+    // (The one crash that leaves this without loss: a reopen with another codec replacing an
+    // empty only segment, cut between the removal and the creation.)
+    report_.segments_missing = true;
+    if (log)
+      log("journal recovery: no journal segment in " + dir_->path() + " reaches sequence number " +
+          std::to_string(start_seq - 1) +
+          ", the last one the snapshot covers: a segment was deleted, and any records after " +
+          std::to_string(start_seq - 1) + " are lost; going on from the snapshot");
+  }
   last_appended_ = std::max(expected, start_seq) - 1;
   written_ = durable_ = last_appended_;
 

@@ -395,3 +395,33 @@ TEST_CASE("for_each fails loudly unless it delivered exactly the records asked f
           std::string::npos);
   }
 }
+
+TEST_CASE("a journal with no segment left though records before start_seq were expected says so") {
+  auto dir = make_memory_directory();
+  journal_options o;
+  o.segment_bytes = 256;
+  std::vector<std::string> logged;
+  auto log = [&](const std::string& m) { logged.push_back(m); };
+  SUBCASE("a fresh journal starting at 1 is not missing anything") {
+    auto j = Journal::open(dir, o, 1, 1, {}, log);
+    CHECK(!j->recovery().segments_missing);
+    CHECK(logged.empty());
+  }
+  SUBCASE("no segment at all") {
+    auto j = Journal::open(dir, o, 11, 11, {}, log);
+    CHECK(j->recovery().segments_missing);
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("no journal segment in <memory> reaches sequence number 10") !=
+          std::string::npos);
+    CHECK(logged[0].find("records after 10 are lost") != std::string::npos);
+    CHECK(j->append(0, "eleven") == 11);
+  }
+  SUBCASE("only an unfinished segment, before start_seq") {
+    dir->open(f::segment_file_name(5), Directory::open_mode::create_new)->append(bytes(10, 0));
+    auto j = Journal::open(dir, o, 11, 11, {}, log);
+    CHECK(j->recovery().segments_missing);
+    REQUIRE(logged.size() == 2);  // the unfinished segment removed, then the missing records
+    CHECK(logged[1].find("reaches sequence number 10") != std::string::npos);
+    CHECK(j->next_seq() == 11);
+  }
+}

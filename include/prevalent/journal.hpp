@@ -68,6 +68,10 @@ struct recovery_report {
   std::string torn_file;         // where, if torn_bytes > 0 or a segment was removed
   std::uint64_t torn_offset = 0;
   std::string torn_reason;
+  // No segment was left (or only an unfinished one) though start_seq > 1 (a snapshot covers
+  // the records before it): segments were deleted, and any records after the snapshot are
+  // lost. Logged; the journal goes on from start_seq.
+  bool segments_missing = false;
 };
 
 struct segment_info {

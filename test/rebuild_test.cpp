@@ -126,6 +126,7 @@ TEST_CASE("a rebuild that cannot read what it needs fails the store instead of d
                           std::to_string(segs[1].first_seq) + " was expected";
   CHECK(refused([&] { balance(store, "a"); }).find(gap) != std::string::npos);
   CHECK(refused([&] { store.execute(Deposit{"a", 1}); }).find(gap) != std::string::npos);
+  CHECK(refused([&] { store.snapshot(); }).find(gap) != std::string::npos);  // half-applied
   CHECK(store.last_sequence() == 60);
   REQUIRE(logged.size() == 1);
   CHECK(logged[0].find("rebuilding the state from disk failed") != std::string::npos);

@@ -238,6 +238,9 @@ class Store {
  private:
   auto capture() const {
     std::shared_lock lock(mutex_);
+    if (!state_valid_)  // it may hold a half-applied command: never make it a snapshot
+      throw error(errc::store_failed, "no snapshot: the state could not be rebuilt from disk (" +
+                                          invalid_reason_ + ")");
     auto counters = scheduler_ ? scheduler_->totals() : SnapshotScheduler::counters{};
     if constexpr (custom_capture<State>)
       return std::tuple(state_.capture(), last_applied_, last_timestamp_ns_, counters);

@@ -78,9 +78,34 @@ void Persistence::recover(const snapshot_loader& load, const Journal::visitor& r
 
 void Persistence::rebuild(const snapshot_loader& load, const Journal::visitor& replay,
                           std::uint64_t upto) {
-  journal_->flush_through(upto);
-  const std::uint64_t base = load_newest_snapshot(load, upto);
-  journal_->for_each(base + 1, upto, replay);
+  {
+    std::lock_guard pins(pins_mutex_);  // waits only while a publish's deletions run
+    ++readers_;
+  }
+  struct unpin {
+    Persistence& p;
+    ~unpin() {
+      std::lock_guard pins(p.pins_mutex_);
+      --p.readers_;
+    }
+  };
+  {
+    unpin reading{*this};
+    journal_->flush_through(upto);
+    const std::uint64_t base = load_newest_snapshot(load, upto);
+    journal_->for_each(base + 1, upto, replay);  // throws unless it delivered base+1..upto
+  }
+  // Do the deletions a publish left pending while this rebuild read, unless a publish is
+  // running (it will do them itself): never wait for a publish under the state lock.
+  std::unique_lock publishing(publish_mutex_, std::try_to_lock);
+  if (!publishing || !removal_pending_) return;  // written only under publish_mutex_
+  try {
+    remove_unneeded();
+  } catch (const std::exception& e) {  // the state is rebuilt; the next publish tries again
+    if (options_.log)
+      options_.log(std::string("removing snapshots and segments no longer needed failed: ") +
+                   e.what());
+  }
 }
 
 void Persistence::publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns,
@@ -91,13 +116,25 @@ void Persistence::publish_snapshot(std::uint64_t last_seq, std::int64_t timestam
   std::lock_guard one_at_a_time(publish_mutex_);
   if (auto newest = snapshots_.list(); !newest.empty() && newest.front().last_seq > last_seq)
     return;  // a newer snapshot was published meanwhile
-  snapshots_.publish(
+  snapshots_.install(
       last_seq, timestamp_ns, payload, options_.snapshot_codec,
       options_.compress_snapshots ? format::compression::zstd : format::compression::none);
+  remove_unneeded();
+}
+
+void Persistence::remove_unneeded() {
+  std::lock_guard pins(pins_mutex_);
+  if (readers_ > 0) {
+    removal_pending_ = true;  // a rebuild is reading them; it finishes this when done
+    return;
+  }
+  removal_pending_ = true;  // until done: a failed unlink leaves it for the next publish
+  snapshots_.remove_old();
   // Keep the journal back to the oldest kept snapshot so that it can stand in for a newer one
   // that turns out damaged.
   auto kept = snapshots_.list();
   if (!kept.empty()) journal_->drop_below(kept.back().last_seq + 1);
+  removal_pending_ = false;
 }
 
 }  // namespace prevalent

@@ -19,6 +19,14 @@ SnapshotStore::SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep)
 std::string SnapshotStore::publish(std::uint64_t last_seq, std::int64_t timestamp_ns,
                                    byte_view payload, format::codec codec,
                                    format::compression compression) {
+  std::string name = install(last_seq, timestamp_ns, payload, codec, compression);
+  remove_old();
+  return name;
+}
+
+std::string SnapshotStore::install(std::uint64_t last_seq, std::int64_t timestamp_ns,
+                                   byte_view payload, format::codec codec,
+                                   format::compression compression) {
   bytes compressed;
   if (compression == format::compression::zstd) {
     compressed = detail::zstd_compress(payload);
@@ -46,7 +54,10 @@ std::string SnapshotStore::publish(std::uint64_t last_seq, std::int64_t timestam
   }
   dir_->rename(temp, name);
   dir_->sync();
+  return name;
+}
 
+void SnapshotStore::remove_old() {
   auto all = list();
   bool removed = false;
   for (std::size_t i = keep_; i < all.size(); ++i) {
@@ -54,7 +65,6 @@ std::string SnapshotStore::publish(std::uint64_t last_seq, std::int64_t timestam
     removed = true;
   }
   if (removed) dir_->sync();
-  return name;
 }
 
 std::vector<snapshot_info> SnapshotStore::list() const {

@@ -463,3 +463,87 @@ TEST_CASE("options and record sizes are checked") {
   CHECK(!j->failed());
   CHECK(j->append(0, "fits") == 1);
 }
+
+TEST_CASE("for_each fails loudly unless it delivered exactly the records asked for") {
+  auto dir = make_memory_directory();
+  auto j = open_journal(dir, nullptr, 256);
+  for (int i = 1; i <= 40; ++i) j->append(i, payload_for(i));
+  j->sync_through(40);
+  const auto segs = j->segments();
+  REQUIRE(segs.size() > 5);
+  std::vector<std::uint64_t> seen;
+  auto collect = [&](const record_view& r) { seen.push_back(r.seq); };
+  auto message = [](const error& e) { return std::string(e.what()); };
+
+  SUBCASE("a range past what was written is clamped, not an error") {
+    j->for_each(35, 100, collect);
+    CHECK(seen == std::vector<std::uint64_t>{35, 36, 37, 38, 39, 40});
+  }
+  SUBCASE("the start was dropped") {
+    j->drop_below(25);
+    REQUIRE(j->first_seq() > 10);
+    auto e = open_error([&] { j->for_each(10, 30, collect); });
+    CHECK(e.code() == errc::sequence_gap);
+    CHECK(message(e).find("records 10..30") != std::string::npos);
+    CHECK(message(e).find("where 10 was expected") != std::string::npos);
+    CHECK(message(e).find(j->segments().front().file + " at offset") != std::string::npos);
+    j->drop_below(1000);
+    e = open_error([&] { j->for_each(1, 2, collect); });
+    CHECK(e.code() == errc::sequence_gap);
+    CHECK(message(e).find("records 1..2 found none of them; record 1 is missing (the journal holds "
+                          "only " +
+                          j->segments().front().file + ")") != std::string::npos);
+    CHECK(!j->read(10));  // read() of a dropped record is still just "not there"
+  }
+  SUBCASE("a segment in the middle lost its records") {
+    const auto& middle = segs[2];
+    dir->open(middle.file, Directory::open_mode::write)->truncate(f::segment_header_size);
+    auto e = open_error([&] { j->for_each(1, 40, collect); });
+    CHECK(e.code() == errc::sequence_gap);
+    CHECK(message(e).find(segs[3].file + " at offset " + std::to_string(f::segment_header_size)) !=
+          std::string::npos);
+    CHECK(message(e).find("record " + std::to_string(segs[3].first_seq) + " where " +
+                          std::to_string(middle.first_seq) + " was expected") != std::string::npos);
+  }
+  SUBCASE("the end is missing") {
+    const auto& last = segs.back();
+    REQUIRE(last.last_seq == 40);
+    dir->open(last.file, Directory::open_mode::write)->truncate(f::segment_header_size);
+    auto e = open_error([&] { j->for_each(30, 40, collect); });
+    CHECK(e.code() == errc::sequence_gap);
+    CHECK(message(e).find("found only 30.." + std::to_string(last.first_seq - 1)) !=
+          std::string::npos);
+    CHECK(message(e).find("record " + std::to_string(last.first_seq) + " is missing") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("a journal with no segment left though records before start_seq were expected says so") {
+  auto dir = make_memory_directory();
+  journal_options o;
+  o.segment_bytes = 256;
+  std::vector<std::string> logged;
+  auto log = [&](const std::string& m) { logged.push_back(m); };
+  SUBCASE("a fresh journal starting at 1 is not missing anything") {
+    auto j = Journal::open(dir, o, 1, 1, {}, log);
+    CHECK(!j->recovery().segments_missing);
+    CHECK(logged.empty());
+  }
+  SUBCASE("no segment at all") {
+    auto j = Journal::open(dir, o, 11, 11, {}, log);
+    CHECK(j->recovery().segments_missing);
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("no journal segment in <memory> reaches sequence number 10") !=
+          std::string::npos);
+    CHECK(logged[0].find("records after 10 are lost") != std::string::npos);
+    CHECK(j->append(0, "eleven") == 11);
+  }
+  SUBCASE("only an unfinished segment, before start_seq") {
+    dir->open(f::segment_file_name(5), Directory::open_mode::create_new)->append(bytes(10, 0));
+    auto j = Journal::open(dir, o, 11, 11, {}, log);
+    CHECK(j->recovery().segments_missing);
+    REQUIRE(logged.size() == 2);  // the unfinished segment removed, then the missing records
+    CHECK(logged[1].find("reaches sequence number 10") != std::string::npos);
+    CHECK(j->next_seq() == 11);
+  }
+}

@@ -164,6 +164,70 @@ TEST_CASE("a damaged only snapshot without the journal behind it fails open clea
   CHECK(std::string(e.what()).find(format::snapshot_file_name(60)) != std::string::npos);
 }
 
+TEST_CASE("a deleted last segment holding the newest snapshot's records is reported or refused") {
+  test::temp_dir tmp;
+  auto options = small_segments();
+  std::vector<std::string> logged;
+  options.log = [&](const std::string& m) { logged.push_back(m); };
+  SUBCASE("no segment left: the store goes on from the snapshot and says what may be lost") {
+    options.keep_snapshots = 1;
+    {
+      LedgerStore store(tmp.path(), options);
+      for (int i = 0; i < 60; ++i) store.execute(Deposit{"a", 1});
+      store.snapshot();
+      store.execute(Deposit{"a", 1});
+      REQUIRE(store.journal().first_seq() <= 60);  // every segment before 60's was dropped
+    }
+    for (auto& p : test::files_with_prefix(tmp.path(), "journal-")) std::filesystem::remove(p);
+    LedgerStore store(tmp.path(), options);
+    CHECK(store.recovery().segments_missing);
+    CHECK(store.last_sequence() == 60);  // record 61 is lost
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("reaches sequence number 60") != std::string::npos);
+    CHECK(logged[0].find(tmp.path().string()) != std::string::npos);
+    CHECK(store.execute(Deposit{"a", 1}) == 61);
+  }
+  SUBCASE("a deleted last segment holding only records after the snapshot is not noticed") {
+    // The limit of what the files can tell: the journal left ends after the snapshot.
+    options.keep_snapshots = 1;
+    std::string last;
+    {
+      LedgerStore store(tmp.path(), options);
+      for (int i = 0; i < 60; ++i) store.execute(Deposit{"a", 1});
+      store.snapshot();
+      while (store.journal().segments().back().first_seq <= 61) store.execute(Deposit{"a", 1});
+      last = store.journal().segments().back().file;
+    }
+    const auto lost_from = *format::parse_segment_file_name(last);
+    std::filesystem::remove(tmp / last);
+    LedgerStore store(tmp.path(), options);
+    CHECK(!store.recovery().segments_missing);
+    CHECK(logged.empty());
+    CHECK(store.last_sequence() == lost_from - 1);
+  }
+  SUBCASE("older segments end before the snapshot: open fails naming both ends") {
+    options.keep_snapshots = 2;
+    std::string last, before_last;
+    {
+      LedgerStore store(tmp.path(), options);
+      for (int i = 0; i < 50; ++i) store.execute(Deposit{"a", 1});
+      store.snapshot();
+      for (int i = 0; i < 50; ++i) store.execute(Deposit{"a", 1});
+      store.snapshot();
+      auto segs = store.journal().segments();
+      REQUIRE(segs.size() > 2);
+      REQUIRE(segs.back().first_seq <= 100);
+      last = segs.back().file;
+      before_last = segs[segs.size() - 2].file;
+    }
+    std::filesystem::remove(tmp / last);
+    auto e = thrown_error([&] { LedgerStore store(tmp.path(), options); });
+    CHECK(e.code() == errc::sequence_gap);
+    CHECK(std::string(e.what()).find("but the snapshot covers up to 100") != std::string::npos);
+    CHECK(std::string(e.what()).find(before_last) != std::string::npos);
+  }
+}
+
 TEST_CASE("a command rejected by validate changes nothing and writes nothing") {
   test::temp_dir tmp;
   LedgerStore store(tmp.path());

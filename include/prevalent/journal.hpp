@@ -69,6 +69,10 @@ struct recovery_report {
   std::string torn_file;         // where, if torn_bytes > 0 or a segment was removed
   std::uint64_t torn_offset = 0;
   std::string torn_reason;
+  // No segment was left (or only an unfinished one) though start_seq > 1 (a snapshot covers
+  // the records before it): segments were deleted, and any records after the snapshot are
+  // lost. Logged; the journal goes on from start_seq.
+  bool segments_missing = false;
 };
 
 struct segment_info {
@@ -117,9 +121,12 @@ class Journal {
   void flush_through(std::uint64_t seq);
 
   // Visits records with from <= seq <= to that have been written, reading them from disk.
+  // Throws errc::sequence_gap, naming the range and the first missing record, unless every
+  // one of them (through min(to, written_seq())) was delivered: a range reaching back before
+  // first_seq(), or a segment removed or cut short behind the journal's back.
   void for_each(std::uint64_t from, std::uint64_t to, const visitor& visit) const;
 
-  // The payload and timestamp of record `seq`; nullopt if not written.
+  // The payload and timestamp of record `seq`; nullopt if not written or already dropped.
   struct stored_record {
     std::int64_t timestamp_ns;
     bytes payload;

@@ -29,7 +29,9 @@ class Persistence {
   void recover(const snapshot_loader& load, const Journal::visitor& replay);
 
   // Loads the state again from disk, through record `upto` (used after a failed apply or an
-  // I/O error). Records up to `upto` must have been written.
+  // I/O error). Records up to `upto` must have been written. Safe while a snapshot is being
+  // published: what the rebuild reads is not deleted under it (see pins_mutex_). Throws if
+  // it cannot deliver exactly the state through `upto`.
   void rebuild(const snapshot_loader& load, const Journal::visitor& replay, std::uint64_t upto);
 
   // Publishes a snapshot of the state through `last_seq` (made durable first, whatever the
@@ -44,12 +46,25 @@ class Persistence {
 
  private:
   std::uint64_t load_newest_snapshot(const snapshot_loader& load, std::uint64_t at_most);
+  void remove_unneeded();  // caller holds publish_mutex_
 
   std::shared_ptr<Directory> dir_;
   store_options options_;
   std::unique_ptr<DirectoryLock> lock_;
   SnapshotStore snapshots_;
   std::mutex publish_mutex_;  // one snapshot publish at a time
+  // A rebuild reads a snapshot and then the journal segments after it, while a publish may be
+  // deleting the snapshots and segments it makes unneeded. The rebuild pins the files instead
+  // of excluding the publish: it counts itself in `readers_`, and a publish that finds a reader
+  // leaves its deletions pending (the last reader or the next publish does them). Neither side
+  // ever waits for the other: a rebuild runs under the store's exclusive state lock, a publish
+  // runs after its capture has released the state lock, and the deletions hold pins_mutex_
+  // only for unlinks and a directory sync. Lock order: state lock, then publish_mutex_ (only
+  // ever try_lock under the state lock), then pins_mutex_, then the journal's own locks; the
+  // publish side never takes the state lock, so no cycle can form.
+  std::mutex pins_mutex_;
+  unsigned readers_ = 0;          // rebuilds reading snapshots and segments
+  bool removal_pending_ = false;  // a publish left its deletions to do
   std::unique_ptr<Journal> journal_;
 };
 

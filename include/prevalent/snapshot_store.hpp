@@ -37,6 +37,13 @@ class SnapshotStore {
   std::string publish(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload,
                       format::codec codec = format::codec::json,
                       format::compression compression = format::compression::none);
+  // The first half of publish(): the new snapshot is durable when it returns, and nothing is
+  // removed. remove_old() is the second half.
+  std::string install(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload,
+                      format::codec codec = format::codec::json,
+                      format::compression compression = format::compression::none);
+  // Removes the snapshots beyond the newest `keep`, then syncs the directory.
+  void remove_old();
 
   // Snapshots on disk, newest first (by name only; load() verifies).
   std::vector<snapshot_info> list() const;

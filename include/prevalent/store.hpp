@@ -15,6 +15,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -182,8 +183,8 @@ class Store {
     for (bool retried = false;; retried = true) {
       std::shared_lock lock(mutex_);
       if (!state_valid_)
-        throw error(errc::store_failed,
-                    "state could not be rebuilt after an I/O error; reopen the store");
+        throw error(errc::store_failed, "state could not be rebuilt from disk; reopen the store (" +
+                                            invalid_reason_ + ")");
       const std::uint64_t seen = last_applied_;
       auto answer = [&] {
         lock.unlock();
@@ -227,8 +228,9 @@ class Store {
   // What recovery found when the store was opened (torn tail cut, records replayed).
   const recovery_report& recovery() const { return persistence_.journal().recovery(); }
 
-  // Whether an I/O error has stopped the store from accepting commands.
-  bool failed() const { return persistence_.journal().failed(); }
+  // Whether an I/O error, or a rebuild of the state from disk that failed, has stopped the
+  // store from accepting commands.
+  bool failed() const { return persistence_.journal().failed() || !state_valid_; }
 
   // The journal, for inspection (segments, durable and written marks).
   const Journal& journal() const { return persistence_.journal(); }
@@ -236,6 +238,9 @@ class Store {
  private:
   auto capture() const {
     std::shared_lock lock(mutex_);
+    if (!state_valid_)  // it may hold a half-applied command: never make it a snapshot
+      throw error(errc::store_failed, "no snapshot: the state could not be rebuilt from disk (" +
+                                          invalid_reason_ + ")");
     auto counters = scheduler_ ? scheduler_->totals() : SnapshotScheduler::counters{};
     if constexpr (custom_capture<State>)
       return std::tuple(state_.capture(), last_applied_, last_timestamp_ns_, counters);
@@ -281,8 +286,14 @@ class Store {
       State fresh{};
       persistence_.rebuild(snapshot_loader(fresh), replayer(fresh), upto);
       state_ = std::move(fresh);
-    } catch (...) {
+    } catch (const std::exception& e) {
       state_valid_ = false;  // queries refuse rather than show a state that drifted
+      invalid_reason_ = e.what();
+      if (persistence_.options().log)
+        persistence_.options().log("rebuilding the state from disk failed: " + invalid_reason_);
+    } catch (...) {
+      state_valid_ = false;
+      invalid_reason_ = "unknown exception";
     }
   }
 
@@ -298,7 +309,12 @@ class Store {
   }
 
   void throw_if_failed() const {
-    if (persistence_.journal().failed() || !state_valid_)
+    if (!state_valid_)
+      throw error(errc::store_failed, "store in " + persistence_.directory().path() +
+                                          " stopped accepting commands: its state could not be "
+                                          "rebuilt from disk; reopen it to go on (" +
+                                          invalid_reason_ + ")");
+    if (persistence_.journal().failed())
       throw error(errc::store_failed, "store in " + persistence_.directory().path() +
                                           " stopped accepting commands after an I/O error; "
                                           "reopen it to go on");
@@ -315,11 +331,12 @@ class Store {
   mutable Persistence persistence_;
   const bool verify_encoding_;
   const codec codec_;
-  mutable writer_preferring_mutex mutex_;  // guards the four members below
+  mutable writer_preferring_mutex mutex_;  // guards the members below
   State state_{};
   std::uint64_t last_applied_ = 0;
   std::int64_t last_timestamp_ns_ = 0;
-  bool state_valid_ = true;
+  std::atomic<bool> state_valid_ = true;        // atomic: failed() reads it without the lock
+  std::string invalid_reason_;                  // why the rebuild failed
   std::optional<SnapshotScheduler> scheduler_;  // last: its thread calls snapshot()
 };
 

@@ -73,6 +73,9 @@ class Store {
   static_assert((json_serializable<Commands> && ...),
                 "prevalent: every command must be serializable with nlohmann_json "
                 "(to_json/from_json or NLOHMANN_DEFINE_TYPE_*)");
+  static_assert(!duplicate_command_names<Commands...>(),
+                "prevalent: two commands in the store's list have the same name; names are "
+                "stored in the journal and must be unique");
 
  public:
   // Opens (creating if needed) the store in directory `path` on the real filesystem.

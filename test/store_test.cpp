@@ -296,7 +296,12 @@ struct Multiply {
   std::int64_t apply(Counter& c, const Context&) const { return c.n *= by; }
   NLOHMANN_DEFINE_TYPE_INTRUSIVE(Multiply, by)
 };
-using CounterStore = Store<Counter, Add, Multiply>;
+// No fields and no serialization code: encoded as {} and decoded from an object.
+struct Reset {
+  static constexpr std::string_view name = "reset";
+  void apply(Counter& c, const Context&) const { c.n = 0; }
+};
+using CounterStore = Store<Counter, Add, Multiply, Reset>;
 
 std::int64_t counter(const CounterStore& s) {
   return s.query([](const Counter& c) { return c.n; });
@@ -315,6 +320,51 @@ TEST_CASE("replay runs the command that wrote each record, by its name") {
   CounterStore store(tmp.path());
   CHECK(counter(store) == 7);
   CHECK(store.recovery().replayed == 3);
+}
+
+TEST_CASE("a command with no fields needs no serialization code, in every codec") {
+  for (codec c : {codec::json, codec::cbor, codec::msgpack}) {
+    CAPTURE(format::codec_name(c));
+    test::temp_dir tmp;
+    store_options o;
+    o.codec = c;
+    {
+      CounterStore store(tmp.path(), o);
+      store.execute(Add{5});
+      store.execute(Reset{});
+      store.execute(Add{2});
+      CHECK(counter(store) == 2);
+    }
+    if (c == codec::json) {  // its arguments are stored as an empty object
+      auto bytes = test::read_file(test::files_with_prefix(tmp.path(), "journal-").at(0));
+      CHECK(std::string(bytes.begin(), bytes.end()).find(R"({"cmd":"reset","v":1,"args":{}})") !=
+            std::string::npos);
+    }
+    CounterStore store(tmp.path(), o);
+    CHECK(counter(store) == 2);  // 5 without the reset replayed
+    CHECK(store.recovery().replayed == 3);
+  }
+}
+
+namespace {
+// Writes "reset" records whose arguments are a number, not an object.
+struct BadReset {
+  static constexpr std::string_view name = "reset";
+  void apply(Counter&, const Context&) const {}
+  friend void to_json(nlohmann::json& j, const BadReset&) { j = 5; }
+  friend void from_json(const nlohmann::json&, BadReset&) {}
+};
+}  // namespace
+
+TEST_CASE("an empty command's arguments must decode from an object") {
+  test::temp_dir tmp;
+  {
+    Store<Counter, BadReset> store(tmp.path());
+    store.execute(BadReset{});
+  }
+  auto e = thrown_error([&] { CounterStore s(tmp.path()); });
+  CHECK(e.code() == errc::bad_command_payload);
+  CHECK(std::string(e.what()).find("arguments of \"reset\" do not decode") != std::string::npos);
 }
 
 TEST_CASE("a second store on the same directory is refused, in this process and another") {

@@ -70,9 +70,10 @@ class Store {
       "prevalent: every command needs `static constexpr std::string_view name = \"...\";`");
   static_assert((applicable_to<Commands, State> && ...),
                 "prevalent: every command needs `apply(State&, const prevalent::Context&)`");
-  static_assert((json_serializable<Commands> && ...),
+  static_assert((serializable_command<Commands> && ...),
                 "prevalent: every command must be serializable with nlohmann_json "
-                "(to_json/from_json or NLOHMANN_DEFINE_TYPE_*)");
+                "(to_json/from_json or NLOHMANN_DEFINE_TYPE_*; a command with no fields needs "
+                "neither)");
   static_assert(!duplicate_command_names<Commands...>(),
                 "prevalent: two commands in the store's list have the same name; names are "
                 "stored in the journal and must be unique");

@@ -3,6 +3,11 @@
 // durable; a reopen recovers every acknowledged command. Each case names what it injected.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
 #include "failing_directory.hpp"
 #include "support.hpp"
 
@@ -72,6 +77,48 @@ TEST_CASE("a journal write fails: the command is not applied and the store stops
   CHECK_THROWS_AS(store.execute(Deposit{"a", 1}), error);
   faulty->fail_when({});
   CHECK_THROWS_AS(store.execute(Deposit{"a", 1}), error);  // never retried, even once healthy
+}
+
+TEST_CASE("a query through a const store drops what never became durable after an I/O error") {
+  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  test::LedgerStore store(faulty);
+  const test::LedgerStore& view = store;  // query() needs only a const store
+  store.execute(Deposit{"a", 3});
+  // Injected: the next fdatasync of the journal stalls until `release`, then fails with EIO.
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> armed{true};
+  faulty->fail_when([&](op o, const std::string& name) {
+    if (o != op::sync || !is_journal(name)) return false;
+    if (armed.exchange(false)) {
+      entered.set_value();
+      released.wait();
+    }
+    return true;
+  });
+  std::atomic<bool> writer_failed{false};
+  std::thread writer([&] {
+    try {
+      store.execute(Deposit{"a", 4});
+    } catch (const error&) {
+      writer_failed = true;
+    }
+  });
+  entered.get_future().wait();  // deposit 4 is applied and queued; its fdatasync has begun
+  CHECK(view.last_sequence() == 2);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    release.set_value();
+  });
+  // The query sees deposit 4, waits for it to be durable, sees the journal fail, and answers
+  // again from the durable prefix (whether it or the writer rolled the state back).
+  CHECK(balance(view) == 3);
+  releaser.join();
+  writer.join();
+  CHECK(writer_failed);
+  CHECK(view.failed());
+  CHECK(view.last_sequence() == 1);
+  faulty->fail_when({});
 }
 
 TEST_CASE("a snapshot that cannot be written leaves the journal and the store working") {

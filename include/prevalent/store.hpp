@@ -198,8 +198,7 @@ class Store {
           if (retried || !persistence_.journal().failed()) throw;
         }
         std::unique_lock relock(mutex_);
-        // Queries are const to callers; dropping undurable commands is not a change they see.
-        const_cast<Store*>(this)->roll_back_to_durable();
+        roll_back_to_durable();
         return false;
       };
       if constexpr (std::is_void_v<std::invoke_result_t<F, const State&>>) {
@@ -261,7 +260,7 @@ class Store {
     return decode_command_args<C>(envelope->at("args"), command_version<C>());
   }
 
-  Persistence::snapshot_loader snapshot_loader(State& target) {
+  Persistence::snapshot_loader snapshot_loader(State& target) const {
     return [this, &target](byte_view payload, const format::snapshot_header& h) {
       auto decoded = decode(payload, h.codec);
       if (!decoded)
@@ -271,7 +270,7 @@ class Store {
     };
   }
 
-  Journal::visitor replayer(State& target) {
+  Journal::visitor replayer(State& target) const {
     return [this, &target](const record_view& r) {
       replay_command<State, Commands...>(target, r);
       last_timestamp_ns_ = r.timestamp_ns;
@@ -280,7 +279,7 @@ class Store {
 
   // Replaces the state with the one on disk through record `upto`. Called with the exclusive
   // lock held, after apply() threw or the journal failed.
-  void rebuild_from_disk(std::uint64_t upto) {
+  void rebuild_from_disk(std::uint64_t upto) const {
     try {
       State fresh{};
       persistence_.rebuild(snapshot_loader(fresh), replayer(fresh), upto);
@@ -294,7 +293,7 @@ class Store {
   // nothing a crash could undo stays visible. `applied_unwritten` says the state holds a
   // command that was never queued. Called with the exclusive lock held; the journal has
   // failed, so its durable mark no longer moves.
-  void roll_back_to_durable(bool applied_unwritten = false) {
+  void roll_back_to_durable(bool applied_unwritten = false) const {
     const std::uint64_t durable = persistence_.journal().durable_seq();
     if (last_applied_ <= durable && !applied_unwritten) return;
     rebuild_from_disk(std::min(durable, last_applied_));
@@ -320,10 +319,13 @@ class Store {
   const bool verify_encoding_;
   const codec codec_;
   mutable writer_preferring_mutex mutex_;  // guards the four members below
-  State state_{};
-  std::uint64_t last_applied_ = 0;
-  std::int64_t last_timestamp_ns_ = 0;
-  bool state_valid_ = true;
+  // mutable: a query() on a store whose journal failed drops the commands that never became
+  // durable (roll_back_to_durable), so the const member changes them, legitimately also on a
+  // const Store. Nothing else const touches them except under the shared lock, to read.
+  mutable State state_{};
+  mutable std::uint64_t last_applied_ = 0;
+  mutable std::int64_t last_timestamp_ns_ = 0;
+  mutable bool state_valid_ = true;
   std::optional<SnapshotScheduler> scheduler_;  // last: its thread calls snapshot()
 };
 

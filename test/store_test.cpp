@@ -421,6 +421,7 @@ using ForgetfulStore = Store<test::Ledger, Forgetful>;
 }  // namespace
 
 TEST_CASE("verify_encoding makes a forgotten field show at once") {
+  CHECK(store_options{}.verify_encoding);  // on by default in every build, NDEBUG or not
   test::temp_dir tmp;
   for (bool verify : {true, false}) {
     CAPTURE(verify);

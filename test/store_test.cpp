@@ -402,6 +402,15 @@ TEST_CASE("out-of-range options are rejected at open with a clear message") {
   store_options k;
   k.keep_snapshots = 0;
   CHECK(thrown_error([&] { LedgerStore s(tmp.path(), k); }).code() == errc::invalid_option);
+  // A bad codec is reported under the option that holds it.
+  for (bool snapshot : {false, true}) {
+    CAPTURE(snapshot);
+    store_options c;
+    (snapshot ? c.snapshot_codec : c.codec) = static_cast<codec>(99);
+    auto ce = thrown_error([&] { LedgerStore s(tmp.path(), c); });
+    CHECK(ce.code() == errc::invalid_option);
+    CHECK(std::string(ce.what()).rfind(snapshot ? "snapshot_codec 99 " : "codec 99 ", 0) == 0);
+  }
 }
 
 namespace {

@@ -453,6 +453,49 @@ TEST_CASE("verify_encoding makes a forgotten field show at once") {
   CHECK(transient.query([](const test::Ledger& l) { return l.balances.at("a"); }) == 0);
 }
 
+namespace {
+// A to_json that produces a value no codec can write back (a "discarded" json value).
+struct Unencodable {
+  static constexpr std::string_view name = "unencodable";
+  void apply(test::Ledger& l, const Context&) { l.balances["u"] += 1; }
+  friend void to_json(nlohmann::json& j, const Unencodable&) {
+    j = nlohmann::json(nlohmann::json::value_t::discarded);
+  }
+  friend void from_json(const nlohmann::json&, Unencodable&) {}
+};
+// A from_json that does not read what to_json wrote.
+struct Mismatched {
+  static constexpr std::string_view name = "mismatched";
+  std::int64_t amount = 0;
+  void apply(test::Ledger& l, const Context&) { l.balances["m"] += amount; }
+  friend void to_json(nlohmann::json& j, const Mismatched& m) { j = {{"amount", m.amount}}; }
+  friend void from_json(const nlohmann::json& j, Mismatched& m) { j.at("amt").get_to(m.amount); }
+};
+}  // namespace
+
+TEST_CASE("verify_encoding refuses a command whose own encoding does not decode") {
+  for (codec c : {codec::json, codec::cbor, codec::msgpack}) {
+    CAPTURE(format::codec_name(c));
+    test::temp_dir tmp;
+    store_options o;
+    o.codec = c;
+    {
+      Store<test::Ledger, Unencodable, Mismatched> store(tmp.path(), o);
+      auto e = thrown_error([&] { store.execute(Unencodable{}); });
+      CHECK(e.code() == errc::bad_command_payload);
+      CHECK(std::string(e.what()).find("\"unencodable\" does not decode from its own encoding") !=
+            std::string::npos);
+      auto m = thrown_error([&] { store.execute(Mismatched{4}); });
+      CHECK(m.code() == errc::bad_command_payload);
+      CHECK(std::string(m.what()).find("\"mismatched\"") != std::string::npos);
+      CHECK(store.last_sequence() == 0);  // nothing applied, nothing written
+      CHECK(!store.failed());
+    }
+    Store<test::Ledger, Unencodable, Mismatched> reopened(tmp.path(), o);  // no bad record
+    CHECK(reopened.last_sequence() == 0);
+  }
+}
+
 TEST_CASE("a transient store runs with no disk and shares nothing between instances") {
   LedgerStore a(in_memory);
   LedgerStore b(in_memory);

@@ -254,10 +254,22 @@ class Store {
                                               std::to_string(max));
   }
 
+  // The command as replay will see it. Throws errc::bad_command_payload (nothing applied or
+  // written) when its own encoding does not decode: replay would fail on the record.
   template <class C>
   C decode_own(const std::string& payload) const {
+    auto fail = [this](const std::string& why) {
+      return error(errc::bad_command_payload, "command \"" + std::string(C::name) +
+                                                  "\" does not decode from its own encoding in " +
+                                                  format::codec_name(codec_) + ": " + why);
+    };
     auto envelope = decode(as_bytes(payload), codec_);
-    return decode_command_args<C>(envelope->at("args"), command_version<C>());
+    if (!envelope) throw fail("the payload does not parse (check its to_json)");
+    try {
+      return decode_command_args<C>(envelope->at("args"), command_version<C>());
+    } catch (const nlohmann::json::exception& e) {
+      throw fail(e.what());
+    }
   }
 
   Persistence::snapshot_loader snapshot_loader(State& target) const {

@@ -24,7 +24,7 @@ class category_impl final : public std::error_category {
       case errc::store_failed: return "store failed after an I/O error";
       case errc::invalid_option: return "invalid option";
       case errc::not_found: return "not found";
-      case errc::closed: return "store is closed";
+      case errc::closed: return "closed";
     }
     return "unknown prevalent error";
   }

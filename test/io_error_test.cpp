@@ -121,6 +121,55 @@ TEST_CASE("a query through a const store drops what never became durable after a
   faulty->fail_when({});
 }
 
+TEST_CASE("Journal::close reports a failed final sync that nobody waited for") {
+  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  journal_options options;
+  options.sync = sync_policy::none();
+  auto j = Journal::open(faulty, options, 1, 1, {});
+  j->wait(j->append(1, "acknowledged under sync policy none"));  // returns at once
+  j->flush_through(1);                                           // written, not synced
+  // Injected: the final fdatasync of the journal fails with EIO.
+  faulty->fail_when(
+      [](op o, const std::string& name) { return o == op::sync && is_journal(name); });
+  auto close_error = [&] {
+    try {
+      j->close();
+    } catch (const error& e) {
+      return e.code();
+    }
+    return std::error_code();
+  };
+  CHECK(close_error() == std::errc::io_error);
+  CHECK(j->failed());
+  CHECK(close_error() == std::errc::io_error);  // a second close still reports it
+  try {
+    j->append(2, "after close");
+    FAIL("a closed journal accepted a record");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::closed);
+  }
+  faulty->fail_when({});
+}
+
+TEST_CASE("a store whose last sync fails when it is destroyed says so in its log") {
+  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  std::vector<std::string> logs;
+  {
+    store_options o;
+    o.sync = sync_policy::none();
+    o.log = [&](const std::string& m) { logs.push_back(m); };
+    test::LedgerStore store(faulty, o);
+    store.execute(Deposit{"a", 1});
+    // Injected: every fdatasync of the journal fails with EIO, so the one at close does.
+    faulty->fail_when(
+        [](op o, const std::string& name) { return o == op::sync && is_journal(name); });
+  }
+  faulty->fail_when({});
+  REQUIRE(logs.size() == 1);
+  CHECK(logs[0].find("did not close cleanly, records may be lost") != std::string::npos);
+  CHECK(logs[0].find(std::make_error_code(std::errc::io_error).message()) != std::string::npos);
+}
+
 TEST_CASE("a snapshot that cannot be written leaves the journal and the store working") {
   auto disk = make_memory_directory();
   auto faulty = std::make_shared<test::failing_directory>(disk);

@@ -22,7 +22,7 @@ enum class errc {
   store_failed,         // an earlier write or sync failed; the store accepts no commands
   invalid_option,       // an option is out of range
   not_found,            // a requested record or file does not exist
-  closed,               // the store has been closed
+  closed,               // the journal (or store) has been closed
 };
 
 const std::error_category& error_category() noexcept;

@@ -8,6 +8,9 @@
 #include <future>
 #include <thread>
 
+#include <prevalent/fault_injecting_directory.hpp>
+#include <prevalent/snapshot_store.hpp>
+
 #include "failing_directory.hpp"
 #include "support.hpp"
 
@@ -168,6 +171,26 @@ TEST_CASE("a store whose last sync fails when it is destroyed says so in its log
   REQUIRE(logs.size() == 1);
   CHECK(logs[0].find("did not close cleanly, records may be lost") != std::string::npos);
   CHECK(logs[0].find(std::make_error_code(std::errc::io_error).message()) != std::string::npos);
+}
+
+TEST_CASE("a failing removal of a leftover snapshot temp file is reported, not swallowed") {
+  auto disk = std::make_shared<FaultInjectingDirectory>();
+  SnapshotStore snapshots(disk, 2);
+  const std::string payload = "{}";
+  // A temp file left by a publish of the same sequence number that a crash interrupted.
+  disk->open(format::snapshot_file_name(5) + format::temp_suffix, Directory::open_mode::create_new);
+  // Injected: removing it fails with EIO. Before, the EIO was dropped and the publish failed
+  // on the file still being there (EEXIST), naming the wrong cause.
+  disk->fail_nth(FaultInjectingDirectory::op::remove, 1, EIO);
+  try {
+    snapshots.publish(5, 0, as_bytes(payload), codec::json);
+    FAIL("publish succeeded although the temp file could not be removed");
+  } catch (const error& e) {
+    CHECK(e.code() == std::errc::io_error);
+  }
+  // Without a fault the leftover is removed (and a missing one is no error).
+  CHECK(snapshots.publish(5, 0, as_bytes(payload), codec::json) == format::snapshot_file_name(5));
+  CHECK(snapshots.publish(6, 0, as_bytes(payload), codec::json) == format::snapshot_file_name(6));
 }
 
 TEST_CASE("a snapshot that cannot be written leaves the journal and the store working") {

@@ -21,7 +21,6 @@ enum class errc {
   record_too_large,     // a record exceeds the configured maximum size
   store_failed,         // an earlier write or sync failed; the store accepts no commands
   invalid_option,       // an option is out of range
-  not_found,            // a requested record or file does not exist
   closed,               // the journal (or store) has been closed
 };
 

@@ -24,6 +24,7 @@ class category_impl final : public std::error_category {
       case errc::store_failed: return "store failed after an I/O error";
       case errc::invalid_option: return "invalid option";
       case errc::closed: return "closed";
+      case errc::compression_failed: return "snapshot compression failed";
     }
     return "unknown prevalent error";
   }

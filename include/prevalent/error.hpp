@@ -22,6 +22,7 @@ enum class errc {
   store_failed,         // an earlier write or sync failed; the store accepts no commands
   invalid_option,       // an option is out of range
   closed,               // the journal (or store) has been closed
+  compression_failed,   // zstd could not compress a snapshot
 };
 
 const std::error_category& error_category() noexcept;

@@ -48,8 +48,8 @@ struct store_options {
   // fdatasync (130-320 us) under always(). Turn it off for throughput once the commands'
   // serialization is tested.
   bool verify_encoding = true;
-  // Receives recovery events (a torn tail cut off, a damaged snapshot skipped) and failures
-  // of automatic snapshots.
+  // Receives recovery events (a torn tail cut off, a damaged snapshot skipped), failures of
+  // automatic snapshots, and a failed final sync when the store is destroyed.
   log_function log;
 };
 

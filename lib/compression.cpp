@@ -16,7 +16,9 @@ bytes zstd_compress(byte_view data) {
   bytes out(ZSTD_compressBound(data.size()));
   const std::size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), 3);
   if (ZSTD_isError(n))
-    throw error(errc::invalid_option, std::string("zstd: ") + ZSTD_getErrorName(n));
+    throw error(errc::compression_failed, "zstd could not compress a snapshot payload of " +
+                                              std::to_string(data.size()) +
+                                              " bytes: " + ZSTD_getErrorName(n));
   out.resize(n);
   return out;
 }

@@ -8,7 +8,8 @@
 namespace prevalent::detail {
 
 bool zstd_available();
-// Throws prevalent::error(invalid_option) when built without zstd.
+// Throws prevalent::error(compression_failed) naming the size and zstd's reason when zstd
+// fails, or invalid_option when built without zstd.
 bytes zstd_compress(byte_view data);
 // Throws prevalent::error(corrupt_snapshot) naming `what` when `data` is not a valid frame or
 // would decompress to more than `max_size` bytes.

@@ -23,8 +23,8 @@ class category_impl final : public std::error_category {
       case errc::record_too_large: return "record too large";
       case errc::store_failed: return "store failed after an I/O error";
       case errc::invalid_option: return "invalid option";
-      case errc::not_found: return "not found";
-      case errc::closed: return "store is closed";
+      case errc::closed: return "closed";
+      case errc::compression_failed: return "snapshot compression failed";
     }
     return "unknown prevalent error";
   }

@@ -10,12 +10,28 @@
 namespace prevalent {
 
 Journal::~Journal() {
+  try {
+    close();
+  } catch (const std::exception& e) {
+    if (log_) {
+      try {
+        log_("journal in " + dir_->path() +
+             " did not close cleanly, records may be lost: " + e.what());
+      } catch (...) {
+      }
+    }
+  }
+}
+
+void Journal::close() {
   {
     std::lock_guard q(queue_mutex_);
     stopping_ = true;
   }
   work_cv_.notify_one();
   if (committer_.joinable()) committer_.join();
+  // The committer has stopped: failure_ no longer changes.
+  if (failure_) throw_failure();
 }
 
 std::uint64_t Journal::append(std::int64_t timestamp_ns, std::string payload) {
@@ -24,6 +40,7 @@ std::uint64_t Journal::append(std::int64_t timestamp_ns, std::string payload) {
                                             " bytes is outside 1 .. max_record_bytes (" +
                                             std::to_string(options_.max_record_bytes) + ")");
   std::unique_lock q(queue_mutex_);
+  if (stopping_) throw error(errc::closed, "journal in " + dir_->path() + " is closed");
   space_cv_.wait(q, [&] { return pending_bytes_ < options_.max_pending_bytes || failure_; });
   if (failure_)
     throw error(errc::store_failed, "journal in " + dir_->path() +

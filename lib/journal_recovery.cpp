@@ -58,6 +58,7 @@ std::unique_ptr<Journal> Journal::open(std::shared_ptr<Directory> dir, journal_o
     throw error(errc::invalid_option, "journal max_pending_bytes must be positive");
   std::unique_ptr<Journal> j(new Journal(std::move(dir), options));
   j->recover(start_seq, deliver_from, visit, log);
+  j->log_ = log;
   j->last_sync_ = std::chrono::steady_clock::now();
   j->committer_ = std::thread([raw = j.get()] { raw->run_committer(); });
   return j;

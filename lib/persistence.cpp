@@ -1,5 +1,8 @@
 #include "prevalent/persistence.hpp"
 
+#include <string>
+#include <utility>
+
 #include "compression.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
@@ -11,9 +14,11 @@ store_options checked(store_options o) {
   if (o.keep_snapshots == 0) throw error(errc::invalid_option, "keep_snapshots must be at least 1");
   if (o.snapshots.every.count() < 0)
     throw error(errc::invalid_option, "snapshots.every must not be negative");
-  if (!format::known_codec(o.codec) || !format::known_codec(o.snapshot_codec))
-    throw error(errc::invalid_option,
-                "unknown codec " + std::to_string(static_cast<std::uint32_t>(o.codec)));
+  for (auto [value, option] : {std::pair{o.codec, "codec"}, {o.snapshot_codec, "snapshot_codec"}})
+    if (!format::known_codec(value))
+      throw error(errc::invalid_option, std::string(option) + " " +
+                                            std::to_string(static_cast<std::uint32_t>(value)) +
+                                            " is not a known codec (json, cbor or msgpack)");
   if (o.compress_snapshots && !detail::zstd_available())
     throw error(errc::invalid_option,
                 "compress_snapshots needs zstd; prevalent was built without libzstd");

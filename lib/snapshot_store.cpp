@@ -45,7 +45,8 @@ std::string SnapshotStore::install(std::uint64_t last_seq, std::int64_t timestam
   {
     try {
       dir_->remove(temp);  // left over from an interrupted publish of the same sequence number
-    } catch (const error&) {
+    } catch (const error& e) {
+      if (e.code() != std::errc::no_such_file_or_directory) throw;  // EIO must not be lost
     }
     auto f = dir_->open(temp, Directory::open_mode::create_new);
     f->append(format::encode_snapshot_header(h));

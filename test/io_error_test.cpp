@@ -3,6 +3,14 @@
 // durable; a reopen recovers every acknowledged command. Each case names what it injected.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include <prevalent/fault_injecting_directory.hpp>
+#include <prevalent/snapshot_store.hpp>
+
 #include "failing_directory.hpp"
 #include "support.hpp"
 
@@ -72,6 +80,117 @@ TEST_CASE("a journal write fails: the command is not applied and the store stops
   CHECK_THROWS_AS(store.execute(Deposit{"a", 1}), error);
   faulty->fail_when({});
   CHECK_THROWS_AS(store.execute(Deposit{"a", 1}), error);  // never retried, even once healthy
+}
+
+TEST_CASE("a query through a const store drops what never became durable after an I/O error") {
+  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  test::LedgerStore store(faulty);
+  const test::LedgerStore& view = store;  // query() needs only a const store
+  store.execute(Deposit{"a", 3});
+  // Injected: the next fdatasync of the journal stalls until `release`, then fails with EIO.
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> armed{true};
+  faulty->fail_when([&](op o, const std::string& name) {
+    if (o != op::sync || !is_journal(name)) return false;
+    if (armed.exchange(false)) {
+      entered.set_value();
+      released.wait();
+    }
+    return true;
+  });
+  std::atomic<bool> writer_failed{false};
+  std::thread writer([&] {
+    try {
+      store.execute(Deposit{"a", 4});
+    } catch (const error&) {
+      writer_failed = true;
+    }
+  });
+  entered.get_future().wait();  // deposit 4 is applied and queued; its fdatasync has begun
+  CHECK(view.last_sequence() == 2);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    release.set_value();
+  });
+  // The query sees deposit 4, waits for it to be durable, sees the journal fail, and answers
+  // again from the durable prefix (whether it or the writer rolled the state back).
+  CHECK(balance(view) == 3);
+  releaser.join();
+  writer.join();
+  CHECK(writer_failed);
+  CHECK(view.failed());
+  CHECK(view.last_sequence() == 1);
+  faulty->fail_when({});
+}
+
+TEST_CASE("Journal::close reports a failed final sync that nobody waited for") {
+  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  journal_options options;
+  options.sync = sync_policy::none();
+  auto j = Journal::open(faulty, options, 1, 1, {});
+  j->wait(j->append(1, "acknowledged under sync policy none"));  // returns at once
+  j->flush_through(1);                                           // written, not synced
+  // Injected: the final fdatasync of the journal fails with EIO.
+  faulty->fail_when(
+      [](op o, const std::string& name) { return o == op::sync && is_journal(name); });
+  auto close_error = [&] {
+    try {
+      j->close();
+    } catch (const error& e) {
+      return e.code();
+    }
+    return std::error_code();
+  };
+  CHECK(close_error() == std::errc::io_error);
+  CHECK(j->failed());
+  CHECK(close_error() == std::errc::io_error);  // a second close still reports it
+  try {
+    j->append(2, "after close");
+    FAIL("a closed journal accepted a record");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::closed);
+  }
+  faulty->fail_when({});
+}
+
+TEST_CASE("a store whose last sync fails when it is destroyed says so in its log") {
+  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  std::vector<std::string> logs;
+  {
+    store_options o;
+    o.sync = sync_policy::none();
+    o.log = [&](const std::string& m) { logs.push_back(m); };
+    test::LedgerStore store(faulty, o);
+    store.execute(Deposit{"a", 1});
+    // Injected: every fdatasync of the journal fails with EIO, so the one at close does.
+    faulty->fail_when(
+        [](op o, const std::string& name) { return o == op::sync && is_journal(name); });
+  }
+  faulty->fail_when({});
+  REQUIRE(logs.size() == 1);
+  CHECK(logs[0].find("did not close cleanly, records may be lost") != std::string::npos);
+  CHECK(logs[0].find(std::make_error_code(std::errc::io_error).message()) != std::string::npos);
+}
+
+TEST_CASE("a failing removal of a leftover snapshot temp file is reported, not swallowed") {
+  auto disk = std::make_shared<FaultInjectingDirectory>();
+  SnapshotStore snapshots(disk, 2);
+  const std::string payload = "{}";
+  // A temp file left by a publish of the same sequence number that a crash interrupted.
+  disk->open(format::snapshot_file_name(5) + format::temp_suffix, Directory::open_mode::create_new);
+  // Injected: removing it fails with EIO. Before, the EIO was dropped and the publish failed
+  // on the file still being there (EEXIST), naming the wrong cause.
+  disk->fail_nth(FaultInjectingDirectory::op::remove, 1, EIO);
+  try {
+    snapshots.publish(5, 0, as_bytes(payload), codec::json);
+    FAIL("publish succeeded although the temp file could not be removed");
+  } catch (const error& e) {
+    CHECK(e.code() == std::errc::io_error);
+  }
+  // Without a fault the leftover is removed (and a missing one is no error).
+  CHECK(snapshots.publish(5, 0, as_bytes(payload), codec::json) == format::snapshot_file_name(5));
+  CHECK(snapshots.publish(6, 0, as_bytes(payload), codec::json) == format::snapshot_file_name(6));
 }
 
 TEST_CASE("a snapshot that cannot be written leaves the journal and the store working") {

@@ -36,7 +36,7 @@ error thrown_error(F&& f) {
     return e;
   }
   FAIL("no prevalent::error was thrown");
-  return error(errc::not_found, "");
+  return error(std::error_code(), "");  // not reached: FAIL throws
 }
 
 }  // namespace
@@ -341,6 +341,96 @@ TEST_CASE("an upgrade hook reads records written by an older command version") {
   CHECK(store.query([](const test::Ledger& l) { return l.balances.at("a"); }) == 40);
 }
 
+namespace {
+// Two commands with distinct names and effects that do not commute: replay must dispatch each
+// record to the command that wrote it, or the replayed number differs from the live one.
+struct Counter {
+  std::int64_t n = 0;
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Counter, n)
+};
+struct Add {
+  static constexpr std::string_view name = "add";
+  std::int64_t by = 0;
+  std::int64_t apply(Counter& c, const Context&) const { return c.n += by; }
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Add, by)
+};
+struct Multiply {
+  static constexpr std::string_view name = "multiply";
+  std::int64_t by = 1;
+  std::int64_t apply(Counter& c, const Context&) const { return c.n *= by; }
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Multiply, by)
+};
+// No fields and no serialization code: encoded as {} and decoded from an object.
+struct Reset {
+  static constexpr std::string_view name = "reset";
+  void apply(Counter& c, const Context&) const { c.n = 0; }
+};
+using CounterStore = Store<Counter, Add, Multiply, Reset>;
+
+std::int64_t counter(const CounterStore& s) {
+  return s.query([](const Counter& c) { return c.n; });
+}
+}  // namespace
+
+TEST_CASE("replay runs the command that wrote each record, by its name") {
+  test::temp_dir tmp;
+  {
+    CounterStore store(tmp.path());
+    CHECK(store.execute(Add{3}) == 3);
+    CHECK(store.execute(Multiply{2}) == 6);
+    CHECK(store.execute(Add{1}) == 7);
+  }
+  // Replaying multiply as add would give 6, add as multiply 0.
+  CounterStore store(tmp.path());
+  CHECK(counter(store) == 7);
+  CHECK(store.recovery().replayed == 3);
+}
+
+TEST_CASE("a command with no fields needs no serialization code, in every codec") {
+  for (codec c : {codec::json, codec::cbor, codec::msgpack}) {
+    CAPTURE(format::codec_name(c));
+    test::temp_dir tmp;
+    store_options o;
+    o.codec = c;
+    {
+      CounterStore store(tmp.path(), o);
+      store.execute(Add{5});
+      store.execute(Reset{});
+      store.execute(Add{2});
+      CHECK(counter(store) == 2);
+    }
+    if (c == codec::json) {  // its arguments are stored as an empty object
+      auto bytes = test::read_file(test::files_with_prefix(tmp.path(), "journal-").at(0));
+      CHECK(std::string(bytes.begin(), bytes.end()).find(R"({"cmd":"reset","v":1,"args":{}})") !=
+            std::string::npos);
+    }
+    CounterStore store(tmp.path(), o);
+    CHECK(counter(store) == 2);  // 5 without the reset replayed
+    CHECK(store.recovery().replayed == 3);
+  }
+}
+
+namespace {
+// Writes "reset" records whose arguments are a number, not an object.
+struct BadReset {
+  static constexpr std::string_view name = "reset";
+  void apply(Counter&, const Context&) const {}
+  friend void to_json(nlohmann::json& j, const BadReset&) { j = 5; }
+  friend void from_json(const nlohmann::json&, BadReset&) {}
+};
+}  // namespace
+
+TEST_CASE("an empty command's arguments must decode from an object") {
+  test::temp_dir tmp;
+  {
+    Store<Counter, BadReset> store(tmp.path());
+    store.execute(BadReset{});
+  }
+  auto e = thrown_error([&] { CounterStore s(tmp.path()); });
+  CHECK(e.code() == errc::bad_command_payload);
+  CHECK(std::string(e.what()).find("arguments of \"reset\" do not decode") != std::string::npos);
+}
+
 TEST_CASE("a second store on the same directory is refused, in this process and another") {
   test::temp_dir tmp;
   LedgerStore first(tmp.path());
@@ -376,6 +466,15 @@ TEST_CASE("out-of-range options are rejected at open with a clear message") {
   store_options k;
   k.keep_snapshots = 0;
   CHECK(thrown_error([&] { LedgerStore s(tmp.path(), k); }).code() == errc::invalid_option);
+  // A bad codec is reported under the option that holds it.
+  for (bool snapshot : {false, true}) {
+    CAPTURE(snapshot);
+    store_options c;
+    (snapshot ? c.snapshot_codec : c.codec) = static_cast<codec>(99);
+    auto ce = thrown_error([&] { LedgerStore s(tmp.path(), c); });
+    CHECK(ce.code() == errc::invalid_option);
+    CHECK(std::string(ce.what()).rfind(snapshot ? "snapshot_codec 99 " : "codec 99 ", 0) == 0);
+  }
 }
 
 namespace {
@@ -395,6 +494,7 @@ using ForgetfulStore = Store<test::Ledger, Forgetful>;
 }  // namespace
 
 TEST_CASE("verify_encoding makes a forgotten field show at once") {
+  CHECK(store_options{}.verify_encoding);  // on by default in every build, NDEBUG or not
   test::temp_dir tmp;
   for (bool verify : {true, false}) {
     CAPTURE(verify);
@@ -415,6 +515,49 @@ TEST_CASE("verify_encoding makes a forgotten field show at once") {
   ForgetfulStore transient(in_memory);  // transient stores always verify
   transient.execute(Forgetful{"a", 5});
   CHECK(transient.query([](const test::Ledger& l) { return l.balances.at("a"); }) == 0);
+}
+
+namespace {
+// A to_json that produces a value no codec can write back (a "discarded" json value).
+struct Unencodable {
+  static constexpr std::string_view name = "unencodable";
+  void apply(test::Ledger& l, const Context&) { l.balances["u"] += 1; }
+  friend void to_json(nlohmann::json& j, const Unencodable&) {
+    j = nlohmann::json(nlohmann::json::value_t::discarded);
+  }
+  friend void from_json(const nlohmann::json&, Unencodable&) {}
+};
+// A from_json that does not read what to_json wrote.
+struct Mismatched {
+  static constexpr std::string_view name = "mismatched";
+  std::int64_t amount = 0;
+  void apply(test::Ledger& l, const Context&) { l.balances["m"] += amount; }
+  friend void to_json(nlohmann::json& j, const Mismatched& m) { j = {{"amount", m.amount}}; }
+  friend void from_json(const nlohmann::json& j, Mismatched& m) { j.at("amt").get_to(m.amount); }
+};
+}  // namespace
+
+TEST_CASE("verify_encoding refuses a command whose own encoding does not decode") {
+  for (codec c : {codec::json, codec::cbor, codec::msgpack}) {
+    CAPTURE(format::codec_name(c));
+    test::temp_dir tmp;
+    store_options o;
+    o.codec = c;
+    {
+      Store<test::Ledger, Unencodable, Mismatched> store(tmp.path(), o);
+      auto e = thrown_error([&] { store.execute(Unencodable{}); });
+      CHECK(e.code() == errc::bad_command_payload);
+      CHECK(std::string(e.what()).find("\"unencodable\" does not decode from its own encoding") !=
+            std::string::npos);
+      auto m = thrown_error([&] { store.execute(Mismatched{4}); });
+      CHECK(m.code() == errc::bad_command_payload);
+      CHECK(std::string(m.what()).find("\"mismatched\"") != std::string::npos);
+      CHECK(store.last_sequence() == 0);  // nothing applied, nothing written
+      CHECK(!store.failed());
+    }
+    Store<test::Ledger, Unencodable, Mismatched> reopened(tmp.path(), o);  // no bad record
+    CHECK(reopened.last_sequence() == 0);
+  }
 }
 
 TEST_CASE("a transient store runs with no disk and shares nothing between instances") {

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <type_traits>
@@ -69,9 +70,37 @@ concept upgradable = requires(nlohmann::json& args, int v) {
   C::upgrade(args, v);
 };
 
+template <class C>
+concept json_encodable = requires(const C& c) {
+  nlohmann::json(c);
+};
+
+// A command with no fields needs no serialization code: without a to_json of its own, its
+// arguments are encoded as the empty object {} and decoded from any object.
+template <class C>
+concept empty_command = std::is_empty_v<C> && std::default_initializable<C> &&
+    std::copy_constructible<C> && !json_encodable<C>;
+
+template <class C>
+concept serializable_command = json_serializable<C> || empty_command<C>;
+
 // A type Store<State, ...> accepts as a command.
 template <class C, class State>
-concept command_for = named_command<C> && applicable_to<C, State> && json_serializable<C>;
+concept command_for = named_command<C> && applicable_to<C, State> && serializable_command<C>;
+
+// Whether two of the commands share a name (names are what the journal stores, so they
+// must be unique within a store). False when some command has no name: that is reported on
+// its own.
+template <class... Commands>
+constexpr bool duplicate_command_names() {
+  if constexpr ((named_command<Commands> && ...)) {
+    const std::string_view names[] = {std::string_view(Commands::name)...};
+    for (std::size_t i = 0; i < sizeof...(Commands); ++i)
+      for (std::size_t j = i + 1; j < sizeof...(Commands); ++j)
+        if (names[i] == names[j]) return true;
+  }
+  return false;
+}
 
 template <class C>
 constexpr int command_version() {

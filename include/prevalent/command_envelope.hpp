@@ -34,6 +34,16 @@ const std::string& binary_envelope_prefix(codec c) {
   return prefixes[c == codec::cbor ? 0 : 1];
 }
 
+// The arguments of `command` as nlohmann serializes it; {} for an empty command without a
+// serializer of its own.
+template <class C>
+nlohmann::json command_args(const C& command) {
+  if constexpr (json_serializable<C>)
+    return nlohmann::json(command);
+  else
+    return nlohmann::json::object();
+}
+
 template <class C>
 std::string encode_command(const C& command, codec c) {
   std::string out;
@@ -42,12 +52,12 @@ std::string encode_command(const C& command, codec c) {
     out = "{\"cmd\":";
     out += nlohmann::json(std::string_view(C::name)).dump();
     out += ",\"v\":" + std::to_string(command_version<C>()) + ",\"args\":";
-    out += nlohmann::json(command).dump();
+    out += command_args(command).dump();
     out += '}';
     return out;
   }
   out = binary_envelope_prefix<C>(c);
-  encode_to(out, nlohmann::json(command), c);
+  encode_to(out, command_args(command), c);
   return out;
 }
 
@@ -57,7 +67,14 @@ C decode_command_args(nlohmann::json args, int version) {
   if constexpr (upgradable<C>) {
     if (version < command_version<C>()) C::upgrade(args, version);
   }
-  return args.template get<C>();
+  if constexpr (json_serializable<C>) {
+    return args.template get<C>();
+  } else {
+    // Empty command: its arguments must be an object (throws json::type_error otherwise);
+    // members are ignored, as NLOHMANN_DEFINE_TYPE_* ignores unknown ones.
+    (void)args.template get_ref<const nlohmann::json::object_t&>();
+    return C{};
+  }
 }
 
 // "<file> at offset <n>: record <seq>", for messages.

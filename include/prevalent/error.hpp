@@ -21,8 +21,8 @@ enum class errc {
   record_too_large,     // a record exceeds the configured maximum size
   store_failed,         // an earlier write or sync failed; the store accepts no commands
   invalid_option,       // an option is out of range
-  not_found,            // a requested record or file does not exist
-  closed,               // the store has been closed
+  closed,               // the journal (or store) has been closed
+  compression_failed,   // zstd could not compress a snapshot
 };
 
 const std::error_category& error_category() noexcept;

@@ -100,7 +100,12 @@ class Journal {
   // The first sequence number held on disk, from segment names alone (nullopt: no segments).
   static std::optional<std::uint64_t> first_seq_on_disk(const Directory& dir);
 
-  // Writes and syncs everything queued, then stops the committer.
+  // Writes and syncs everything queued, then stops the committer. Throws the I/O error that
+  // failed the journal, in this final sync or earlier, so that no loss goes unreported (under
+  // sync policy `none` nobody waited for the records it lost). Later appends throw
+  // errc::closed. Calling it again only rethrows that error. Not concurrently with itself.
+  void close();
+  // close(), best effort: an error is passed to the log given to open(), never thrown.
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -184,6 +189,7 @@ class Journal {
   std::shared_ptr<Directory> dir_;
   const journal_options options_;
   recovery_report report_;
+  log_function log_;  // from open(), for the error of a close in the destructor
 
   // Segment bookkeeping, written by the committer (and drop_below), read by anyone.
   mutable std::mutex files_mutex_;

@@ -10,12 +10,6 @@
 
 namespace prevalent {
 
-#ifdef NDEBUG
-inline constexpr bool verify_encoding_by_default = false;
-#else
-inline constexpr bool verify_encoding_by_default = true;
-#endif
-
 // When the store takes snapshots by itself, on a background thread, while commands go on.
 // Any trigger that is set fires; all zero (the default) means only explicit snapshot() calls.
 struct snapshot_policy {
@@ -53,11 +47,15 @@ struct store_options {
   // Compress snapshots with zstd (needs a build with libzstd).
   bool compress_snapshots = false;
   // Apply each command as decoded from its own encoded bytes, so a field the serialization
-  // forgets shows up at once instead of only after a replay. On by default in debug builds,
-  // always on in transient stores.
-  bool verify_encoding = verify_encoding_by_default;
-  // Receives recovery events (a torn tail cut off, a damaged snapshot skipped) and failures
-  // of automatic snapshots.
+  // forgets shows up at once instead of only after a replay. On in every build (the same
+  // default whatever NDEBUG says), always on in transient stores. It costs one decode per
+  // execute: measured here with a 60-byte key-value command, 7.5 instead of 3.2 us per
+  // execute under sync_policy::none (JSON; CBOR 5.5 instead of 1.8 us), lost in the
+  // fdatasync (130-320 us) under always(). Turn it off for throughput once the commands'
+  // serialization is tested.
+  bool verify_encoding = true;
+  // Receives recovery events (a torn tail cut off, a damaged snapshot skipped), failures of
+  // automatic snapshots, and a failed final sync when the store is destroyed.
   log_function log;
 };
 

@@ -71,9 +71,13 @@ class Store {
       "prevalent: every command needs `static constexpr std::string_view name = \"...\";`");
   static_assert((applicable_to<Commands, State> && ...),
                 "prevalent: every command needs `apply(State&, const prevalent::Context&)`");
-  static_assert((json_serializable<Commands> && ...),
+  static_assert((serializable_command<Commands> && ...),
                 "prevalent: every command must be serializable with nlohmann_json "
-                "(to_json/from_json or NLOHMANN_DEFINE_TYPE_*)");
+                "(to_json/from_json or NLOHMANN_DEFINE_TYPE_*; a command with no fields needs "
+                "neither)");
+  static_assert(!duplicate_command_names<Commands...>(),
+                "prevalent: two commands in the store's list have the same name; names are "
+                "stored in the journal and must be unique");
 
  public:
   // Opens (creating if needed) the store in directory `path` on the real filesystem.
@@ -195,8 +199,7 @@ class Store {
           if (retried || !persistence_.journal().failed()) throw;
         }
         std::unique_lock relock(mutex_);
-        // Queries are const to callers; dropping undurable commands is not a change they see.
-        const_cast<Store*>(this)->roll_back_to_durable();
+        roll_back_to_durable();
         return false;
       };
       if constexpr (std::is_void_v<std::invoke_result_t<F, const State&>>) {
@@ -256,13 +259,25 @@ class Store {
                                               std::to_string(max));
   }
 
+  // The command as replay will see it. Throws errc::bad_command_payload (nothing applied or
+  // written) when its own encoding does not decode: replay would fail on the record.
   template <class C>
   C decode_own(const std::string& payload) const {
+    auto fail = [this](const std::string& why) {
+      return error(errc::bad_command_payload, "command \"" + std::string(C::name) +
+                                                  "\" does not decode from its own encoding in " +
+                                                  format::codec_name(codec_) + ": " + why);
+    };
     auto envelope = decode(as_bytes(payload), codec_);
-    return decode_command_args<C>(envelope->at("args"), command_version<C>());
+    if (!envelope) throw fail("the payload does not parse (check its to_json)");
+    try {
+      return decode_command_args<C>(envelope->at("args"), command_version<C>());
+    } catch (const nlohmann::json::exception& e) {
+      throw fail(e.what());
+    }
   }
 
-  Persistence::snapshot_loader snapshot_loader(State& target) {
+  Persistence::snapshot_loader snapshot_loader(State& target) const {
     return [this, &target](byte_view payload, const format::snapshot_header& h) {
       auto decoded = decode(payload, h.codec);
       if (!decoded)
@@ -272,7 +287,7 @@ class Store {
     };
   }
 
-  Journal::visitor replayer(State& target) {
+  Journal::visitor replayer(State& target) const {
     return [this, &target](const record_view& r) {
       replay_command<State, Commands...>(target, r);
       last_timestamp_ns_ = r.timestamp_ns;
@@ -281,7 +296,7 @@ class Store {
 
   // Replaces the state with the one on disk through record `upto`. Called with the exclusive
   // lock held, after apply() threw or the journal failed.
-  void rebuild_from_disk(std::uint64_t upto) {
+  void rebuild_from_disk(std::uint64_t upto) const {
     try {
       State fresh{};
       persistence_.rebuild(snapshot_loader(fresh), replayer(fresh), upto);
@@ -301,7 +316,7 @@ class Store {
   // nothing a crash could undo stays visible. `applied_unwritten` says the state holds a
   // command that was never queued. Called with the exclusive lock held; the journal has
   // failed, so its durable mark no longer moves.
-  void roll_back_to_durable(bool applied_unwritten = false) {
+  void roll_back_to_durable(bool applied_unwritten = false) const {
     const std::uint64_t durable = persistence_.journal().durable_seq();
     if (last_applied_ <= durable && !applied_unwritten) return;
     rebuild_from_disk(std::min(durable, last_applied_));
@@ -332,11 +347,14 @@ class Store {
   const bool verify_encoding_;
   const codec codec_;
   mutable writer_preferring_mutex mutex_;  // guards the members below
-  State state_{};
-  std::uint64_t last_applied_ = 0;
-  std::int64_t last_timestamp_ns_ = 0;
-  std::atomic<bool> state_valid_ = true;        // atomic: failed() reads it without the lock
-  std::string invalid_reason_;                  // why the rebuild failed
+  // mutable: a query() on a store whose journal failed drops the commands that never became
+  // durable (roll_back_to_durable), so the const member changes them, legitimately also on a
+  // const Store. Nothing else const touches them except under the shared lock, to read.
+  mutable State state_{};
+  mutable std::uint64_t last_applied_ = 0;
+  mutable std::int64_t last_timestamp_ns_ = 0;
+  mutable std::atomic<bool> state_valid_ = true;  // atomic: failed() reads it without the lock
+  mutable std::string invalid_reason_;            // why the rebuild failed
   std::optional<SnapshotScheduler> scheduler_;  // last: its thread calls snapshot()
 };
 

@@ -1,4 +1,5 @@
-// Must not compile: a command nlohmann_json cannot serialize.
+// Must not compile: a command with a field and no nlohmann_json serialization (only a
+// command with no fields may go without one).
 // expect: every command must be serializable with nlohmann_json
 #include <prevalent/prevalent.hpp>
 

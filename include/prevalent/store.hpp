@@ -355,7 +355,7 @@ class Store {
   mutable std::int64_t last_timestamp_ns_ = 0;
   mutable std::atomic<bool> state_valid_ = true;  // atomic: failed() reads it without the lock
   mutable std::string invalid_reason_;            // why the rebuild failed
-  std::optional<SnapshotScheduler> scheduler_;  // last: its thread calls snapshot()
+  std::optional<SnapshotScheduler> scheduler_;    // last: its thread calls snapshot()
 };
 
 }  // namespace prevalent

@@ -186,7 +186,7 @@ struct build_result {
 };
 
 build_result build_sessions(const config& c, prevalent::codec codec) {
-  build_result b{fresh(c, std::string("sessions-") + prevalent::format::codec_name(codec))};
+  build_result b{fresh(c, std::string("sessions-") + prevalent::codec_name(codec))};
   {
     prevalent::store_options o = kv_options(prevalent::sync_policy::none(), codec);
     sessions::Store store(b.dir, o);
@@ -358,7 +358,7 @@ int main(int argc, char** argv) {
     std::vector<double> v;
     for (int r = 0; r < c.runs; ++r)
       v.push_back(none_policy(c, kv_options(prevalent::sync_policy::none(), codec), none_n));
-    out.add({"none", std::string("none, 1 thread, ") + prevalent::format::codec_name(codec),
+    out.add({"none", std::string("none, 1 thread, ") + prevalent::codec_name(codec),
              bench::median(v), "ops/s", -1, -1, ""});
   }
 
@@ -419,7 +419,7 @@ int main(int argc, char** argv) {
   if (section("replay")) std::printf("== replay and snapshots, %zu sessions\n", c.sessions);
   for (auto codec : {prevalent::codec::cbor, prevalent::codec::json}) {
     if (!section("replay")) break;
-    const std::string name = prevalent::format::codec_name(codec);
+    const std::string name = prevalent::codec_name(codec);
     auto built = build_sessions(c, codec);
     std::vector<double> opens;
     for (int r = 0; r < c.runs; ++r) opens.push_back(open_seconds(built.dir, codec));

@@ -2,6 +2,17 @@
 
 namespace prevalent {
 
+bool known_codec(codec c) { return c == codec::json || c == codec::cbor || c == codec::msgpack; }
+
+const char* codec_name(codec c) {
+  switch (c) {
+    case codec::json: return "json";
+    case codec::cbor: return "cbor";
+    case codec::msgpack: return "msgpack";
+  }
+  return "unknown";
+}
+
 void encode_to(std::string& out, const nlohmann::json& value, codec c) {
   switch (c) {
     case codec::json: out += value.dump(); return;

@@ -17,17 +17,6 @@ static_assert(record_header_size == 4 + 4 + 8 + 8 + 4 + 4);
 static_assert(snapshot_header_size == 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4);
 static_assert(segment_header_size % alignment == 0 && record_header_size % alignment == 0);
 
-bool known_codec(codec c) { return c == codec::json || c == codec::cbor || c == codec::msgpack; }
-
-const char* codec_name(codec c) {
-  switch (c) {
-    case codec::json: return "json";
-    case codec::cbor: return "cbor";
-    case codec::msgpack: return "msgpack";
-  }
-  return "unknown";
-}
-
 // ---- segment header ----
 
 bytes encode_segment_header(const segment_header& h) {

@@ -10,6 +10,7 @@
 namespace prevalent {
 
 Journal::~Journal() {
+  if (closed_) return;  // an explicit close() already reported what failed
   try {
     close();
   } catch (const std::exception& e) {
@@ -24,6 +25,7 @@ Journal::~Journal() {
 }
 
 void Journal::close() {
+  closed_ = true;
   {
     std::lock_guard q(queue_mutex_);
     stopping_ = true;
@@ -41,7 +43,7 @@ std::uint64_t Journal::append(std::int64_t timestamp_ns, std::string payload) {
                                             std::to_string(options_.max_record_bytes) + ")");
   std::unique_lock q(queue_mutex_);
   if (stopping_) throw error(errc::closed, "journal in " + dir_->path() + " is closed");
-  space_cv_.wait(q, [&] { return pending_bytes_ < options_.max_pending_bytes || failure_; });
+  space_cv_.wait(q, [&] { return pending_bytes_ < options_.max_queued_bytes || failure_; });
   if (failure_)
     throw error(errc::store_failed, "journal in " + dir_->path() +
                                         " failed after an I/O error; reopen the store to go on");

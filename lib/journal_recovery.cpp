@@ -43,19 +43,7 @@ std::optional<std::uint64_t> Journal::first_seq_on_disk(const Directory& dir) {
 std::unique_ptr<Journal> Journal::open(std::shared_ptr<Directory> dir, journal_options options,
                                        std::uint64_t start_seq, std::uint64_t deliver_from,
                                        const visitor& visit, const log_function& log) {
-  if (options.segment_bytes < format::segment_header_size + format::record_header_size + 8)
-    throw error(errc::invalid_option, "journal segment_bytes " +
-                                          std::to_string(options.segment_bytes) +
-                                          " is too small (minimum 72)");
-  if (options.max_record_bytes == 0 || options.max_record_bytes > format::max_payload_limit)
-    throw error(errc::invalid_option, "journal max_record_bytes " +
-                                          std::to_string(options.max_record_bytes) +
-                                          " is out of range (1 .. 1 GiB)");
-  if (options.sync.mode() == sync_policy::kind::interval && options.sync.period().count() <= 0)
-    throw error(errc::invalid_option, "sync interval must be positive, got " +
-                                          std::to_string(options.sync.period().count()) + " ns");
-  if (options.max_pending_bytes == 0)
-    throw error(errc::invalid_option, "journal max_pending_bytes must be positive");
+  check_options(options);
   std::unique_ptr<Journal> j(new Journal(std::move(dir), options));
   j->recover(start_seq, deliver_from, visit, log);
   j->log_ = log;

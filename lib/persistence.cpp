@@ -3,7 +3,6 @@
 #include <string>
 #include <utility>
 
-#include "compression.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
 
@@ -11,17 +10,7 @@ namespace prevalent {
 
 namespace {
 store_options checked(store_options o) {
-  if (o.keep_snapshots == 0) throw error(errc::invalid_option, "keep_snapshots must be at least 1");
-  if (o.snapshots.every.count() < 0)
-    throw error(errc::invalid_option, "snapshots.every must not be negative");
-  for (auto [value, option] : {std::pair{o.codec, "codec"}, {o.snapshot_codec, "snapshot_codec"}})
-    if (!format::known_codec(value))
-      throw error(errc::invalid_option, std::string(option) + " " +
-                                            std::to_string(static_cast<std::uint32_t>(value)) +
-                                            " is not a known codec (json, cbor or msgpack)");
-  if (o.compress_snapshots && !detail::zstd_available())
-    throw error(errc::invalid_option,
-                "compress_snapshots needs zstd; prevalent was built without libzstd");
+  check_options(o);
   return o;
 }
 }  // namespace
@@ -72,13 +61,7 @@ std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load,
 void Persistence::recover(const snapshot_loader& load, const Journal::visitor& replay) {
   snapshots_.remove_leftovers();
   const std::uint64_t base = load_newest_snapshot(load, UINT64_MAX);
-  journal_options j;
-  j.segment_bytes = options_.segment_bytes;
-  j.max_record_bytes = options_.max_record_bytes;
-  j.sync = options_.sync;
-  j.codec = options_.codec;
-  j.max_pending_bytes = options_.max_queued_bytes;
-  journal_ = Journal::open(dir_, j, base + 1, base + 1, replay, options_.log);
+  journal_ = Journal::open(dir_, options_, base + 1, base + 1, replay, options_.log);
 }
 
 void Persistence::rebuild(const snapshot_loader& load, const Journal::visitor& replay,

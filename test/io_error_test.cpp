@@ -11,7 +11,9 @@
 #include <prevalent/fault_injecting_directory.hpp>
 #include <prevalent/snapshot_store.hpp>
 
+#include <prevalent/journal.hpp>
 #include "failing_directory.hpp"
+
 #include "support.hpp"
 
 using namespace prevalent;

@@ -5,7 +5,9 @@
 #include <set>
 #include <thread>
 
+#include <prevalent/journal.hpp>
 #include "failing_directory.hpp"
+
 #include "support.hpp"
 
 using namespace prevalent;
@@ -38,7 +40,7 @@ TEST_CASE("policy always: a command is durable when execute returns") {
   LedgerStore store(in_memory);
   for (int i = 1; i <= 50; ++i) {
     store.execute(Deposit{"a", 1});
-    REQUIRE(store.journal().durable_seq() >= static_cast<std::uint64_t>(i));
+    REQUIRE(store.durable_sequence() >= static_cast<std::uint64_t>(i));
   }
 }
 
@@ -48,9 +50,9 @@ TEST_CASE("policy interval: written before execute returns, synced within the in
   LedgerStore store(in_memory, o);
   for (int i = 1; i <= 50; ++i) {
     store.execute(Deposit{"a", 1});
-    REQUIRE(store.journal().written_seq() >= static_cast<std::uint64_t>(i));
+    REQUIRE(store.written_sequence() >= static_cast<std::uint64_t>(i));
   }
-  CHECK(eventually([&] { return store.journal().durable_seq() == 50; }));
+  CHECK(eventually([&] { return store.durable_sequence() == 50; }));
 }
 
 TEST_CASE("policy none: execute does not wait, and a clean close makes everything durable") {
@@ -77,7 +79,7 @@ TEST_CASE("policy none: acknowledged but unwritten bytes never exceed max_queued
   });
   journal_options o;
   o.sync = sync_policy::none();
-  o.max_pending_bytes = 1000;
+  o.max_queued_bytes = 1000;
   o.preallocate_bytes = 0;
   auto j = Journal::open(slow, o, 1, 1, {});
   const std::string payload(100, 'p');
@@ -93,7 +95,7 @@ TEST_CASE("policy none: acknowledged but unwritten bytes never exceed max_queued
   store_options so;
   so.max_queued_bytes = 4096;
   LedgerStore store(make_memory_directory(), so);
-  CHECK(store.journal().options().max_pending_bytes == 4096);
+  CHECK(store.options().max_queued_bytes == 4096);
 }
 
 TEST_CASE("out-of-range policy options are rejected at open") {

@@ -315,7 +315,7 @@ concurrent_trial_result concurrent_trial(std::uint64_t seed, int writers,
     // Under `interval` an acknowledged command is only written to the OS: a power loss keeps
     // what was synced (the durable mark stopped moving at the cut).
     if (options.sync.mode() == sync_policy::kind::interval)
-      acknowledged = std::min(acknowledged, store.journal().durable_seq());
+      acknowledged = std::min(acknowledged, store.durable_sequence());
   } catch (const error&) {
     recording = nullptr;
     return out;

@@ -46,7 +46,7 @@ TEST_CASE("a rebuild after a throwing apply is not broken by a snapshot publishe
     for (int i = 0; i < 50; ++i) store.execute(Deposit{"a", 1});
     store.snapshot();
     for (int i = 0; i < 100; ++i) store.execute(Deposit{"a", 1});
-    REQUIRE(store.journal().segments().size() > 3);
+    REQUIRE(store.segments().size() > 3);
 
     // B: captured at 150, stops as it creates the new snapshot's temporary file.
     std::thread b([&] {
@@ -85,8 +85,8 @@ TEST_CASE("a rebuild after a throwing apply is not broken by a snapshot publishe
     CHECK(store.last_sequence() == 150);
     // What the publish could not delete while A was reading is gone once A is done.
     CHECK(count_prefix(*memory, "snapshot-") == 1);
-    CHECK(store.journal().first_seq() <= 151);
-    CHECK(store.journal().segments().size() == count_prefix(*memory, "journal-"));
+    CHECK(store.segments().front().first_seq <= 151);
+    CHECK(store.segments().size() == count_prefix(*memory, "journal-"));
     store.execute(Deposit{"a", 1});
     live = test::dump_state(store);
   }
@@ -105,7 +105,7 @@ TEST_CASE("a rebuild that cannot read what it needs fails the store instead of d
   options.log = [&](const std::string& m) { logged.push_back(m); };
   LedgerStore store(dir, options);
   for (int i = 0; i < 60; ++i) store.execute(Deposit{"a", 1});
-  const auto segs = store.journal().segments();
+  const auto segs = store.segments();
   REQUIRE(segs.size() > 3);
   dir->open(segs[1].file, Directory::open_mode::write)->truncate(format::segment_header_size);
 

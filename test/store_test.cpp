@@ -2,6 +2,8 @@
 // fallback, rejected and failing commands, unknown commands, locking, transient mode.
 #include <doctest/doctest.h>
 
+#include <optional>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -176,7 +178,7 @@ TEST_CASE("a deleted last segment holding the newest snapshot's records is repor
       for (int i = 0; i < 60; ++i) store.execute(Deposit{"a", 1});
       store.snapshot();
       store.execute(Deposit{"a", 1});
-      REQUIRE(store.journal().first_seq() <= 60);  // every segment before 60's was dropped
+      REQUIRE(store.segments().front().first_seq <= 60);  // every segment before 60's was dropped
     }
     for (auto& p : test::files_with_prefix(tmp.path(), "journal-")) std::filesystem::remove(p);
     LedgerStore store(tmp.path(), options);
@@ -195,8 +197,8 @@ TEST_CASE("a deleted last segment holding the newest snapshot's records is repor
       LedgerStore store(tmp.path(), options);
       for (int i = 0; i < 60; ++i) store.execute(Deposit{"a", 1});
       store.snapshot();
-      while (store.journal().segments().back().first_seq <= 61) store.execute(Deposit{"a", 1});
-      last = store.journal().segments().back().file;
+      while (store.segments().back().first_seq <= 61) store.execute(Deposit{"a", 1});
+      last = store.segments().back().file;
     }
     const auto lost_from = *format::parse_segment_file_name(last);
     std::filesystem::remove(tmp / last);
@@ -214,7 +216,7 @@ TEST_CASE("a deleted last segment holding the newest snapshot's records is repor
       store.snapshot();
       for (int i = 0; i < 50; ++i) store.execute(Deposit{"a", 1});
       store.snapshot();
-      auto segs = store.journal().segments();
+      auto segs = store.segments();
       REQUIRE(segs.size() > 2);
       REQUIRE(segs.back().first_seq <= 100);
       last = segs.back().file;
@@ -579,4 +581,55 @@ TEST_CASE("a store on a shared memory directory reopens from it") {
   }
   LedgerStore s(dir);
   CHECK(s.query([](const test::Ledger& l) { return l.balances.at("m"); }) == 9);
+}
+
+TEST_CASE("close() makes everything durable, reports errors, and refuses later commands") {
+  auto dir = make_memory_directory();
+  std::uint64_t durable_at_close = 0;
+  {
+    store_options o;
+    o.sync = sync_policy::none();  // nothing waits for the disk before close
+    LedgerStore store(dir, o);
+    for (int i = 1; i <= 20; ++i) store.execute(Deposit{"a", i});
+    store.close();
+    durable_at_close = store.durable_sequence();
+    CHECK_NOTHROW(store.close());  // a second close does nothing
+    auto e = [&] {
+      try {
+        store.execute(Deposit{"a", 1});
+      } catch (const error& err) {
+        return err.code();
+      }
+      return std::error_code{};
+    }();
+    CHECK(e == errc::closed);
+    CHECK(store.query([](const test::Ledger& l) { return l.total(); }) == 210);  // still answers
+  }
+  CHECK(durable_at_close == 20);
+  LedgerStore reopened(dir);  // close() released the directory
+  CHECK(reopened.last_sequence() == 20);
+}
+
+TEST_CASE("a Store moves: a service can hold one in a member and hand it over") {
+  auto dir = make_memory_directory();
+  store_options o;
+  o.snapshots.every_commands = 5;  // the snapshot thread must follow the move too
+  std::optional<LedgerStore> holder;
+  {
+    LedgerStore first(dir, o);
+    first.execute(Deposit{"a", 1});
+    holder.emplace(std::move(first));
+  }  // the moved-from store is destroyed here and must not close the directory
+  for (int i = 0; i < 20; ++i) holder->execute(Deposit{"a", 1});
+  LedgerStore other(make_memory_directory());
+  other = std::move(*holder);                   // move assignment closes the store it replaces
+  CHECK(other.execute(Deposit{"a", 1}) == 22);  // the balance: 22 deposits of 1
+  CHECK(other.last_sequence() == 22);
+  holder.reset();
+  CHECK(!other.failed());
+  other.close();  // releases the directory while `other` still lives
+  LedgerStore reopened(dir, o);
+  CHECK(reopened.query([](const test::Ledger& l) { return l.total(); }) == 22);
+  static_assert(std::is_nothrow_move_constructible_v<LedgerStore>);
+  static_assert(!std::is_copy_constructible_v<LedgerStore>);
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <prevalent/format.hpp>
 #include <prevalent/prevalent.hpp>
 
 namespace test {

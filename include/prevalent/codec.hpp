@@ -3,17 +3,21 @@
 // and size. The codec of every segment and snapshot is recorded in its header.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "prevalent/bytes.hpp"
-#include "prevalent/format.hpp"
 
 namespace prevalent {
 
-using format::codec;
+// How payloads (commands and snapshot state) are encoded. The number is what segment and
+// snapshot headers record (docs/FORMAT.md).
+enum class codec : std::uint32_t { json = 1, cbor = 2, msgpack = 3 };
+bool known_codec(codec c);
+const char* codec_name(codec c);  // "json", "cbor", "msgpack", or "unknown"
 
 // Encodes `value` with codec `c`, appending to `out`.
 void encode_to(std::string& out, const nlohmann::json& value, codec c);

@@ -12,7 +12,7 @@
 #include "prevalent/codec.hpp"
 #include "prevalent/command.hpp"
 #include "prevalent/error.hpp"
-#include "prevalent/journal.hpp"
+#include "prevalent/journal_info.hpp"
 
 namespace prevalent {
 
@@ -90,7 +90,7 @@ void replay_command(State& state, const record_view& r) {
   auto not_an_envelope = [&] {
     return error(errc::bad_command_payload,
                  describe_record(r) + ": payload is not a command envelope {cmd, v, args} in " +
-                     format::codec_name(r.codec));
+                     codec_name(r.codec));
   };
   if (!envelope || !envelope->is_object()) throw not_an_envelope();
   // find(), once per member: operator[] would insert a missing member.

@@ -9,16 +9,17 @@
 #include <string>
 
 #include "prevalent/bytes.hpp"
+#include "prevalent/codec.hpp"
 
 namespace prevalent::format {
 
 inline constexpr std::uint32_t version = 1;
 
-// How payloads (commands and snapshot state) are encoded. Recorded in every segment and
-// snapshot header so tools can read a store without its types.
-enum class codec : std::uint32_t { json = 1, cbor = 2, msgpack = 3 };
-bool known_codec(codec c);
-const char* codec_name(codec c);
+// How payloads are encoded (codec.hpp). Recorded in every segment and snapshot header so tools
+// can read a store without its types.
+using prevalent::codec;
+using prevalent::codec_name;
+using prevalent::known_codec;
 
 // Records and the segment header are laid out on 8-byte boundaries so that a length field
 // never straddles a sector boundary.

@@ -28,61 +28,10 @@
 #include "prevalent/bytes.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/format.hpp"
-#include "prevalent/sync_policy.hpp"
+#include "prevalent/journal_info.hpp"
+#include "prevalent/options.hpp"
 
 namespace prevalent {
-
-struct journal_options {
-  // A segment is closed and a new one started once appending would grow it past this size.
-  std::uint64_t segment_bytes = 64ull << 20;
-  // Records with a larger payload are refused (errc::record_too_large).
-  std::uint32_t max_record_bytes = 16u << 20;
-  // When a record counts as written (see sync_policy.hpp).
-  prevalent::sync_policy sync = sync_policy::always();
-  // Codec recorded in new segments' headers.
-  format::codec codec = format::codec::json;
-  // append() blocks while this many payload bytes have been appended and not yet written
-  // (queued, or in the write under way): under `none`, what a process crash can lose.
-  std::size_t max_pending_bytes = 256u << 10;
-  // Zero-fill the active segment this far ahead of the last record (0: off). Writing into
-  // space that is already allocated and synced spares fdatasync the file-size update: on
-  // ext4 here a 100-byte write + fdatasync ran 1.5x faster into preallocated space.
-  std::uint64_t preallocate_bytes = 4u << 20;
-};
-
-// One verified record, as handed to a visitor. `payload` is valid only during the call.
-struct record_view {
-  std::uint64_t seq;
-  std::int64_t timestamp_ns;
-  byte_view payload;
-  format::codec codec;  // how the payload is encoded (from the segment header)
-  const std::string& file;
-  std::uint64_t offset;  // of the record header within `file`
-};
-
-// What recovery found when the journal was opened.
-struct recovery_report {
-  std::size_t segments = 0;
-  std::uint64_t records = 0;     // records verified
-  std::uint64_t replayed = 0;    // records handed to the visitor (those after the snapshot)
-  std::uint64_t torn_bytes = 0;  // bytes cut from the tail of the last segment
-  std::string torn_file;         // where, if torn_bytes > 0 or a segment was removed
-  std::uint64_t torn_offset = 0;
-  std::string torn_reason;
-  // No segment was left (or only an unfinished one) though start_seq > 1 (a snapshot covers
-  // the records before it): segments were deleted, and any records after the snapshot are
-  // lost. Logged; the journal goes on from start_seq.
-  bool segments_missing = false;
-};
-
-struct segment_info {
-  std::string file;
-  std::uint64_t first_seq;
-  std::uint64_t last_seq;  // first_seq - 1 when the segment holds no record
-  std::uint64_t bytes;
-};
-
-using log_function = std::function<void(const std::string&)>;
 
 class Journal {
  public:
@@ -111,7 +60,7 @@ class Journal {
   Journal& operator=(const Journal&) = delete;
 
   // Queues one record and returns its sequence number. No I/O; blocks only while the queue
-  // is over max_pending_bytes. Throws errc::record_too_large, or errc::store_failed once an
+  // is over max_queued_bytes. Throws errc::record_too_large, or errc::store_failed once an
   // I/O error has failed the journal.
   std::uint64_t append(std::int64_t timestamp_ns, std::string payload);
 
@@ -189,7 +138,8 @@ class Journal {
   std::shared_ptr<Directory> dir_;
   const journal_options options_;
   recovery_report report_;
-  log_function log_;  // from open(), for the error of a close in the destructor
+  bool closed_ = false;  // close() was called (by its owner, or by the destructor)
+  log_function log_;     // from open(), for the error of a close in the destructor
 
   // Segment bookkeeping, written by the committer (and drop_below), read by anyone.
   mutable std::mutex files_mutex_;

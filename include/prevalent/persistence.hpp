@@ -38,6 +38,9 @@ class Persistence {
   // sync policy), then drops journal segments that no kept snapshot needs.
   void publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload);
 
+  // Lets another store open the directory (after the journal was closed).
+  void unlock_directory() { lock_.reset(); }
+
   Journal& journal() { return *journal_; }
   const Journal& journal() const { return *journal_; }
   SnapshotStore& snapshots() { return snapshots_; }

@@ -12,6 +12,9 @@
 // something nlohmann can serialize, for snapshots) and serializable with nlohmann_json;
 // commands are described in command.hpp. All members may be called from any thread. A Store
 // owns its directory exclusively while it lives (errc::directory_in_use for a second one).
+// It is movable (a service can hold one in a member and hand it over); a moved-from Store may
+// only be destroyed or assigned to. The work that does not depend on State lives in compiled
+// code (store_core.hpp); this header is the typed shell.
 #pragma once
 
 #include <algorithm>
@@ -33,9 +36,7 @@
 #include "prevalent/directory.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/options.hpp"
-#include "prevalent/persistence.hpp"
-#include "prevalent/snapshot_scheduler.hpp"
-#include "prevalent/writer_preferring_mutex.hpp"
+#include "prevalent/store_core.hpp"
 
 namespace prevalent {
 
@@ -79,6 +80,8 @@ class Store {
                 "prevalent: two commands in the store's list have the same name; names are "
                 "stored in the journal and must be unique");
 
+  struct impl;
+
  public:
   // Opens (creating if needed) the store in directory `path` on the real filesystem.
   explicit Store(const std::filesystem::path& path, store_options options = {})
@@ -86,13 +89,8 @@ class Store {
 
   // Opens the store on any Directory implementation.
   explicit Store(std::shared_ptr<Directory> dir, store_options options = {})
-      : persistence_(std::move(dir), std::move(options)),
-        verify_encoding_(persistence_.options().verify_encoding),
-        codec_(persistence_.options().codec) {
-    persistence_.recover(snapshot_loader(state_), replayer(state_));
-    last_applied_ = persistence_.journal().last_appended();
-    scheduler_.emplace(
-        persistence_.options().snapshots, [this] { snapshot(); }, persistence_.options().log);
+      : impl_(std::make_unique<impl>(std::move(dir), std::move(options))) {
+    impl_->open();
   }
 
   // A transient store: no disk at all. Commands still go through encoding and decoding, so
@@ -100,24 +98,19 @@ class Store {
   explicit Store(in_memory_t, store_options options = {})
       : Store(make_memory_directory(), (options.verify_encoding = true, std::move(options))) {}
 
-  // Stops automatic snapshots, takes the closing snapshot if snapshots.on_close is set, then
-  // writes and syncs everything still queued (under every sync policy).
-  ~Store() {
-    // Join the snapshot thread before disengaging the optional: that thread reads it.
-    if (scheduler_) scheduler_->stop();
-    scheduler_.reset();
-    if (persistence_.options().snapshots.on_close && !failed()) {
-      try {
-        snapshot();
-      } catch (const std::exception& e) {
-        if (persistence_.options().log)
-          persistence_.options().log(std::string("snapshot on close failed: ") + e.what());
-      }
-    }
-  }
-
+  // close(), best effort: an error goes to store_options::log.
+  ~Store() = default;
+  Store(Store&&) noexcept = default;
+  Store& operator=(Store&&) noexcept = default;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
+
+  // Stops automatic snapshots, takes the closing snapshot if snapshots.on_close is set, then
+  // writes and syncs everything still queued (under every sync policy) and releases the
+  // directory's journal. Throws what failed (the closing snapshot, or the final sync: then
+  // commands acknowledged under `none` may be lost). Later calls do nothing; execute() after
+  // close() fails with errc::closed. Queries still answer.
+  void close() { impl_->core.close(); }
 
   // Runs `command`: validate() (if any) then apply() under the exclusive lock, queues its
   // record for the journal in the same order, and returns apply()'s result once the record is
@@ -133,46 +126,7 @@ class Store {
                     "prevalent: this command type is not in the store's command list "
                     "(add it to Store<State, Commands...>)");
     } else {
-      using result_t = apply_result_t<C, State>;
-      // The payload does not depend on the state: encode it before taking the lock, which
-      // many writers queue for.
-      std::string payload = encode_command(command, codec_);
-      check_size(payload);  // before apply: a refused record must leave no trace
-      std::unique_lock lock(mutex_);
-      throw_if_failed();
-      const Context ctx(last_applied_ + 1, next_timestamp());
-      if constexpr (validated_against<C, State>) command.validate(std::as_const(state_), ctx);
-      C to_apply = verify_encoding_ ? decode_own<C>(payload) : command;
-      std::optional<std::conditional_t<std::is_void_v<result_t>, int, result_t>> result;
-      try {
-        if constexpr (std::is_void_v<result_t>)
-          to_apply.apply(state_, ctx), result.emplace(0);
-        else
-          result.emplace(to_apply.apply(state_, ctx));
-      } catch (...) {
-        rebuild_from_disk(last_applied_);
-        throw;
-      }
-      const std::uint64_t framed = format::framed_size(payload.size());
-      std::uint64_t seq;
-      try {
-        seq = persistence_.journal().append(ctx.timestamp_ns(), std::move(payload));
-      } catch (...) {
-        roll_back_to_durable(true);  // the state must not show what was not written
-        throw;
-      }
-      last_applied_ = seq;
-      last_timestamp_ns_ = ctx.timestamp_ns();
-      scheduler_->note_command(framed);
-      lock.unlock();
-      try {
-        persistence_.journal().wait(seq);
-      } catch (...) {
-        std::unique_lock relock(mutex_);
-        roll_back_to_durable();
-        throw;
-      }
-      if constexpr (!std::is_void_v<result_t>) return std::move(*result);
+      return impl_->execute(command);
     }
   }
 
@@ -184,178 +138,158 @@ class Store {
   // state, so queries keep working on a failed store.
   template <class F>
   auto query(F&& f) const {
-    for (bool retried = false;; retried = true) {
-      std::shared_lock lock(mutex_);
-      if (!state_valid_)
-        throw error(errc::store_failed, "state could not be rebuilt from disk; reopen the store (" +
-                                            invalid_reason_ + ")");
-      const std::uint64_t seen = last_applied_;
-      auto answer = [&] {
-        lock.unlock();
-        try {
-          persistence_.journal().wait(seen);
-          return true;
-        } catch (const std::exception&) {
-          if (retried || !persistence_.journal().failed()) throw;
-        }
-        std::unique_lock relock(mutex_);
-        roll_back_to_durable();
-        return false;
-      };
-      if constexpr (std::is_void_v<std::invoke_result_t<F, const State&>>) {
-        f(std::as_const(state_));
-        if (answer()) return;
-      } else {
-        std::decay_t<std::invoke_result_t<F, const State&>> result = f(std::as_const(state_));
-        if (answer()) return result;
-      }
-    }
+    return impl_->query(std::forward<F>(f));
   }
 
   // Publishes a snapshot of the current state, then drops journal segments no kept snapshot
   // needs. Writers wait only while the state is captured (a copy, or State::capture()); the
   // serialization and the disk writes happen without any lock.
-  void snapshot() {
-    auto [captured, seq, ts, counters] = capture();
-    std::string payload = encode(nlohmann::json(captured), persistence_.options().snapshot_codec);
-    persistence_.publish_snapshot(seq, ts, as_bytes(payload));
-    if (scheduler_) scheduler_->snapshot_taken(counters);
-  }
+  void snapshot() { impl_->snapshot(); }
 
   // Sequence number of the last applied command (0 for an empty store).
   std::uint64_t last_sequence() const {
-    std::shared_lock lock(mutex_);
-    return last_applied_;
+    std::shared_lock lock(impl_->core);
+    return impl_->core.last_applied();
   }
+  // The highest sequence number on stable storage, and the highest written to the OS.
+  std::uint64_t durable_sequence() const { return impl_->core.durable_sequence(); }
+  std::uint64_t written_sequence() const { return impl_->core.written_sequence(); }
 
   // What recovery found when the store was opened (torn tail cut, records replayed).
-  const recovery_report& recovery() const { return persistence_.journal().recovery(); }
+  const recovery_report& recovery() const { return impl_->core.recovery(); }
+  // The journal's segments on disk, oldest first.
+  std::vector<segment_info> segments() const { return impl_->core.segments(); }
+  // The options the store was opened with.
+  const store_options& options() const { return impl_->core.options(); }
 
   // Whether an I/O error, or a rebuild of the state from disk that failed, has stopped the
   // store from accepting commands.
-  bool failed() const { return persistence_.journal().failed() || !state_valid_; }
-
-  // The journal, for inspection (segments, durable and written marks).
-  const Journal& journal() const { return persistence_.journal(); }
+  bool failed() const { return impl_->core.failed(); }
 
  private:
-  auto capture() const {
-    std::shared_lock lock(mutex_);
-    if (!state_valid_)  // it may hold a half-applied command: never make it a snapshot
-      throw error(errc::store_failed, "no snapshot: the state could not be rebuilt from disk (" +
-                                          invalid_reason_ + ")");
-    auto counters = scheduler_ ? scheduler_->totals() : SnapshotScheduler::counters{};
-    if constexpr (custom_capture<State>)
-      return std::tuple(state_.capture(), last_applied_, last_timestamp_ns_, counters);
-    else
-      return std::tuple(State(state_), last_applied_, last_timestamp_ns_, counters);
-  }
+  // Everything lives behind one pointer, at a fixed address: the core's callbacks point into
+  // it, so the Store itself can move.
+  struct impl {
+    detail::StoreCore core;
+    const bool verify_encoding;
+    const codec journal_codec;
+    State state{};
 
-  void check_size(const std::string& payload) const {
-    const auto max = persistence_.options().max_record_bytes;
-    if (payload.size() > max)
-      throw error(errc::record_too_large, "command encodes to " + std::to_string(payload.size()) +
-                                              " bytes, over max_record_bytes " +
-                                              std::to_string(max));
-  }
+    impl(std::shared_ptr<Directory> dir, store_options options)
+        : core(std::move(dir), std::move(options)),
+          verify_encoding(core.options().verify_encoding),
+          journal_codec(core.options().codec) {}
+    // The core's closing snapshot reads `state`: close (best effort, errors to the log) while
+    // it is still there.
+    ~impl() { core.close_quietly(); }
+    impl(const impl&) = delete;
+    impl& operator=(const impl&) = delete;
 
-  // The command as replay will see it. Throws errc::bad_command_payload (nothing applied or
-  // written) when its own encoding does not decode: replay would fail on the record.
-  template <class C>
-  C decode_own(const std::string& payload) const {
-    auto fail = [this](const std::string& why) {
-      return error(errc::bad_command_payload, "command \"" + std::string(C::name) +
-                                                  "\" does not decode from its own encoding in " +
-                                                  format::codec_name(codec_) + ": " + why);
-    };
-    auto envelope = decode(as_bytes(payload), codec_);
-    if (!envelope) throw fail("the payload does not parse (check its to_json)");
-    try {
-      return decode_command_args<C>(envelope->at("args"), command_version<C>());
-    } catch (const nlohmann::json::exception& e) {
-      throw fail(e.what());
+    void open() {
+      core.open(loader(state), replayer(state),
+                {[this](std::uint64_t upto) { rebuild(upto); }, [this] { snapshot(); }});
     }
-  }
 
-  Persistence::snapshot_loader snapshot_loader(State& target) const {
-    return [this, &target](byte_view payload, const format::snapshot_header& h) {
-      auto decoded = decode(payload, h.codec);
-      if (!decoded)
-        throw std::runtime_error(std::string("not valid ") + format::codec_name(h.codec));
-      target = decoded->template get<State>();
-      last_timestamp_ns_ = h.timestamp_ns;
-    };
-  }
+    template <class C>
+    auto execute(const C& command) {
+      using result_t = apply_result_t<C, State>;
+      // The payload does not depend on the state: encode it before taking the lock, which
+      // many writers queue for.
+      std::string payload = encode_command(command, journal_codec);
+      core.check_record_size(payload.size());  // before apply: a refused record leaves no trace
+      std::unique_lock lock(core);
+      core.check_accepting();
+      const Context ctx = core.next_context();
+      if constexpr (validated_against<C, State>) command.validate(std::as_const(state), ctx);
+      C to_apply = verify_encoding ? decode_own<C>(payload) : command;
+      std::optional<std::conditional_t<std::is_void_v<result_t>, int, result_t>> result;
+      try {
+        if constexpr (std::is_void_v<result_t>)
+          to_apply.apply(state, ctx), result.emplace(0);
+        else
+          result.emplace(to_apply.apply(state, ctx));
+      } catch (...) {
+        core.apply_failed();
+        throw;
+      }
+      const std::uint64_t seq = core.append(ctx, std::move(payload));
+      lock.unlock();
+      core.wait_safe(seq);
+      if constexpr (!std::is_void_v<result_t>) return std::move(*result);
+    }
 
-  Journal::visitor replayer(State& target) const {
-    return [this, &target](const record_view& r) {
-      replay_command<State, Commands...>(target, r);
-      last_timestamp_ns_ = r.timestamp_ns;
-    };
-  }
+    template <class F>
+    auto query(F&& f) {
+      for (bool retried = false;; retried = true) {
+        std::shared_lock lock(core);
+        core.check_state_valid();
+        const std::uint64_t seen = core.last_applied();
+        if constexpr (std::is_void_v<std::invoke_result_t<F, const State&>>) {
+          f(std::as_const(state));
+          lock.unlock();
+          if (core.wait_visible(seen, retried)) return;
+        } else {
+          std::decay_t<std::invoke_result_t<F, const State&>> result = f(std::as_const(state));
+          lock.unlock();
+          if (core.wait_visible(seen, retried)) return result;
+        }
+      }
+    }
 
-  // Replaces the state with the one on disk through record `upto`. Called with the exclusive
-  // lock held, after apply() threw or the journal failed.
-  void rebuild_from_disk(std::uint64_t upto) const {
-    try {
+    void snapshot() {
+      auto [captured, at] = capture();
+      std::string payload = encode(nlohmann::json(captured), core.options().snapshot_codec);
+      core.publish_snapshot(at, as_bytes(payload));
+    }
+
+    auto capture() {
+      std::shared_lock lock(core);
+      const auto at = core.capture();
+      if constexpr (custom_capture<State>)
+        return std::pair(state.capture(), at);
+      else
+        return std::pair(State(state), at);
+    }
+
+    // The command as replay will see it. Throws errc::bad_command_payload (nothing applied or
+    // written) when its own encoding does not decode: replay would fail on the record.
+    template <class C>
+    C decode_own(const std::string& payload) const {
+      auto fail = [this](const std::string& why) {
+        return error(errc::bad_command_payload, "command \"" + std::string(C::name) +
+                                                    "\" does not decode from its own encoding in " +
+                                                    codec_name(journal_codec) + ": " + why);
+      };
+      auto envelope = decode(as_bytes(payload), journal_codec);
+      if (!envelope) throw fail("the payload does not parse (check its to_json)");
+      try {
+        return decode_command_args<C>(envelope->at("args"), command_version<C>());
+      } catch (const nlohmann::json::exception& e) {
+        throw fail(e.what());
+      }
+    }
+
+    static detail::StoreCore::snapshot_loader loader(State& target) {
+      return [&target](byte_view payload, codec c) {
+        auto decoded = decode(payload, c);
+        if (!decoded) throw std::runtime_error(std::string("not valid ") + codec_name(c));
+        target = decoded->template get<State>();
+      };
+    }
+
+    static detail::StoreCore::record_visitor replayer(State& target) {
+      return [&target](const record_view& r) { replay_command<State, Commands...>(target, r); };
+    }
+
+    // The core's rebuild hook: a fresh state loaded from disk replaces the live one.
+    void rebuild(std::uint64_t upto) {
       State fresh{};
-      persistence_.rebuild(snapshot_loader(fresh), replayer(fresh), upto);
-      state_ = std::move(fresh);
-    } catch (const std::exception& e) {
-      state_valid_ = false;  // queries refuse rather than show a state that drifted
-      invalid_reason_ = e.what();
-      if (persistence_.options().log)
-        persistence_.options().log("rebuilding the state from disk failed: " + invalid_reason_);
-    } catch (...) {
-      state_valid_ = false;
-      invalid_reason_ = "unknown exception";
+      core.load_from_disk(upto, loader(fresh), replayer(fresh));
+      state = std::move(fresh);
     }
-  }
+  };
 
-  // After an I/O error: replaces the state with the durable prefix of the journal, so that
-  // nothing a crash could undo stays visible. `applied_unwritten` says the state holds a
-  // command that was never queued. Called with the exclusive lock held; the journal has
-  // failed, so its durable mark no longer moves.
-  void roll_back_to_durable(bool applied_unwritten = false) const {
-    const std::uint64_t durable = persistence_.journal().durable_seq();
-    if (last_applied_ <= durable && !applied_unwritten) return;
-    rebuild_from_disk(std::min(durable, last_applied_));
-    last_applied_ = std::min(durable, last_applied_);
-  }
-
-  void throw_if_failed() const {
-    if (!state_valid_)
-      throw error(errc::store_failed, "store in " + persistence_.directory().path() +
-                                          " stopped accepting commands: its state could not be "
-                                          "rebuilt from disk; reopen it to go on (" +
-                                          invalid_reason_ + ")");
-    if (persistence_.journal().failed())
-      throw error(errc::store_failed, "store in " + persistence_.directory().path() +
-                                          " stopped accepting commands after an I/O error; "
-                                          "reopen it to go on");
-  }
-
-  // Timestamps never go backwards, even if the wall clock does.
-  std::int64_t next_timestamp() const {
-    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
-    return std::max<std::int64_t>(now, last_timestamp_ns_);
-  }
-
-  mutable Persistence persistence_;
-  const bool verify_encoding_;
-  const codec codec_;
-  mutable writer_preferring_mutex mutex_;  // guards the members below
-  // mutable: a query() on a store whose journal failed drops the commands that never became
-  // durable (roll_back_to_durable), so the const member changes them, legitimately also on a
-  // const Store. Nothing else const touches them except under the shared lock, to read.
-  mutable State state_{};
-  mutable std::uint64_t last_applied_ = 0;
-  mutable std::int64_t last_timestamp_ns_ = 0;
-  mutable std::atomic<bool> state_valid_ = true;  // atomic: failed() reads it without the lock
-  mutable std::string invalid_reason_;            // why the rebuild failed
-  std::optional<SnapshotScheduler> scheduler_;    // last: its thread calls snapshot()
+  std::unique_ptr<impl> impl_;
 };
 
 }  // namespace prevalent

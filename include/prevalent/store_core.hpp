@@ -1,0 +1,129 @@
+// The compiled half of a Store: everything that does not depend on the user's State and
+// command types. It owns the directory lock, the journal and the snapshots (behind a pointer:
+// user code sees none of their locks, threads or buffers), the state lock, sequence numbers
+// and timestamps, the failure policy (a failed journal or a failed rebuild stops commands),
+// automatic snapshots, and close. Store<State, Commands...> (store.hpp) is the typed shell
+// around it: it encodes, validates, applies and decodes commands, holds the state, and hands
+// the core type-erased callbacks to load and replay it.
+//
+// Not an API of its own: only Store uses it, with the protocol its members describe. All
+// members may be called from any thread unless a comment names a lock the caller must hold.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "prevalent/bytes.hpp"
+#include "prevalent/codec.hpp"
+#include "prevalent/command.hpp"
+#include "prevalent/directory.hpp"
+#include "prevalent/journal_info.hpp"
+#include "prevalent/options.hpp"
+
+namespace prevalent::detail {
+
+class StoreCore {
+ public:
+  // Decodes a verified snapshot payload into the typed state being loaded; throws if it does
+  // not decode (the snapshot is then treated as damaged).
+  using snapshot_loader = std::function<void(byte_view payload, codec c)>;
+  // Applies one journal record to the typed state being loaded.
+  using record_visitor = std::function<void(const record_view&)>;
+  // What the core calls back into. Both run under the conditions named; neither may call
+  // back into the core except as described.
+  struct typed_hooks {
+    // Replaces the live state with one loaded through record `upto` by load_from_disk();
+    // called with the exclusive lock held. Throws if it cannot.
+    std::function<void(std::uint64_t upto)> rebuild;
+    // Takes a snapshot (Store::snapshot), on the automatic snapshot thread or in close().
+    std::function<void()> snapshot;
+  };
+
+  // Checks the options (check_options) and locks the directory (errc::directory_in_use).
+  StoreCore(std::shared_ptr<Directory> dir, store_options options);
+  // Best-effort close(): errors go to options().log.
+  ~StoreCore();
+  StoreCore(const StoreCore&) = delete;
+  StoreCore& operator=(const StoreCore&) = delete;
+
+  // Loads the newest usable snapshot and replays the journal after it through the loaders,
+  // then starts automatic snapshots with `hooks`.
+  void open(const snapshot_loader& load, const record_visitor& replay, typed_hooks hooks);
+
+  // Stops automatic snapshots, takes the closing snapshot if snapshots.on_close is set, then
+  // writes and syncs everything queued and stops the journal. Throws the first error (the
+  // closing snapshot's, or the journal's: then commands acknowledged under `none` may be
+  // lost). Later calls do nothing; commands after close fail with errc::closed.
+  void close();
+  // close(), best effort: an error goes to options().log.
+  void close_quietly() noexcept;
+
+  // ---- the state lock (writer-preferring): std::unique_lock / std::shared_lock on the core.
+  void lock();
+  void unlock();
+  void lock_shared();
+  void unlock_shared();
+
+  // ---- a command; the caller holds the exclusive lock unless said otherwise ----
+  // Throws errc::record_too_large if an encoded command is over max_record_bytes (no lock).
+  void check_record_size(std::size_t payload_bytes) const;
+  // Throws errc::store_failed (or errc::closed) if the store accepts no commands.
+  void check_accepting() const;
+  // The context of the next command: its sequence number and a timestamp that never goes
+  // backwards.
+  Context next_context() const;
+  // apply() threw: rebuilds the state from disk (the command was never journaled).
+  void apply_failed();
+  // Queues the record of the command applied under `ctx`; returns its sequence number. On
+  // failure the state is rolled back to what is durable and the error rethrown.
+  std::uint64_t append(const Context& ctx, std::string payload);
+  // Without the lock: returns once `seq` is as safe as the sync policy promises. On an I/O
+  // error, rolls the state back to what is durable (taking the lock) and rethrows.
+  void wait_safe(std::uint64_t seq);
+
+  // ---- a query ----
+  // Under the shared lock: throws errc::store_failed if the state could not be rebuilt.
+  void check_state_valid() const;
+  // Under either lock: the sequence number of the last applied command.
+  std::uint64_t last_applied() const;
+  // Without the lock: waits until what a query saw at `seen` may be handed out (durable
+  // under `always`, written under `interval`). Returns false if an I/O error made the store
+  // drop commands that never became durable (the query must run again on the rolled-back
+  // state); throws if that happened on a `retried` query too.
+  bool wait_visible(std::uint64_t seen, bool retried) const;
+
+  // ---- a snapshot ----
+  struct capture_point {
+    std::uint64_t seq = 0;
+    std::int64_t timestamp_ns = 0;
+    std::uint64_t commands = 0, journal_bytes = 0;  // totals, for automatic snapshots
+  };
+  // Under the shared lock, beside copying the state: what the snapshot will cover. Throws if
+  // the state is invalid (it may hold a half-applied command).
+  capture_point capture() const;
+  // Without the lock: publishes an encoded snapshot of the state at `at`, durably, then drops
+  // journal segments no kept snapshot needs.
+  void publish_snapshot(const capture_point& at, byte_view payload);
+
+  // ---- rebuilds: loads the state on disk through `upto` into a fresh state (hooks.rebuild)
+  void load_from_disk(std::uint64_t upto, const snapshot_loader& load,
+                      const record_visitor& replay) const;
+
+  // ---- what the store tells ----
+  const store_options& options() const;
+  const std::string& path() const;  // the directory, for messages
+  bool failed() const;              // an I/O error or a failed rebuild stopped commands
+  std::uint64_t durable_sequence() const;
+  std::uint64_t written_sequence() const;
+  const recovery_report& recovery() const;
+  std::vector<segment_info> segments() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace prevalent::detail

@@ -1,0 +1,48 @@
+// All option checks in one place: a store's open calls check_options(store_options), a journal
+// opened on its own checks its part.
+#include "prevalent/options.hpp"
+
+#include <string>
+#include <utility>
+
+#include "compression.hpp"
+#include "prevalent/error.hpp"
+#include "prevalent/format.hpp"
+
+namespace prevalent {
+namespace {
+
+[[noreturn]] void invalid(const std::string& what) { throw error(errc::invalid_option, what); }
+
+}  // namespace
+
+void check_options(const journal_options& o) {
+  constexpr std::uint64_t min_segment =
+      format::segment_header_size + format::record_header_size + format::alignment;
+  if (o.segment_bytes < min_segment)
+    invalid("segment_bytes " + std::to_string(o.segment_bytes) + " is too small (minimum " +
+            std::to_string(min_segment) + ")");
+  if (o.max_record_bytes == 0 || o.max_record_bytes > format::max_payload_limit)
+    invalid("max_record_bytes " + std::to_string(o.max_record_bytes) +
+            " is out of range (1 .. 1 GiB)");
+  if (o.sync.mode() == sync_policy::kind::interval && o.sync.period().count() <= 0)
+    invalid("sync interval must be positive, got " + std::to_string(o.sync.period().count()) +
+            " ns");
+  if (o.max_queued_bytes == 0) invalid("max_queued_bytes must be positive");
+  if (!known_codec(o.codec))
+    invalid("codec " + std::to_string(static_cast<std::uint32_t>(o.codec)) +
+            " is not a known codec (json, cbor or msgpack)");
+}
+
+void check_options(const store_options& o) {
+  check_options(static_cast<const journal_options&>(o));
+  if (o.keep_snapshots == 0) invalid("keep_snapshots must be at least 1");
+  if (o.snapshots.every.count() < 0) invalid("snapshots.every must not be negative");
+  if (!known_codec(o.snapshot_codec))
+    invalid("snapshot_codec " + std::to_string(static_cast<std::uint32_t>(o.snapshot_codec)) +
+            " is not a known codec (json, cbor or msgpack)");
+  if (o.compress_snapshots && !detail::zstd_available())
+    invalid("compress_snapshots needs zstd; prevalent was built without libzstd");
+}
+
+}  // namespace prevalent

@@ -1,0 +1,261 @@
+// StoreCore: the part of a Store that does not depend on the user's types (store_core.hpp).
+#include "prevalent/store_core.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+
+#include "prevalent/error.hpp"
+#include "prevalent/format.hpp"
+#include "prevalent/persistence.hpp"
+#include "prevalent/snapshot_scheduler.hpp"
+#include "prevalent/writer_preferring_mutex.hpp"
+
+namespace prevalent::detail {
+
+struct StoreCore::impl {
+  impl(std::shared_ptr<Directory> dir, store_options options)
+      : persistence(std::move(dir), std::move(options)), path(persistence.directory().path()) {}
+
+  Persistence persistence;
+  const std::string path;
+  typed_hooks hooks;
+  writer_preferring_mutex mutex;  // the state lock; guards the members below
+  std::uint64_t last_applied = 0;
+  std::int64_t last_timestamp_ns = 0;
+  std::atomic<bool> state_valid{true};  // atomic: failed() reads it without the lock
+  std::string invalid_reason;           // why a rebuild failed
+  std::atomic<bool> closed{false};
+  bool opened = false;                         // open() succeeded: the journal exists
+  std::optional<SnapshotScheduler> scheduler;  // last: its thread calls hooks.snapshot
+
+  Journal& journal() { return persistence.journal(); }
+
+  // Replaces the state with the one on disk through record `upto`. Exclusive lock held.
+  void rebuild(std::uint64_t upto) {
+    try {
+      hooks.rebuild(upto);
+    } catch (const std::exception& e) {
+      state_valid = false;  // queries refuse rather than show a state that drifted
+      invalid_reason = e.what();
+      if (persistence.options().log)
+        persistence.options().log("rebuilding the state from disk failed: " + invalid_reason);
+    } catch (...) {
+      state_valid = false;
+      invalid_reason = "unknown exception";
+    }
+  }
+
+  // After an I/O error: replaces the state with the durable prefix of the journal, so that
+  // nothing a crash could undo stays visible. `applied_unwritten`: the state holds a command
+  // that was never queued. Exclusive lock held; the journal has failed, so its durable mark
+  // no longer moves.
+  void roll_back_to_durable(bool applied_unwritten = false) {
+    const std::uint64_t durable = journal().durable_seq();
+    if (last_applied <= durable && !applied_unwritten) return;
+    rebuild(std::min(durable, last_applied));
+    last_applied = std::min(durable, last_applied);
+  }
+
+  void check_valid(const char* refused) const {
+    if (!state_valid)
+      throw error(errc::store_failed, std::string(refused) + " in " + path +
+                                          ": its state could not be rebuilt from disk; reopen "
+                                          "the store (" +
+                                          invalid_reason + ")");
+  }
+};
+
+StoreCore::StoreCore(std::shared_ptr<Directory> dir, store_options options)
+    : impl_(std::make_unique<impl>(std::move(dir), std::move(options))) {}
+
+StoreCore::~StoreCore() { close_quietly(); }
+
+void StoreCore::close_quietly() noexcept {
+  std::string failure;
+  try {
+    close();
+    return;
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "unknown exception";
+  }
+  try {
+    if (impl_->persistence.options().log)
+      impl_->persistence.options().log("store in " + impl_->path +
+                                       " did not close cleanly, records may be lost: " + failure);
+  } catch (...) {  // a destructor has nowhere else to report it
+  }
+}
+
+void StoreCore::open(const snapshot_loader& load, const record_visitor& replay, typed_hooks hooks) {
+  impl& s = *impl_;
+  s.persistence.recover(
+      [&](byte_view payload, const format::snapshot_header& h) {
+        load(payload, h.codec);
+        s.last_timestamp_ns = h.timestamp_ns;
+      },
+      [&](const record_view& r) {
+        replay(r);
+        s.last_timestamp_ns = r.timestamp_ns;
+      });
+  s.last_applied = s.journal().last_appended();
+  s.hooks = std::move(hooks);
+  s.scheduler.emplace(s.persistence.options().snapshots, s.hooks.snapshot,
+                      s.persistence.options().log);
+  s.opened = true;
+}
+
+void StoreCore::close() {
+  impl& s = *impl_;
+  if (s.closed.exchange(true) || !s.opened) return;
+  std::exception_ptr first;
+  // Join the snapshot thread first: it calls hooks.snapshot.
+  if (s.scheduler) s.scheduler->stop();
+  if (s.persistence.options().snapshots.on_close && !failed() && s.hooks.snapshot) {
+    try {
+      s.hooks.snapshot();
+    } catch (...) {
+      first = std::current_exception();
+    }
+  }
+  try {
+    s.journal().close();
+  } catch (...) {
+    if (!first) first = std::current_exception();
+  }
+  s.persistence.unlock_directory();  // the directory may be opened again
+  if (first) std::rethrow_exception(first);
+}
+
+void StoreCore::lock() { impl_->mutex.lock(); }
+void StoreCore::unlock() { impl_->mutex.unlock(); }
+void StoreCore::lock_shared() { impl_->mutex.lock_shared(); }
+void StoreCore::unlock_shared() { impl_->mutex.unlock_shared(); }
+
+void StoreCore::check_record_size(std::size_t payload_bytes) const {
+  const auto max = impl_->persistence.options().max_record_bytes;
+  if (payload_bytes > max)
+    throw error(errc::record_too_large, "command encodes to " + std::to_string(payload_bytes) +
+                                            " bytes, over max_record_bytes " + std::to_string(max));
+}
+
+void StoreCore::check_accepting() const {
+  const impl& s = *impl_;
+  if (s.closed) throw error(errc::closed, "store in " + s.path + " is closed");
+  s.check_valid("store stopped accepting commands");
+  if (s.persistence.journal().failed())
+    throw error(errc::store_failed, "store in " + s.path +
+                                        " stopped accepting commands after an I/O error; "
+                                        "reopen it to go on");
+}
+
+Context StoreCore::next_context() const {
+  // Timestamps never go backwards, even if the wall clock does.
+  const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  return Context(impl_->last_applied + 1, std::max<std::int64_t>(now, impl_->last_timestamp_ns));
+}
+
+void StoreCore::apply_failed() { impl_->rebuild(impl_->last_applied); }
+
+std::uint64_t StoreCore::append(const Context& ctx, std::string payload) {
+  impl& s = *impl_;
+  const std::uint64_t framed = format::framed_size(payload.size());
+  std::uint64_t seq;
+  try {
+    seq = s.journal().append(ctx.timestamp_ns(), std::move(payload));
+  } catch (...) {
+    s.roll_back_to_durable(true);  // the state must not show what was not written
+    throw;
+  }
+  s.last_applied = seq;
+  s.last_timestamp_ns = ctx.timestamp_ns();
+  s.scheduler->note_command(framed);
+  return seq;
+}
+
+void StoreCore::wait_safe(std::uint64_t seq) {
+  try {
+    impl_->journal().wait(seq);
+  } catch (...) {
+    std::unique_lock relock(impl_->mutex);
+    impl_->roll_back_to_durable();
+    throw;
+  }
+}
+
+void StoreCore::check_state_valid() const { impl_->check_valid("query refused"); }
+
+std::uint64_t StoreCore::last_applied() const { return impl_->last_applied; }
+
+bool StoreCore::wait_visible(std::uint64_t seen, bool retried) const {
+  impl& s = *impl_;
+  try {
+    s.journal().wait(seen);
+    return true;
+  } catch (const std::exception&) {
+    if (retried || !s.journal().failed()) throw;
+  }
+  // Queries are const to callers; dropping what never became durable is not a change
+  // they can see, and the store was opened mutable: the impl is not const.
+  std::unique_lock relock(s.mutex);
+  s.roll_back_to_durable();
+  return false;
+}
+
+StoreCore::capture_point StoreCore::capture() const {
+  const impl& s = *impl_;
+  // A state that may hold a half-applied command never becomes a snapshot.
+  s.check_valid("no snapshot");
+  const auto totals = s.scheduler ? s.scheduler->totals() : SnapshotScheduler::counters{};
+  return {s.last_applied, s.last_timestamp_ns, totals.commands, totals.journal_bytes};
+}
+
+void StoreCore::publish_snapshot(const capture_point& at, byte_view payload) {
+  impl& s = *impl_;
+  s.persistence.publish_snapshot(at.seq, at.timestamp_ns, payload);
+  if (s.scheduler) s.scheduler->snapshot_taken({at.commands, at.journal_bytes});
+}
+
+void StoreCore::load_from_disk(std::uint64_t upto, const snapshot_loader& load,
+                               const record_visitor& replay) const {
+  impl& s = *impl_;
+  std::int64_t timestamp = 0;
+  s.persistence.rebuild(
+      [&](byte_view payload, const format::snapshot_header& h) {
+        load(payload, h.codec);
+        timestamp = h.timestamp_ns;
+      },
+      [&](const record_view& r) {
+        replay(r);
+        timestamp = r.timestamp_ns;
+      },
+      upto);
+  s.last_timestamp_ns = std::max(s.last_timestamp_ns, timestamp);
+}
+
+const store_options& StoreCore::options() const { return impl_->persistence.options(); }
+const std::string& StoreCore::path() const { return impl_->path; }
+bool StoreCore::failed() const {
+  return impl_->persistence.journal().failed() || !impl_->state_valid;
+}
+std::uint64_t StoreCore::durable_sequence() const {
+  return impl_->persistence.journal().durable_seq();
+}
+std::uint64_t StoreCore::written_sequence() const {
+  return impl_->persistence.journal().written_seq();
+}
+const recovery_report& StoreCore::recovery() const {
+  return impl_->persistence.journal().recovery();
+}
+std::vector<segment_info> StoreCore::segments() const {
+  return impl_->persistence.journal().segments();
+}
+
+}  // namespace prevalent::detail

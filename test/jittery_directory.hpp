@@ -4,8 +4,8 @@
 // committer, the snapshot thread, rebuilds and snapshot publishes happen often. Everything is
 // passed through to the wrapped directory unchanged; no operation is made to fail.
 //
-// It can also freeze the directory: copy_to_memory() copies every file while no operation through the
-// wrapper can run, so that a copy taken while a background snapshot is being published is the
+// It can also freeze the directory: copy_to_memory() copies every file while no operation through
+// the wrapper can run, so that a copy taken while a background snapshot is being published is the
 // directory as it was between two operations (what a crash at that point would leave, all of
 // it synced). The store keeps working afterwards.
 //

@@ -128,9 +128,9 @@ std::uint64_t env_or(const char* name, std::uint64_t fallback) {
 
 std::uint64_t base_seed() {
   static const std::uint64_t seed = env_or(
-      "PREVALENT_MODEL_SEED", static_cast<std::uint64_t>(
-                                  std::chrono::steady_clock::now().time_since_epoch().count()) %
-                                  1000000007);
+      "PREVALENT_MODEL_SEED",
+      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) %
+          1000000007);
   return seed;
 }
 
@@ -154,8 +154,8 @@ void run_round(std::uint64_t seed, unsigned jitter_percent, round_stats& stats) 
     logged.push_back(m);
   };
   INFO("segment_bytes ", options.segment_bytes, ", keep_snapshots ", options.keep_snapshots,
-       ", snapshots every ", options.snapshots.every_commands, " commands, jitter ",
-       jitter_percent, "%");
+       ", snapshots every ", options.snapshots.every_commands, " commands, jitter ", jitter_percent,
+       "%");
 
   constexpr int threads = 4, accounts = 6;
   const int ops = static_cast<int>(env_or("PREVALENT_MODEL_OPS", 150));
@@ -209,8 +209,8 @@ void run_round(std::uint64_t seed, unsigned jitter_percent, round_stats& stats) 
               if (!broken.empty()) problem("query saw: " + broken);
               const auto durable = store.journal().durable_seq();
               if (newest > durable)
-                problem("query returned sequence " + std::to_string(newest) +
-                        " while only " + std::to_string(durable) + " was durable");
+                problem("query returned sequence " + std::to_string(newest) + " while only " +
+                        std::to_string(durable) + " was durable");
               ++queries;
             } else {
               store.snapshot();
@@ -298,6 +298,4 @@ TEST_CASE("concurrent random operations keep the live state equal to disk and to
   run_rounds(0, 1);
 }
 
-TEST_CASE("the same with random yields and sleeps before file operations") {
-  run_rounds(25, 2);
-}
+TEST_CASE("the same with random yields and sleeps before file operations") { run_rounds(25, 2); }

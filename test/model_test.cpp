@@ -19,7 +19,7 @@
 // from disk, as when a rebuild read files that a concurrent publish deleted (issue 7).
 //
 // PREVALENT_MODEL_SEED reproduces a run (printed on failure; thread scheduling still varies);
-// PREVALENT_MODEL_ROUNDS sets the rounds per test case (default 6).
+// PREVALENT_MODEL_ROUNDS sets the rounds per test case (default 12).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -283,7 +283,7 @@ void run_round(std::uint64_t seed, unsigned jitter_percent, round_stats& stats) 
 
 void run_rounds(unsigned jitter_percent, std::uint64_t salt) {
   const auto seed = base_seed();
-  const auto rounds = env_or("PREVALENT_MODEL_ROUNDS", 6);
+  const auto rounds = env_or("PREVALENT_MODEL_ROUNDS", 12);
   INFO("seed ", seed, " (rerun with PREVALENT_MODEL_SEED=", seed, ")");
   round_stats stats;
   for (std::uint64_t round = 0; round < rounds; ++round) {

@@ -1,6 +1,8 @@
 // Eight threads, writers and readers, on one store for a few seconds: readers must always see
 // a consistent state (money conserved, no negative balance, sequence numbers moving forward),
-// and the state on disk afterwards must equal the live one.
+// and never get back data that is not yet durable (the newest sequence number a query saw is
+// at most the journal's durable mark once query() returns, under sync policy `always`); the
+// state on disk afterwards must equal the live one.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -18,8 +20,9 @@ TEST_CASE("4 writers and 4 readers keep the ledger's invariants") {
   constexpr std::int64_t initial = 1000;
   store_options options;
   options.segment_bytes = 64 << 10;
+  options.sync = sync_policy::always();  // what the durability check below relies on
   std::string live;
-  std::atomic<int> violations{0}, transfers{0}, rejections{0}, queries{0};
+  std::atomic<int> violations{0}, not_durable{0}, transfers{0}, rejections{0}, queries{0};
   {
     test::LedgerStore store(tmp.path(), options);
     for (int a = 0; a < accounts; ++a)
@@ -54,6 +57,8 @@ TEST_CASE("4 writers and 4 readers keep the ledger's invariants") {
             return std::tuple(l.total(), lowest, l.applied.empty() ? 0 : l.applied.back());
           });
           if (total != accounts * initial || min_balance < 0 || newest < last_seen) ++violations;
+          // A query result is handed back only once what it saw is durable (R1).
+          if (newest > store.journal().durable_seq()) ++not_durable;
           last_seen = newest;
           ++queries;
         }
@@ -67,6 +72,7 @@ TEST_CASE("4 writers and 4 readers keep the ledger's invariants") {
   MESSAGE("transfers ", transfers.load(), ", rejected ", rejections.load(), ", queries ",
           queries.load());
   CHECK(violations == 0);
+  CHECK(not_durable.load() == 0);
   CHECK(transfers > 100);
   CHECK(queries > 100);
   test::LedgerStore reopened(tmp.path(), options);

@@ -58,7 +58,7 @@ TEST_CASE("4 writers and 4 readers keep the ledger's invariants") {
           });
           if (total != accounts * initial || min_balance < 0 || newest < last_seen) ++violations;
           // A query result is handed back only once what it saw is durable (R1).
-          if (newest > store.journal().durable_seq()) ++not_durable;
+          if (newest > store.durable_sequence()) ++not_durable;
           last_seen = newest;
           ++queries;
         }

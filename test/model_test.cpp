@@ -208,7 +208,7 @@ void run_round(std::uint64_t seed, unsigned jitter_percent, round_stats& stats) 
                 return std::pair(broken_invariant(b), b.applied.empty() ? 0 : b.applied.back());
               });
               if (!broken.empty()) problem("query saw: " + broken);
-              const auto durable = store.journal().durable_seq();
+              const auto durable = store.durable_sequence();
               if (newest > durable)
                 problem("query returned sequence " + std::to_string(newest) + " while only " +
                         std::to_string(durable) + " was durable");

@@ -31,7 +31,8 @@ struct config {
   fs::path dir = "bench-data";
   std::string csv = "bench-results.csv";
   int runs = 3;
-  std::string only;  // run one section: limit, writers, none, window, queries, replay, checksum
+  std::string
+      only;  // one section: limit, writers, none, window, queries, replay, rebuild, checksum
   std::vector<int> threads{1, 4, 16, 64, 256};  // writer thread counts
   std::chrono::milliseconds duration{2000};
   std::size_t sessions = 1'000'000;
@@ -245,6 +246,29 @@ snapshot_figures snapshot_under_load(const fs::path& dir, prevalent::codec codec
   return f;
 }
 
+// A command whose apply() throws: the store rebuilds its state from disk under the exclusive
+// lock, and every writer waits that long (issue 7, part 5).
+struct FailingApply {
+  static constexpr std::string_view name = "bench_failing_apply";
+  void apply(sessions::State&, const prevalent::Context&) const {
+    throw std::runtime_error("apply failed on purpose");
+  }
+};
+using RebuildStore =
+    prevalent::Store<sessions::State, sessions::CreateSession, sessions::TouchSession,
+                     sessions::RevokeSession, sessions::ExpireSessions, FailingApply>;
+
+// The stall of one throwing command on the store in `dir` (the open is not counted).
+double rebuild_stall_ms(const fs::path& dir, prevalent::codec codec) {
+  RebuildStore store(dir, kv_options(prevalent::sync_policy::always(), codec));
+  auto t0 = bench::clock::now();
+  try {
+    store.execute(FailingApply{});
+  } catch (const std::runtime_error&) {
+  }
+  return bench::seconds_since(t0) * 1000;
+}
+
 // Checksums of 100-byte records per second: prevalent's crc32c (ISA-L when built with it) or,
 // as the baseline, Boost.CRC's table-driven CRC-32C called directly.
 double checksums_per_s(bool library) {
@@ -435,6 +459,26 @@ int main(int argc, char** argv) {
     out.add({"snapshot", "open: snapshot load + tail", snap.load_s * 1000, "ms", -1, -1, ""});
     out.add({"snapshot", "longest execute stall", snap.longest_stall_ms, "ms", -1, -1,
              bench::times(snap.longest_stall_ms, snap.write_s * 1000) + " of snapshot time"});
+  }
+
+  if (section("rebuild")) {
+    std::printf("== a throwing apply() rebuilds the state under the lock, %zu sessions\n",
+                c.sessions);
+    auto built = build_sessions(c, prevalent::codec::cbor);
+    std::vector<double> journal_only, from_snapshot;
+    for (int r = 0; r < c.runs; ++r)
+      journal_only.push_back(rebuild_stall_ms(built.dir, prevalent::codec::cbor));
+    {
+      RebuildStore store(built.dir,
+                         kv_options(prevalent::sync_policy::always(), prevalent::codec::cbor));
+      store.snapshot();
+    }
+    for (int r = 0; r < c.runs; ++r)
+      from_snapshot.push_back(rebuild_stall_ms(built.dir, prevalent::codec::cbor));
+    out.add({"rebuild", "stall, state from the whole journal", bench::median(journal_only), "ms",
+             -1, -1, ""});
+    out.add({"rebuild", "stall, state from a snapshot", bench::median(from_snapshot), "ms", -1, -1,
+             ""});
   }
 
   out.write_csv(c.csv);

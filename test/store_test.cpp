@@ -633,3 +633,30 @@ TEST_CASE("a Store moves: a service can hold one in a member and hand it over") 
   static_assert(std::is_nothrow_move_constructible_v<LedgerStore>);
   static_assert(!std::is_copy_constructible_v<LedgerStore>);
 }
+
+namespace {
+// Promises atomic_apply, and breaks the promise on purpose: its debit stays visible exactly
+// when the store skipped the rebuild.
+struct PromisedAtomicTransfer {
+  static constexpr std::string_view name = "promised_atomic_transfer";
+  static constexpr bool atomic_apply = true;
+  std::string from;
+  std::int64_t amount = 0;
+  void apply(test::Ledger& l, const Context&) const {
+    l.balances[from] -= amount;
+    throw std::runtime_error("refused after the debit");
+  }
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(PromisedAtomicTransfer, from, amount)
+};
+}  // namespace
+
+TEST_CASE("a command that promises atomic_apply skips the rebuild when it throws") {
+  Store<test::Ledger, Deposit, PromisedAtomicTransfer> store(make_memory_directory());
+  store.execute(Deposit{"alice", 10});
+  CHECK_THROWS_AS(store.execute(PromisedAtomicTransfer{"alice", 3}), std::runtime_error);
+  // No rebuild ran: the (broken) promise's partial change is still there. Without the
+  // promise the rebuild would have restored 10, as the half-way test above checks.
+  CHECK(store.query([](const test::Ledger& l) { return l.balances.at("alice"); }) == 7);
+  CHECK(!store.failed());
+  static_assert(atomic_apply<PromisedAtomicTransfer>() && !atomic_apply<Deposit>());
+}

@@ -5,6 +5,7 @@
 //   R apply(State&, const prevalent::Context&);                   // R may be void
 //   void validate(const State&, const prevalent::Context&) const; // optional; throw to reject
 //   static void upgrade(nlohmann::json& args, int from_version);  // optional; for old records
+//   static constexpr bool atomic_apply = true;                    // optional; see below
 //
 // apply() must be deterministic: everything it needs comes from the command's fields, the
 // state and the Context (never the clock, a random generator or the environment), so that
@@ -100,6 +101,21 @@ constexpr bool duplicate_command_names() {
         if (names[i] == names[j]) return true;
   }
   return false;
+}
+
+// A command may promise that its apply() leaves the state exactly as it was when it throws
+// (it checks everything before it changes anything):
+//   static constexpr bool atomic_apply = true;
+// The store then skips the rebuild from disk that otherwise follows a throwing apply(): that
+// rebuild holds the exclusive lock for as long as opening the store takes (bench/ section
+// "rebuild": 2.6 s from a journal of 1,000,000 sessions, 3.9 s from their JSON snapshot).
+// A command that breaks the promise leaves its partial change in the live state.
+template <class C>
+constexpr bool atomic_apply() {
+  if constexpr (requires { C::atomic_apply; })
+    return C::atomic_apply;
+  else
+    return false;
 }
 
 template <class C>

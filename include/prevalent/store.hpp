@@ -209,7 +209,9 @@ class Store {
         else
           result.emplace(to_apply.apply(state, ctx));
       } catch (...) {
-        core.apply_failed();
+        // The state may be half-changed: rebuild it from disk, unless the command promised
+        // that a throwing apply() changes nothing (atomic_apply in command.hpp).
+        if constexpr (!atomic_apply<C>()) core.apply_failed();
         throw;
       }
       const std::uint64_t seq = core.append(ctx, std::move(payload));

@@ -1,5 +1,5 @@
 // StoreCore: the part of a Store that does not depend on the user's types (store_core.hpp).
-#include "prevalent/store_core.hpp"
+#include "prevalent/detail/store_core.hpp"
 
 #include <algorithm>
 #include <atomic>

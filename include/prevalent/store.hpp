@@ -32,11 +32,11 @@
 
 #include "prevalent/codec.hpp"
 #include "prevalent/command.hpp"
-#include "prevalent/command_envelope.hpp"
+#include "prevalent/detail/command_envelope.hpp"
+#include "prevalent/detail/store_core.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/options.hpp"
-#include "prevalent/store_core.hpp"
 
 namespace prevalent {
 

@@ -208,8 +208,9 @@ class posix_directory final : public Directory {
       if (ec) throw error(ec, "create directory " + path_.string() + ": " + ec.message());
     }
     if (::mkdir(leaf.c_str(), static_cast<mode_t>(modes_.directory)) != 0) {
-      if (errno == EEXIST && std::filesystem::is_directory(leaf, ec)) return;  // raced: theirs
-      throw_os_error(errno, "create directory", path_.string());
+      int err = errno;
+      if (err == EEXIST && std::filesystem::is_directory(leaf, ec)) return;  // raced: theirs
+      throw_os_error(err, "create directory", path_.string());
     }
     if (::chmod(leaf.c_str(), static_cast<mode_t>(modes_.directory)) != 0)
       throw_os_error(errno, "chmod " + octal(modes_.directory), path_.string());

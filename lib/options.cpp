@@ -2,7 +2,6 @@
 // opened on its own checks its part.
 #include "prevalent/options.hpp"
 
-#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -15,10 +14,14 @@ namespace {
 
 [[noreturn]] void invalid(const std::string& what) { throw error(errc::invalid_option, what); }
 
+// A mode as chmod takes it: 0600.
 std::string octal(unsigned mode) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0%o", mode);
-  return buf;
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + (mode & 7u)));
+    mode >>= 3;
+  } while (mode != 0);
+  return "0" + digits;
 }
 
 // Permission bits only (no setuid, setgid or sticky), with at least `owner` for the owner and

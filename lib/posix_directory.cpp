@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <mutex>
 
 #include "prevalent/directory.hpp"
@@ -33,10 +32,14 @@ class fd_guard {
   int fd_;
 };
 
+// A mode as chmod takes it: 0600.
 std::string octal(unsigned mode) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0%o", mode);
-  return buf;
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + (mode & 7u)));
+    mode >>= 3;
+  } while (mode != 0);
+  return "0" + digits;
 }
 
 // Sets the exact mode of a file just created: open() and mkdir() only ever get the mode less

@@ -25,6 +25,7 @@ class category_impl final : public std::error_category {
       case errc::invalid_option: return "invalid option";
       case errc::closed: return "closed";
       case errc::compression_failed: return "snapshot compression failed";
+      case errc::insecure_permissions: return "insecure file permissions";
     }
     return "unknown prevalent error";
   }

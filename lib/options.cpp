@@ -14,6 +14,27 @@ namespace {
 
 [[noreturn]] void invalid(const std::string& what) { throw error(errc::invalid_option, what); }
 
+// A mode as chmod takes it: 0600.
+std::string octal(unsigned mode) {
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + (mode & 7u)));
+    mode >>= 3;
+  } while (mode != 0);
+  return "0" + digits;
+}
+
+// Permission bits only (no setuid, setgid or sticky), with at least `owner` for the owner and
+// no write for others.
+void check_mode(const char* name, unsigned mode, unsigned owner) {
+  if ((mode & ~0777u) != 0)
+    invalid(std::string(name) + " " + octal(mode) + " has bits beyond the permissions (0777)");
+  if ((mode & owner) != owner)
+    invalid(std::string(name) + " " + octal(mode) + " must give the owner " + octal(owner));
+  if ((mode & 0002u) != 0)
+    invalid(std::string(name) + " " + octal(mode) + " must not let others write");
+}
+
 }  // namespace
 
 void check_options(const journal_options& o) {
@@ -43,6 +64,16 @@ void check_options(const store_options& o) {
             " is not a known codec (json, cbor or msgpack)");
   if (o.compress_snapshots && !detail::zstd_available())
     invalid("compress_snapshots needs zstd; prevalent was built without libzstd");
+  check_options(modes_of(o));
+}
+
+void check_options(const posix_modes& m) {
+  check_mode("file_mode", m.file, 0600);
+  check_mode("directory_mode", m.directory, 0700);
+  if (m.insecure != modes_policy::warn && m.insecure != modes_policy::refuse &&
+      m.insecure != modes_policy::ignore)
+    invalid("insecure_modes " + std::to_string(static_cast<int>(m.insecure)) +
+            " is not a known policy (warn, refuse or ignore)");
 }
 
 }  // namespace prevalent

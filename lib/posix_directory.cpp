@@ -1,5 +1,6 @@
 // Directory and File on POSIX: pwrite at the tracked end, fdatasync, rename, directory fsync,
-// and flock for the directory lock.
+// flock for the directory lock, and the file modes: what it creates gets exactly the configured
+// mode, what it finds more open than that is warned about or refused.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -12,6 +13,7 @@
 
 #include "prevalent/directory.hpp"
 #include "prevalent/error.hpp"
+#include "prevalent/options.hpp"
 
 namespace prevalent {
 namespace {
@@ -29,6 +31,27 @@ class fd_guard {
  private:
   int fd_;
 };
+
+// A mode as chmod takes it: 0600.
+std::string octal(unsigned mode) {
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + (mode & 7u)));
+    mode >>= 3;
+  } while (mode != 0);
+  return "0" + digits;
+}
+
+// Sets the exact mode of a file just created: open() and mkdir() only ever get the mode less
+// the umask (or what a default ACL says), which may be less or, with an ACL, more than asked.
+void set_mode(int fd, unsigned mode, const std::string& path) {
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(path.c_str());
+    throw_os_error(err, "chmod " + octal(mode), path);
+  }
+}
 
 class posix_file final : public File {
  public:
@@ -99,10 +122,11 @@ class posix_lock final : public DirectoryLock {
 
 class posix_directory final : public Directory {
  public:
-  explicit posix_directory(std::filesystem::path path) : path_(std::move(path)) {
-    std::error_code ec;
-    std::filesystem::create_directories(path_, ec);
-    if (ec) throw error(ec, "create directory " + path_.string() + ": " + ec.message());
+  posix_directory(std::filesystem::path path, posix_modes modes)
+      : path_(std::move(path)), modes_(std::move(modes)) {
+    check_options(modes_);
+    create();
+    check_modes();
   }
 
   std::string path() const override { return path_.string(); }
@@ -129,8 +153,9 @@ class posix_directory final : public Directory {
       case open_mode::create_new: flags |= O_RDWR | O_CREAT | O_EXCL; break;
     }
     std::string full = describe(name);
-    int fd = ::open(full.c_str(), flags, 0644);
+    int fd = ::open(full.c_str(), flags, static_cast<mode_t>(modes_.file));
     if (fd < 0) throw_os_error(errno, "open", full);
+    if (mode == open_mode::create_new) set_mode(fd, modes_.file, full);
     return std::make_unique<posix_file>(fd, full);
   }
 
@@ -152,7 +177,14 @@ class posix_directory final : public Directory {
 
   std::unique_ptr<DirectoryLock> lock(const std::string& name) override {
     std::string full = describe(name);
-    int fd = ::open(full.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // Created with O_EXCL first, so a new lock file gets its exact mode and an existing one
+    // (checked when the directory was opened) keeps its own.
+    int fd = ::open(full.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                    static_cast<mode_t>(modes_.file));
+    if (fd >= 0)
+      set_mode(fd, modes_.file, full);
+    else if (errno == EEXIST)
+      fd = ::open(full.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) throw_os_error(errno, "open lock file", full);
     auto held = std::make_unique<posix_lock>(fd);
     // flock locks belong to the open file description, so a second open of the same
@@ -168,13 +200,66 @@ class posix_directory final : public Directory {
   }
 
  private:
+  // Creates the missing parents with the usual mode and the directory itself with
+  // modes_.directory, exactly.
+  void create() {
+    std::filesystem::path leaf = path_.has_filename() ? path_ : path_.parent_path();
+    std::error_code ec;
+    if (std::filesystem::is_directory(leaf, ec)) return;
+    if (leaf.has_parent_path()) {
+      std::filesystem::create_directories(leaf.parent_path(), ec);
+      if (ec) throw error(ec, "create directory " + path_.string() + ": " + ec.message());
+    }
+    if (::mkdir(leaf.c_str(), static_cast<mode_t>(modes_.directory)) != 0) {
+      int err = errno;
+      if (err == EEXIST && std::filesystem::is_directory(leaf, ec)) return;  // raced: theirs
+      throw_os_error(err, "create directory", path_.string());
+    }
+    if (::chmod(leaf.c_str(), static_cast<mode_t>(modes_.directory)) != 0)
+      throw_os_error(errno, "chmod " + octal(modes_.directory), path_.string());
+  }
+
+  // The directory and every regular file in it against the modes: what they grant group and
+  // others beyond the configured mode is reported as modes_.insecure says.
+  void check_modes() const {
+    if (modes_.insecure == modes_policy::ignore) return;
+    std::vector<std::string> problems;
+    auto check = [&](const std::string& full, unsigned expected, bool directory) {
+      struct stat st {};
+      if (::lstat(full.c_str(), &st) != 0) {
+        if (errno == ENOENT) return;  // removed meanwhile
+        throw_os_error(errno, "stat", full);
+      }
+      if (!directory && !S_ISREG(st.st_mode)) return;
+      unsigned actual = static_cast<unsigned>(st.st_mode) & 0777u;
+      if ((actual & 0077u & ~expected) == 0) return;
+      problems.push_back((directory ? "store directory " : "file ") + full + " has mode " +
+                         octal(actual) + ", expected " + octal(expected) +
+                         " (group and others may read or write the store's state; chmod " +
+                         octal(expected) + " it, or set " +
+                         (directory ? "directory_mode" : "file_mode") + ")");
+    };
+    check(path_.string(), modes_.directory, true);
+    for (const std::string& name : list()) check(describe(name), modes_.file, false);
+    if (problems.empty()) return;
+    if (modes_.insecure == modes_policy::refuse) {
+      std::string all;
+      for (const std::string& p : problems) all += (all.empty() ? "" : "; ") + p;
+      throw error(errc::insecure_permissions, "insecure permissions: " + all);
+    }
+    if (modes_.log)
+      for (const std::string& p : problems) modes_.log("insecure permissions: " + p);
+  }
+
   std::filesystem::path path_;
+  posix_modes modes_;
 };
 
 }  // namespace
 
-std::shared_ptr<Directory> open_posix_directory(const std::filesystem::path& path) {
-  return std::make_shared<posix_directory>(path);
+std::shared_ptr<Directory> open_posix_directory(const std::filesystem::path& path,
+                                                posix_modes modes) {
+  return std::make_shared<posix_directory>(path, std::move(modes));
 }
 
 bytes read_all(const File& file) {

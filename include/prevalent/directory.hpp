@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,8 +82,34 @@ class Directory {
 // Reads a whole file into memory.
 bytes read_all(const File& file);
 
-// The real filesystem. Creates `path` (and parents) when missing.
-std::shared_ptr<Directory> open_posix_directory(const std::filesystem::path& path);
+// What opening a directory does when the directory or a file in it grants group or others more
+// than the modes it is meant to have (say a 0755 directory or a 0644 journal segment).
+enum class modes_policy {
+  warn,    // log one line per offending path, naming it and its mode, and go on
+  refuse,  // fail the open with errc::insecure_permissions naming the path and its mode
+  ignore,  // say nothing
+};
+
+// Permission bits of what the POSIX directory creates, and the check of what it finds.
+struct posix_modes {
+  // Mode of every file created (journal segments, snapshots and their temp files, LOCK), set
+  // exactly with fchmod whatever the umask or a default ACL would have left.
+  unsigned file = 0600;
+  // Mode of the store directory itself when it is created (missing parents get the usual
+  // 0777 less the umask). An existing directory keeps its mode.
+  unsigned directory = 0700;
+  // What an open does about an existing directory or file more open than the modes above.
+  modes_policy insecure = modes_policy::warn;
+  // Receives the warnings of modes_policy::warn (none: they are dropped).
+  std::function<void(const std::string&)> log;
+};
+
+// The real filesystem. Creates `path` (and parents) when missing, the last with
+// `modes.directory`; then checks the modes of the directory and of its files (see
+// posix_modes). Throws errc::invalid_option for modes that posix_modes cannot take (see
+// check_options in options.hpp).
+std::shared_ptr<Directory> open_posix_directory(const std::filesystem::path& path,
+                                                posix_modes modes = {});
 
 // A directory that lives only in memory. Stores opened on the same object share its files.
 std::shared_ptr<Directory> make_memory_directory();

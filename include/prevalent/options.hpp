@@ -9,6 +9,7 @@
 #include <string>
 
 #include "prevalent/codec.hpp"
+#include "prevalent/directory.hpp"
 #include "prevalent/sync_policy.hpp"
 
 namespace prevalent {
@@ -71,12 +72,29 @@ struct store_options : journal_options {
   // serialization is tested.
   bool verify_encoding = true;
   // Receives recovery events (a torn tail cut off, a damaged snapshot skipped), failures of
-  // automatic snapshots, and a failed final sync when the store is destroyed.
+  // automatic snapshots, a failed final sync when the store is destroyed, and the warnings of
+  // insecure_modes.
   log_function log;
+  // File modes of a store opened by path (Store(path, options); a Directory passed in brings
+  // its own). Every file the store creates gets exactly `file_mode` and a directory it creates
+  // `directory_mode`, whatever the umask: private by default, since the journal and the
+  // snapshots hold the whole state (session tokens, for a session store). Both must give the
+  // owner read and write (and search, for the directory) and must not let others write.
+  unsigned file_mode = 0600;
+  unsigned directory_mode = 0700;
+  // An existing directory or file that grants group or others more than these modes: warned
+  // about through `log` (the default), refused (errc::insecure_permissions), or ignored.
+  modes_policy insecure_modes = modes_policy::warn;
 };
+
+// The POSIX directory modes a store opened by path uses (posix_modes in directory.hpp).
+inline posix_modes modes_of(const store_options& o) {
+  return {o.file_mode, o.directory_mode, o.insecure_modes, o.log};
+}
 
 // Throws errc::invalid_option naming the first option that is out of range.
 void check_options(const journal_options& o);
 void check_options(const store_options& o);
+void check_options(const posix_modes& m);
 
 }  // namespace prevalent

@@ -83,9 +83,10 @@ class Store {
   struct impl;
 
  public:
-  // Opens (creating if needed) the store in directory `path` on the real filesystem.
+  // Opens (creating if needed) the store in directory `path` on the real filesystem, with the
+  // file modes of `options` (options is copied, not moved: the arguments' order is unspecified).
   explicit Store(const std::filesystem::path& path, store_options options = {})
-      : Store(open_posix_directory(path), std::move(options)) {}
+      : Store(open_posix_directory(path, modes_of(options)), options) {}
 
   // Opens the store on any Directory implementation.
   explicit Store(std::shared_ptr<Directory> dir, store_options options = {})

@@ -192,9 +192,10 @@ build_result build_sessions(const config& c, prevalent::codec codec) {
     prevalent::store_options o = kv_options(prevalent::sync_policy::none(), codec);
     sessions::Store store(b.dir, o);
     for (std::size_t i = 0; i < c.sessions; ++i) {
-      char token[33];
-      std::snprintf(token, sizeof token, "%032zx", i * 2654435761u);
-      store.execute(sessions::CreateSession{"user" + std::to_string(i % 50000), 3600, token});
+      // Distinct stand-ins for token hashes (64 hex digits), without hashing in the loop.
+      char token_hash[65];
+      std::snprintf(token_hash, sizeof token_hash, "%064zx", i * 2654435761u);
+      store.execute(sessions::CreateSession{"user" + std::to_string(i % 50000), 3600, token_hash});
     }
   }
   for (auto& e : fs::directory_iterator(b.dir))

@@ -31,3 +31,7 @@ run stats
 echo
 echo "files in $dir:"
 ls -l "$dir"
+echo
+echo "== the store keeps only each token's SHA-256: alice's token is in none of its files =="
+if grep -rqF "$token" "$dir"; then echo "token $token found in $dir" >&2; exit 1; fi
+grep -rlF "$(printf %s "$token" | sha256sum | cut -c1-64)" "$dir" | sed 's/^/its hash is in /' || true

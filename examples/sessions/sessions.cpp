@@ -1,9 +1,9 @@
 // sessions: a command-line front end to a durable session/token store.
 //
-//   sessions DIR create USER TTL_SECONDS   prints the new token
+//   sessions DIR create USER TTL_SECONDS   prints the new token (once: the store keeps its hash)
 //   sessions DIR touch TOKEN               extends the session, prints the new expiry
 //   sessions DIR revoke TOKEN
-//   sessions DIR list USER
+//   sessions DIR list USER                 shows each session's id (a prefix of its hash)
 //   sessions DIR expire                    removes expired sessions
 //   sessions DIR snapshot
 //   sessions DIR stats
@@ -41,19 +41,24 @@ int run(int argc, char** argv) {
   sessions::Store store(dir, options);
 
   if (verb == "create" && argc == 5) {
-    std::string token =
-        store.execute(sessions::CreateSession{argv[3], std::stoll(argv[4]), sessions::new_token()});
+    const std::string token = sessions::new_token();
+    store.execute(
+        sessions::CreateSession{argv[3], std::stoll(argv[4]), sessions::hash_token(token)});
     std::cout << token << "\n";
   } else if (verb == "touch" && argc == 4) {
-    std::cout << "expires " << format_time(store.execute(sessions::TouchSession{argv[3]})) << "\n";
+    std::cout << "expires "
+              << format_time(store.execute(sessions::TouchSession{sessions::hash_token(argv[3])}))
+              << "\n";
   } else if (verb == "revoke" && argc == 4) {
-    std::cout << (store.execute(sessions::RevokeSession{argv[3]}) ? "revoked" : "no such session")
+    std::cout << (store.execute(sessions::RevokeSession{sessions::hash_token(argv[3])})
+                      ? "revoked"
+                      : "no such session")
               << "\n";
   } else if (verb == "list" && argc == 4) {
     auto list = store.query([&](const sessions::State& s) { return s.of_user(argv[3]); });
     for (const auto& s : list)
-      std::cout << s.token << "  created " << format_time(s.created_ns) << "  expires "
-                << format_time(s.expires_ns) << "\n";
+      std::cout << "id " << sessions::short_id(s.token_hash) << "  created "
+                << format_time(s.created_ns) << "  expires " << format_time(s.expires_ns) << "\n";
     std::cout << list.size() << " session(s) for " << argv[3] << "\n";
   } else if (verb == "expire" && argc == 3) {
     std::cout << store.execute(sessions::ExpireSessions{}) << " expired session(s) removed\n";
@@ -61,7 +66,7 @@ int run(int argc, char** argv) {
     store.snapshot();
     std::cout << "snapshot taken at sequence " << store.last_sequence() << "\n";
   } else if (verb == "stats" && argc == 3) {
-    auto n = store.query([](const sessions::State& s) { return s.by_token.size(); });
+    auto n = store.query([](const sessions::State& s) { return s.by_hash.size(); });
     std::cout << n << " session(s), last sequence " << store.last_sequence() << ", "
               << store.recovery().records << " journal record(s) verified on open\n";
   } else {

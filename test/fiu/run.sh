@@ -33,7 +33,9 @@ verify() {
   listed=$("$bin" "$dir" list "$1" 2>&1) || { fail "clean open after $2 failed: $listed"; return; }
   for entry in "${acked[@]}"; do
     [ "${entry%%:*}" = "$1" ] || continue
-    grep -q "${entry#*:}" <<<"$listed" || fail "after $2: acknowledged session ${entry#*:} lost"
+    # `list` shows an id, the first 12 hex digits of the token's SHA-256, never the token.
+    grep -q "id $(printf %s "${entry#*:}" | sha256sum | cut -c1-12)" <<<"$listed" ||
+      fail "after $2: acknowledged session ${entry#*:} lost"
   done
 }
 

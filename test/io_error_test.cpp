@@ -1,6 +1,7 @@
-// Fail-stop on I/O errors (R5): a failed journal write or fsync is reported to the caller, never
-// retried, and stops the store from accepting commands; queries keep answering from what is
-// durable; a reopen recovers every acknowledged command. Each case names what it injected.
+// Fail-stop on I/O errors (rule R5 in docs/RELIABILITY.md): a failed journal write or fsync is
+// reported to the caller, never retried, and stops the store from accepting commands; queries
+// keep answering from what is durable; a reopen recovers every acknowledged command. Each case
+// names what it injected.
 #include <doctest/doctest.h>
 
 #include <atomic>

@@ -1,5 +1,5 @@
 // The sessions example's model: a token store with expiry. State and commands only; the
-// command-line front end is sessions.cpp. Tests reuse this model.
+// command-line front end is sessions.cpp. The benchmark (bench/bench.cpp) reuses this model.
 #pragma once
 
 #include <cstdint>

@@ -30,7 +30,7 @@ class SnapshotStore {
   // `keep` >= 1: how many snapshots publish() leaves on disk.
   SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep);
 
-  // R3: writes a temporary file, syncs it, renames it into place and syncs the directory; only
+  // R3 (docs/RELIABILITY.md): writes a temporary file, syncs it, renames it into place and syncs the directory; only
   // then removes snapshots beyond the newest `keep` (and syncs the directory again). When it
   // returns, the snapshot survives a crash. Returns the file name.
   // `payload` is encoded with `codec`; it is stored zstd-compressed when `compression` says so.

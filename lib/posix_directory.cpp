@@ -30,9 +30,9 @@ class fd_guard {
   int fd_;
 };
 
-class posix_file final : public File {
+class PosixFile final : public File {
  public:
-  posix_file(int fd, std::string path) : fd_(fd), path_(std::move(path)) {
+  PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {
     struct stat st {};
     if (::fstat(fd_.get(), &st) != 0) throw_os_error(errno, "fstat", path_);
     size_ = static_cast<std::uint64_t>(st.st_size);
@@ -89,17 +89,17 @@ class posix_file final : public File {
   std::uint64_t size_ = 0;  // appends go here; the file is only ever written by this object
 };
 
-class posix_lock final : public DirectoryLock {
+class PosixLock final : public DirectoryLock {
  public:
-  explicit posix_lock(int fd) : fd_(fd) {}
+  explicit PosixLock(int fd) : fd_(fd) {}
 
  private:
   fd_guard fd_;  // closing the descriptor releases the flock
 };
 
-class posix_directory final : public Directory {
+class PosixDirectory final : public Directory {
  public:
-  explicit posix_directory(std::filesystem::path path) : path_(std::move(path)) {
+  explicit PosixDirectory(std::filesystem::path path) : path_(std::move(path)) {
     std::error_code ec;
     std::filesystem::create_directories(path_, ec);
     if (ec) throw error(ec, "create directory " + path_.string() + ": " + ec.message());
@@ -131,7 +131,7 @@ class posix_directory final : public Directory {
     std::string full = describe(name);
     int fd = ::open(full.c_str(), flags, 0644);
     if (fd < 0) throw_os_error(errno, "open", full);
-    return std::make_unique<posix_file>(fd, full);
+    return std::make_unique<PosixFile>(fd, full);
   }
 
   void remove(const std::string& name) override {
@@ -154,7 +154,7 @@ class posix_directory final : public Directory {
     std::string full = describe(name);
     int fd = ::open(full.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) throw_os_error(errno, "open lock file", full);
-    auto held = std::make_unique<posix_lock>(fd);
+    auto held = std::make_unique<PosixLock>(fd);
     // flock locks belong to the open file description, so a second open of the same
     // directory in this very process is refused too, not only one from another process.
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -174,7 +174,7 @@ class posix_directory final : public Directory {
 }  // namespace
 
 std::shared_ptr<Directory> open_posix_directory(const std::filesystem::path& path) {
-  return std::make_shared<posix_directory>(path);
+  return std::make_shared<PosixDirectory>(path);
 }
 
 bytes read_all(const File& file) {

@@ -37,7 +37,7 @@ TEST_CASE("a rebuild after a throwing apply is not broken by a snapshot publishe
   // the snapshot at 50 and the journal after it. Before the fix, A read the snapshot at 50 and
   // then found only the segments B left, so the live state silently showed 55 instead of 150.
   auto memory = make_memory_directory();
-  auto dir = std::make_shared<test::pausing_directory>(memory);
+  auto dir = std::make_shared<test::PausingDirectory>(memory);
   store_options options;
   options.segment_bytes = 512;
   options.keep_snapshots = 1;
@@ -139,7 +139,7 @@ TEST_CASE("a rollback after an I/O error is not broken by a snapshot published m
   // fdatasync failed.
   auto memory = make_memory_directory();
   auto failing = std::make_shared<FaultInjectingDirectory>(memory);
-  auto dir = std::make_shared<test::pausing_directory>(failing);
+  auto dir = std::make_shared<test::PausingDirectory>(failing);
   store_options options;
   options.segment_bytes = 512;
   options.keep_snapshots = 1;

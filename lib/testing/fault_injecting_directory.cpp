@@ -10,12 +10,12 @@ namespace prevalent::testing {
 
 // A file of the wrapped directory, opened through the wrapper: checks for faults, passes the
 // call through, and notes which bytes changed since the file's last sync.
-class tracked_file final : public File {
+class TrackedFile final : public File {
  public:
   using op = FaultInjectingDirectory::op;
-  tracked_file(std::shared_ptr<FaultInjectingDirectory> dir,
-               std::shared_ptr<FaultInjectingDirectory::inode> node, std::unique_ptr<File> inner,
-               std::string name)
+  TrackedFile(std::shared_ptr<FaultInjectingDirectory> dir,
+              std::shared_ptr<FaultInjectingDirectory::inode> node, std::unique_ptr<File> inner,
+              std::string name)
       : dir_(std::move(dir)),
         node_(std::move(node)),
         inner_(std::move(inner)),
@@ -164,8 +164,8 @@ std::unique_ptr<File> FaultInjectingDirectory::open(const std::string& name, ope
     auto file = inner_->open(name, mode);
     auto node = node_for(name);
     if (!node) throw_os_error(ENOENT, "open", describe(name));
-    return std::make_unique<tracked_file>(shared_from_this(), std::move(node), std::move(file),
-                                          name);
+    return std::make_unique<TrackedFile>(shared_from_this(), std::move(node), std::move(file),
+                                         name);
   }
   if (node_for(name)) throw_os_error(EEXIST, "open", describe(name));
   check(op::create, name);
@@ -174,7 +174,7 @@ std::unique_ptr<File> FaultInjectingDirectory::open(const std::string& name, ope
   node->reader = inner_->open(name, open_mode::read);
   entries_[name] = node;
   pending_.push_back({"", name, node});
-  return std::make_unique<tracked_file>(shared_from_this(), std::move(node), std::move(file), name);
+  return std::make_unique<TrackedFile>(shared_from_this(), std::move(node), std::move(file), name);
 }
 
 void FaultInjectingDirectory::remove(const std::string& name) {

@@ -110,7 +110,7 @@ class FaultInjectingDirectory final : public Directory,
     std::string removed, added;
     std::shared_ptr<inode> node;
   };
-  friend class tracked_file;
+  friend class TrackedFile;
 
   // The inode behind `name`, adopted as durable if the wrapped directory has a file the
   // wrapper has not seen. Caller holds mutex_.

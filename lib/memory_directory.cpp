@@ -16,9 +16,9 @@ struct shared_bytes {
   bytes data;
 };
 
-class memory_file final : public File {
+class MemoryFile final : public File {
  public:
-  explicit memory_file(std::shared_ptr<shared_bytes> content) : content_(std::move(content)) {}
+  explicit MemoryFile(std::shared_ptr<shared_bytes> content) : content_(std::move(content)) {}
 
   void append(byte_view data) override {
     std::lock_guard g(content_->mutex);
@@ -57,8 +57,8 @@ class memory_file final : public File {
   std::shared_ptr<shared_bytes> content_;
 };
 
-class memory_directory final : public Directory,
-                               public std::enable_shared_from_this<memory_directory> {
+class MemoryDirectory final : public Directory,
+                              public std::enable_shared_from_this<MemoryDirectory> {
  public:
   std::string path() const override { return "<memory>"; }
 
@@ -78,7 +78,7 @@ class memory_directory final : public Directory,
     } else if (it == files_.end()) {
       throw_os_error(ENOENT, "open", describe(name));
     }
-    return std::make_unique<memory_file>(it->second);
+    return std::make_unique<MemoryFile>(it->second);
   }
 
   void remove(const std::string& name) override {
@@ -102,21 +102,21 @@ class memory_directory final : public Directory,
     if (!locks_.insert(name).second)
       throw error(errc::directory_in_use, "store directory " + path() +
                                               " is in use: another store holds " + describe(name));
-    return std::make_unique<memory_lock>(shared_from_this(), name);
+    return std::make_unique<MemoryLock>(shared_from_this(), name);
   }
 
  private:
-  class memory_lock final : public DirectoryLock {
+  class MemoryLock final : public DirectoryLock {
    public:
-    memory_lock(std::shared_ptr<memory_directory> dir, std::string name)
+    MemoryLock(std::shared_ptr<MemoryDirectory> dir, std::string name)
         : dir_(std::move(dir)), name_(std::move(name)) {}
-    ~memory_lock() override {
+    ~MemoryLock() override {
       std::lock_guard g(dir_->mutex_);
       dir_->locks_.erase(name_);
     }
 
    private:
-    std::shared_ptr<memory_directory> dir_;
+    std::shared_ptr<MemoryDirectory> dir_;
     std::string name_;
   };
 
@@ -127,6 +127,6 @@ class memory_directory final : public Directory,
 
 }  // namespace
 
-std::shared_ptr<Directory> make_memory_directory() { return std::make_shared<memory_directory>(); }
+std::shared_ptr<Directory> make_memory_directory() { return std::make_shared<MemoryDirectory>(); }
 
 }  // namespace prevalent

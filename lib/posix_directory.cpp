@@ -53,9 +53,9 @@ void set_mode(int fd, unsigned mode, const std::string& path) {
   }
 }
 
-class posix_file final : public File {
+class PosixFile final : public File {
  public:
-  posix_file(int fd, std::string path) : fd_(fd), path_(std::move(path)) {
+  PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {
     struct stat st {};
     if (::fstat(fd_.get(), &st) != 0) throw_os_error(errno, "fstat", path_);
     size_ = static_cast<std::uint64_t>(st.st_size);
@@ -112,17 +112,17 @@ class posix_file final : public File {
   std::uint64_t size_ = 0;  // appends go here; the file is only ever written by this object
 };
 
-class posix_lock final : public DirectoryLock {
+class PosixLock final : public DirectoryLock {
  public:
-  explicit posix_lock(int fd) : fd_(fd) {}
+  explicit PosixLock(int fd) : fd_(fd) {}
 
  private:
   fd_guard fd_;  // closing the descriptor releases the flock
 };
 
-class posix_directory final : public Directory {
+class PosixDirectory final : public Directory {
  public:
-  posix_directory(std::filesystem::path path, posix_modes modes)
+  PosixDirectory(std::filesystem::path path, posix_modes modes)
       : path_(std::move(path)), modes_(std::move(modes)) {
     check_options(modes_);
     create();
@@ -156,7 +156,7 @@ class posix_directory final : public Directory {
     int fd = ::open(full.c_str(), flags, static_cast<mode_t>(modes_.file));
     if (fd < 0) throw_os_error(errno, "open", full);
     if (mode == open_mode::create_new) set_mode(fd, modes_.file, full);
-    return std::make_unique<posix_file>(fd, full);
+    return std::make_unique<PosixFile>(fd, full);
   }
 
   void remove(const std::string& name) override {
@@ -186,7 +186,7 @@ class posix_directory final : public Directory {
     else if (errno == EEXIST)
       fd = ::open(full.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) throw_os_error(errno, "open lock file", full);
-    auto held = std::make_unique<posix_lock>(fd);
+    auto held = std::make_unique<PosixLock>(fd);
     // flock locks belong to the open file description, so a second open of the same
     // directory in this very process is refused too, not only one from another process.
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -259,7 +259,7 @@ class posix_directory final : public Directory {
 
 std::shared_ptr<Directory> open_posix_directory(const std::filesystem::path& path,
                                                 posix_modes modes) {
-  return std::make_shared<posix_directory>(path, std::move(modes));
+  return std::make_shared<PosixDirectory>(path, std::move(modes));
 }
 
 bytes read_all(const File& file) {

@@ -6,11 +6,12 @@
 // equal to the model applied to a prefix.
 #include <doctest/doctest.h>
 
-#include <prevalent/fault_injecting_directory.hpp>
+#include <prevalent/testing/fault_injecting_directory.hpp>
 
 #include "support.hpp"
 
 using namespace prevalent;
+using prevalent::testing::FaultInjectingDirectory;
 using test::Deposit;
 using op = FaultInjectingDirectory::op;
 

@@ -65,7 +65,8 @@ TEST_CASE("records round trip, are 8-byte aligned, and verify against their segm
   auto r2 = f::decode_record(byte_view(log).subspan(r1.size), 7, 1024);
   REQUIRE(r2.status == f::record_status::ok);
   CHECK(as_chars(r2.payload) == "hello, world");
-  // The same bytes under another segment's salt do not verify (R6: no stale records).
+  // The same bytes under another segment's salt do not verify (rule R6 in docs/RELIABILITY.md: no
+  // stale records).
   CHECK(f::decode_record(log, 8, 1024).status == f::record_status::bad_header_checksum);
 }
 

@@ -1,6 +1,7 @@
-// Fail-stop on I/O errors (R5): a failed journal write or fsync is reported to the caller, never
-// retried, and stops the store from accepting commands; queries keep answering from what is
-// durable; a reopen recovers every acknowledged command. Each case names what it injected.
+// Fail-stop on I/O errors (rule R5 in docs/RELIABILITY.md): a failed journal write or fsync is
+// reported to the caller, never retried, and stops the store from accepting commands; queries
+// keep answering from what is durable; a reopen recovers every acknowledged command. Each case
+// names what it injected.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -8,17 +9,17 @@
 #include <future>
 #include <thread>
 
-#include <prevalent/fault_injecting_directory.hpp>
 #include <prevalent/snapshot_store.hpp>
+#include <prevalent/testing/fault_injecting_directory.hpp>
 
 #include <prevalent/journal.hpp>
-#include "failing_directory.hpp"
 
 #include "support.hpp"
 
 using namespace prevalent;
+using prevalent::testing::FaultInjectingDirectory;
 using test::Deposit;
-using test::op;
+using op = FaultInjectingDirectory::op;
 
 namespace {
 
@@ -35,7 +36,7 @@ bool is_journal(const std::string& name) { return name.rfind("journal-", 0) == 0
 
 TEST_CASE("fdatasync of the journal fails: caller gets EIO, store stops, queries go on") {
   auto disk = make_memory_directory();
-  auto faulty = std::make_shared<test::failing_directory>(disk);
+  auto faulty = std::make_shared<FaultInjectingDirectory>(disk);
   {
     test::LedgerStore store(faulty);
     store.execute(Deposit{"a", 1});
@@ -70,12 +71,12 @@ TEST_CASE("fdatasync of the journal fails: caller gets EIO, store stops, queries
 }
 
 TEST_CASE("a journal write fails: the command is not applied and the store stops") {
-  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
   test::LedgerStore store(faulty);
   store.execute(Deposit{"a", 5});
   // Injected: the next append to a journal segment fails with EIO before writing anything.
   faulty->fail_when(
-      [](op o, const std::string& name) { return o == op::append && is_journal(name); });
+      [](op o, const std::string& name) { return o == op::write && is_journal(name); });
   CHECK_THROWS_AS(store.execute(Deposit{"a", 100}), error);
   CHECK(store.failed());
   CHECK(balance(store) == 5);  // verified: the failed command's effect was rolled back
@@ -85,7 +86,7 @@ TEST_CASE("a journal write fails: the command is not applied and the store stops
 }
 
 TEST_CASE("a query through a const store drops what never became durable after an I/O error") {
-  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
   test::LedgerStore store(faulty);
   const test::LedgerStore& view = store;  // query() needs only a const store
   store.execute(Deposit{"a", 3});
@@ -127,7 +128,7 @@ TEST_CASE("a query through a const store drops what never became durable after a
 }
 
 TEST_CASE("Journal::close reports a failed final sync that nobody waited for") {
-  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
   journal_options options;
   options.sync = sync_policy::none();
   auto j = Journal::open(faulty, options, 1, 1, {});
@@ -157,7 +158,7 @@ TEST_CASE("Journal::close reports a failed final sync that nobody waited for") {
 }
 
 TEST_CASE("a store whose last sync fails when it is destroyed says so in its log") {
-  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
   std::vector<std::string> logs;
   {
     store_options o;
@@ -197,7 +198,7 @@ TEST_CASE("a failing removal of a leftover snapshot temp file is reported, not s
 
 TEST_CASE("a snapshot that cannot be written leaves the journal and the store working") {
   auto disk = make_memory_directory();
-  auto faulty = std::make_shared<test::failing_directory>(disk);
+  auto faulty = std::make_shared<FaultInjectingDirectory>(disk);
   {
     test::LedgerStore store(faulty);
     for (int i = 0; i < 10; ++i) store.execute(Deposit{"a", 1});

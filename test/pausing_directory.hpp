@@ -23,9 +23,9 @@
 
 namespace test {
 
-class pausing_directory final : public prevalent::Directory {
+class PausingDirectory final : public prevalent::Directory {
  public:
-  explicit pausing_directory(std::shared_ptr<prevalent::Directory> inner)
+  explicit PausingDirectory(std::shared_ptr<prevalent::Directory> inner)
       : inner_(std::move(inner)) {}
 
   // The calling thread's next open() of a name starting with `prefix` pauses under `label`.

@@ -6,11 +6,12 @@
 #include <thread>
 
 #include <prevalent/journal.hpp>
-#include "failing_directory.hpp"
+#include <prevalent/testing/fault_injecting_directory.hpp>
 
 #include "support.hpp"
 
 using namespace prevalent;
+using prevalent::testing::FaultInjectingDirectory;
 using namespace std::chrono_literals;
 using test::Deposit;
 using test::LedgerStore;
@@ -72,9 +73,9 @@ TEST_CASE("policy none: acknowledged but unwritten bytes never exceed max_queued
   // Issue 7: under `none` a SIGKILL lost 40-50% of what 4 writers had acknowledged, because
   // the queue to the writer thread held 64 MiB and the batch being written was not counted.
   // A slow disk (2 ms per write) makes the writer thread fall behind; the bound must hold.
-  auto slow = std::make_shared<test::failing_directory>(make_memory_directory());
-  slow->fail_when([](test::op o, const std::string&) {
-    if (o == test::op::append) std::this_thread::sleep_for(2ms);
+  auto slow = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
+  slow->fail_when([](FaultInjectingDirectory::op o, const std::string&) {
+    if (o == FaultInjectingDirectory::op::write) std::this_thread::sleep_for(2ms);
     return false;
   });
   journal_options o;
@@ -256,12 +257,12 @@ TEST_CASE("zstd-compressed snapshots are smaller and load back") {
 }
 
 TEST_CASE("a failed fdatasync fails every caller waiting on it") {
-  auto faulty = std::make_shared<test::failing_directory>(make_memory_directory());
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
   LedgerStore store(faulty);
   store.execute(Deposit{"a", 1});
   // Injected: every fdatasync of the journal fails from now on.
-  faulty->fail_when([](test::op o, const std::string& name) {
-    return o == test::op::sync && name.rfind("journal-", 0) == 0;
+  faulty->fail_when([](FaultInjectingDirectory::op o, const std::string& name) {
+    return o == FaultInjectingDirectory::op::sync && name.rfind("journal-", 0) == 0;
   });
   std::atomic<int> failed{0}, succeeded{0};
   std::vector<std::thread> threads;

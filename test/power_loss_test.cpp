@@ -10,14 +10,16 @@
 
 #include <map>
 #include <mutex>
-#include <prevalent/fault_injecting_directory.hpp>
 #include <random>
 #include <thread>
 #include <variant>
 
+#include <prevalent/testing/fault_injecting_directory.hpp>
+
 #include "support.hpp"
 
 using namespace prevalent;
+using prevalent::testing::FaultInjectingDirectory;
 using test::Deposit;
 using test::Transfer;
 

@@ -5,11 +5,12 @@
 
 #include <thread>
 
-#include "failing_directory.hpp"
+#include <prevalent/testing/fault_injecting_directory.hpp>
 #include "pausing_directory.hpp"
 #include "support.hpp"
 
 using namespace prevalent;
+using prevalent::testing::FaultInjectingDirectory;
 using test::Deposit;
 using test::LedgerStore;
 
@@ -36,7 +37,7 @@ TEST_CASE("a rebuild after a throwing apply is not broken by a snapshot publishe
   // the snapshot at 50 and the journal after it. Before the fix, A read the snapshot at 50 and
   // then found only the segments B left, so the live state silently showed 55 instead of 150.
   auto memory = make_memory_directory();
-  auto dir = std::make_shared<test::pausing_directory>(memory);
+  auto dir = std::make_shared<test::PausingDirectory>(memory);
   store_options options;
   options.segment_bytes = 512;
   options.keep_snapshots = 1;
@@ -137,8 +138,8 @@ TEST_CASE("a rollback after an I/O error is not broken by a snapshot published m
   // As above, but A's rebuild is the rollback to the durable prefix after its command's
   // fdatasync failed.
   auto memory = make_memory_directory();
-  auto failing = std::make_shared<test::failing_directory>(memory);
-  auto dir = std::make_shared<test::pausing_directory>(failing);
+  auto failing = std::make_shared<FaultInjectingDirectory>(memory);
+  auto dir = std::make_shared<test::PausingDirectory>(failing);
   store_options options;
   options.segment_bytes = 512;
   options.keep_snapshots = 1;
@@ -153,8 +154,8 @@ TEST_CASE("a rollback after an I/O error is not broken by a snapshot published m
   });
   REQUIRE(dir->wait_until_paused("B"));
 
-  failing->fail_when([](test::op o, const std::string& name) {
-    return o == test::op::sync && name.rfind("journal-", 0) == 0;
+  failing->fail_when([](FaultInjectingDirectory::op o, const std::string& name) {
+    return o == FaultInjectingDirectory::op::sync && name.rfind("journal-", 0) == 0;
   });
   bool a_failed = false;
   std::thread a([&] {

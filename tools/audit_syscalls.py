@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Syscall-order audit of the write protocol (shared/TESTING.md, rules R1-R3), after ALICE.
+"""Syscall-order audit of the write protocol (rules R1-R3 of docs/RELIABILITY.md), after ALICE.
 
 Runs the audit workload (test/audit/workload.cpp) under strace, then checks the trace:
   R1  every "ack <seq>" the workload writes to stdout comes after an fdatasync of the journal

@@ -1,5 +1,6 @@
 // The sessions example's model: a token store with expiry. State and commands only; the
-// command-line front end is sessions.cpp. Tests reuse this model.
+// command-line front end is sessions.cpp. The benchmark (bench/bench.cpp) and
+// test/sessions_test.cpp reuse this model.
 //
 // Bearer tokens never reach the store: the caller draws a token from the OS's cryptographic
 // source (libsodium's randombytes_buf), hands it to the user once, and the commands carry only

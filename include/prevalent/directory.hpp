@@ -1,7 +1,8 @@
 // The filesystem seam. Every byte prevalent reads or writes, every file it creates, renames or
 // removes, and the directory lock go through `Directory` and `File`. The POSIX implementation is
-// the real one; the in-memory one runs stores with no disk (transient mode, fast tests); a
-// fault-injecting implementation can wrap either without the layers above noticing.
+// the real one; the in-memory one runs stores with no disk (transient mode, fast tests);
+// prevalent::testing::FaultInjectingDirectory (library prevalent_testing) wraps either to
+// inject faults and simulate power loss without the layers above noticing.
 //
 // Failures throw prevalent::error carrying the errno and the path. Implementations must be safe
 // to call from several threads on different File objects; one File is used by one thread at a

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   prevalent::store_options o;
-  o.segment_bytes = 4096;           // several segment rolls (R2)
+  o.segment_bytes = 4096;           // several segment rolls (R2, docs/RELIABILITY.md)
   o.snapshots.every_commands = 60;  // several snapshots and segment drops (R3)
   o.keep_snapshots = 1;
   prevalent::Store<test::Ledger, Deposit> store(prevalent::open_posix_directory(argv[1]), o);

@@ -30,10 +30,10 @@ class SnapshotStore {
   // `keep` >= 1: how many snapshots publish() leaves on disk.
   SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep);
 
-  // R3: writes a temporary file, syncs it, renames it into place and syncs the directory; only
-  // then removes snapshots beyond the newest `keep` (and syncs the directory again). When it
-  // returns, the snapshot survives a crash. Returns the file name.
-  // `payload` is encoded with `codec`; it is stored zstd-compressed when `compression` says so.
+  // R3 (docs/RELIABILITY.md): writes a temporary file, syncs it, renames it into place and syncs
+  // the directory; only then removes snapshots beyond the newest `keep` (and syncs the directory
+  // again). When it returns, the snapshot survives a crash. Returns the file name. `payload` is
+  // encoded with `codec`; it is stored zstd-compressed when `compression` says so.
   std::string publish(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload,
                       format::codec codec = format::codec::json,
                       format::compression compression = format::compression::none);

@@ -1,81 +1,92 @@
-#include "prevalent/fault_injecting_directory.hpp"
+#include "prevalent/testing/fault_injecting_directory.hpp"
 
 #include <algorithm>
 #include <cerrno>
-#include <functional>
 #include <random>
 
 #include "prevalent/error.hpp"
 
-namespace prevalent {
+namespace prevalent::testing {
 
-class simulated_file final : public File {
+// A file of the wrapped directory, opened through the wrapper: checks for faults, passes the
+// call through, and notes which bytes changed since the file's last sync.
+class TrackedFile final : public File {
  public:
-  simulated_file(std::shared_ptr<FaultInjectingDirectory> dir,
-                 std::shared_ptr<FaultInjectingDirectory::inode> node, std::string name)
-      : dir_(std::move(dir)), node_(std::move(node)), name_(std::move(name)) {}
+  using op = FaultInjectingDirectory::op;
+  TrackedFile(std::shared_ptr<FaultInjectingDirectory> dir,
+              std::shared_ptr<FaultInjectingDirectory::inode> node, std::unique_ptr<File> inner,
+              std::string name)
+      : dir_(std::move(dir)),
+        node_(std::move(node)),
+        inner_(std::move(inner)),
+        name_(std::move(name)) {}
 
   void append(byte_view data) override {
+    dir_->ask_rule(op::write, name_);
     std::lock_guard g(dir_->mutex_);
-    dir_->check(FaultInjectingDirectory::op::write, name_);
-    node_->data.insert(node_->data.end(), data.begin(), data.end());
+    dir_->check(op::write, name_);
+    const std::uint64_t end = inner_->size();
+    inner_->append(data);
+    node_->written(end, end + data.size());
   }
   void write_at(std::uint64_t offset, byte_view data) override {
+    dir_->ask_rule(op::write, name_);
     std::lock_guard g(dir_->mutex_);
-    dir_->check(FaultInjectingDirectory::op::write, name_);
-    if (node_->data.size() < offset + data.size()) node_->data.resize(offset + data.size());
-    std::copy(data.begin(), data.end(), node_->data.begin() + static_cast<std::ptrdiff_t>(offset));
+    dir_->check(op::write, name_);
+    inner_->write_at(offset, data);
+    node_->written(offset, offset + data.size());
   }
   std::size_t read_at(std::uint64_t offset, std::span<std::uint8_t> out) const override {
-    std::lock_guard g(dir_->mutex_);
-    const bytes& d = node_->data;
-    if (offset >= d.size()) return 0;
-    const std::size_t n = std::min<std::uint64_t>(out.size(), d.size() - offset);
-    std::copy_n(d.begin() + static_cast<std::ptrdiff_t>(offset), n, out.begin());
-    return n;
+    return inner_->read_at(offset, out);
   }
-  std::uint64_t size() const override {
-    std::lock_guard g(dir_->mutex_);
-    return node_->data.size();
-  }
+  std::uint64_t size() const override { return inner_->size(); }
   void sync() override {
+    dir_->ask_rule(op::sync, name_);
     std::lock_guard g(dir_->mutex_);
-    dir_->check(FaultInjectingDirectory::op::sync, name_);
-    node_->synced = node_->data;
+    dir_->check(op::sync, name_);
+    inner_->sync();
+    // What the file holds now is durable: copy the changed ranges into the synced image.
+    bytes& synced = node_->synced;
+    synced.resize(node_->size);
+    for (auto [first, last] : node_->dirty) {
+      last = std::min<std::uint64_t>(last, synced.size());
+      if (first >= last) continue;
+      node_->reader->read_at(first, std::span(synced).subspan(first, last - first));
+    }
+    node_->dirty.clear();
   }
   void truncate(std::uint64_t length) override {
+    dir_->ask_rule(op::write, name_);
     std::lock_guard g(dir_->mutex_);
-    dir_->check(FaultInjectingDirectory::op::write, name_);
-    node_->data.resize(length);
+    dir_->check(op::write, name_);
+    inner_->truncate(length);
+    // Bytes cut off, or the zeros a longer length adds.
+    node_->dirty.emplace_back(std::min(node_->size, length), std::max(node_->size, length));
+    node_->size = length;
   }
 
  private:
   std::shared_ptr<FaultInjectingDirectory> dir_;
   std::shared_ptr<FaultInjectingDirectory::inode> node_;
+  std::unique_ptr<File> inner_;
   std::string name_;
 };
 
-namespace {
-class simulated_lock final : public DirectoryLock {
- public:
-  explicit simulated_lock(std::function<void()> release) : release_(std::move(release)) {}
-  ~simulated_lock() override { release_(); }
+FaultInjectingDirectory::FaultInjectingDirectory()
+    : FaultInjectingDirectory(make_memory_directory()) {}
 
- private:
-  std::function<void()> release_;
-};
-}  // namespace
+FaultInjectingDirectory::FaultInjectingDirectory(std::shared_ptr<Directory> inner)
+    : inner_(std::move(inner)) {
+  std::lock_guard g(mutex_);
+  for (const auto& name : inner_->list()) node_for(name);
+}
 
 std::shared_ptr<FaultInjectingDirectory> FaultInjectingDirectory::holding(Directory& contents) {
-  auto disk = std::make_shared<FaultInjectingDirectory>();
-  for (const auto& name : contents.list()) {
-    auto node = std::make_shared<inode>();
-    node->data = read_all(*contents.open(name, open_mode::read));
-    node->synced = node->data;
-    disk->entries_[name] = node;
-  }
-  disk->durable_entries_ = disk->entries_;
-  return disk;
+  auto copy = make_memory_directory();
+  for (const auto& name : contents.list())
+    copy->open(name, open_mode::create_new)
+        ->append(read_all(*contents.open(name, open_mode::read)));
+  return std::make_shared<FaultInjectingDirectory>(std::move(copy));
 }
 
 void FaultInjectingDirectory::crash_after(std::uint64_t n) {
@@ -88,6 +99,11 @@ void FaultInjectingDirectory::fail_nth(op kind, std::uint64_t n, int err) {
   fail_at_[kind] = {counts_[kind] + n, err};
 }
 
+void FaultInjectingDirectory::fail_when(fault_rule rule) {
+  std::lock_guard g(mutex_);
+  rule_ = rule ? std::make_shared<const fault_rule>(std::move(rule)) : nullptr;
+}
+
 std::uint64_t FaultInjectingDirectory::operations() const {
   std::lock_guard g(mutex_);
   return operations_;
@@ -97,6 +113,15 @@ std::uint64_t FaultInjectingDirectory::operations(op kind) const {
   std::lock_guard g(mutex_);
   auto it = counts_.find(kind);
   return it == counts_.end() ? 0 : it->second;
+}
+
+void FaultInjectingDirectory::ask_rule(op kind, const std::string& name) const {
+  std::shared_ptr<const fault_rule> rule;
+  {
+    std::lock_guard g(mutex_);
+    rule = rule_;
+  }
+  if (rule && (*rule)(kind, name)) throw_os_error(EIO, "injected fault", name);
 }
 
 void FaultInjectingDirectory::check(op kind, const std::string& name) {
@@ -111,62 +136,80 @@ void FaultInjectingDirectory::check(op kind, const std::string& name) {
   }
 }
 
-std::vector<std::string> FaultInjectingDirectory::list() const {
-  std::lock_guard g(mutex_);
-  std::vector<std::string> out;
-  for (auto& [name, _] : entries_) out.push_back(name);
-  return out;
+std::shared_ptr<FaultInjectingDirectory::inode> FaultInjectingDirectory::node_for(
+    const std::string& name) {
+  auto it = entries_.find(name);
+  if (it != entries_.end()) return it->second;
+  std::unique_ptr<File> reader;
+  try {
+    reader = inner_->open(name, open_mode::read);
+  } catch (const error&) {
+    return nullptr;  // not in the wrapped directory either
+  }
+  auto node = std::make_shared<inode>();
+  node->synced = read_all(*reader);
+  node->size = node->synced.size();
+  node->reader = std::move(reader);
+  entries_[name] = node;
+  durable_entries_[name] = node;
+  return node;
 }
 
+std::vector<std::string> FaultInjectingDirectory::list() const { return inner_->list(); }
+
 std::unique_ptr<File> FaultInjectingDirectory::open(const std::string& name, open_mode mode) {
+  if (mode == open_mode::create_new) ask_rule(op::create, name);
   std::lock_guard g(mutex_);
-  auto it = entries_.find(name);
-  if (mode == open_mode::create_new) {
-    if (it != entries_.end()) throw_os_error(EEXIST, "open", describe(name));
-    check(op::create, name);
-    it = entries_.emplace(name, std::make_shared<inode>()).first;
-    pending_.push_back({"", name, it->second});
-  } else if (it == entries_.end()) {
-    throw_os_error(ENOENT, "open", describe(name));
+  if (mode != open_mode::create_new) {
+    auto file = inner_->open(name, mode);
+    auto node = node_for(name);
+    if (!node) throw_os_error(ENOENT, "open", describe(name));
+    return std::make_unique<TrackedFile>(shared_from_this(), std::move(node), std::move(file),
+                                         name);
   }
-  return std::make_unique<simulated_file>(shared_from_this(), it->second, name);
+  if (node_for(name)) throw_os_error(EEXIST, "open", describe(name));
+  check(op::create, name);
+  auto file = inner_->open(name, open_mode::create_new);
+  auto node = std::make_shared<inode>();
+  node->reader = inner_->open(name, open_mode::read);
+  entries_[name] = node;
+  pending_.push_back({"", name, node});
+  return std::make_unique<TrackedFile>(shared_from_this(), std::move(node), std::move(file), name);
 }
 
 void FaultInjectingDirectory::remove(const std::string& name) {
+  ask_rule(op::remove, name);
   std::lock_guard g(mutex_);
-  if (!entries_.count(name)) throw_os_error(ENOENT, "unlink", describe(name));
+  if (!node_for(name)) throw_os_error(ENOENT, "unlink", describe(name));
   check(op::remove, name);
+  inner_->remove(name);
   entries_.erase(name);
   pending_.push_back({name, "", nullptr});
 }
 
 void FaultInjectingDirectory::rename(const std::string& from, const std::string& to) {
+  ask_rule(op::rename, to);
   std::lock_guard g(mutex_);
-  auto it = entries_.find(from);
-  if (it == entries_.end()) throw_os_error(ENOENT, "rename", describe(from));
+  auto node = node_for(from);
+  if (!node) throw_os_error(ENOENT, "rename", describe(from));
   check(op::rename, to);
-  auto node = it->second;
-  entries_.erase(it);
+  inner_->rename(from, to);
+  entries_.erase(from);
   pending_.push_back({from, to, node});
   entries_[to] = std::move(node);
 }
 
 void FaultInjectingDirectory::sync() {
+  ask_rule(op::dir_sync, "");
   std::lock_guard g(mutex_);
   check(op::dir_sync, "");
+  inner_->sync();
   durable_entries_ = entries_;
   pending_.clear();
 }
 
 std::unique_ptr<DirectoryLock> FaultInjectingDirectory::lock(const std::string& name) {
-  std::lock_guard g(mutex_);
-  if (!locks_.insert(name).second)
-    throw error(errc::directory_in_use, "store directory " + path() + " is in use");
-  auto self = shared_from_this();
-  return std::make_unique<simulated_lock>([self, name] {
-    std::lock_guard g2(self->mutex_);
-    self->locks_.erase(name);
-  });
+  return inner_->lock(name);
 }
 
 namespace {
@@ -226,10 +269,10 @@ std::shared_ptr<Directory> FaultInjectingDirectory::power_loss(std::uint64_t see
     }
   auto image = make_memory_directory();
   for (const auto& [name, node] : entries) {
-    bytes kept = tear ? torn_image(node->synced, node->data, rng) : node->synced;
+    bytes kept = tear ? torn_image(node->synced, node->now(), rng) : node->synced;
     image->open(name, open_mode::create_new)->append(kept);
   }
   return image;
 }
 
-}  // namespace prevalent
+}  // namespace prevalent::testing

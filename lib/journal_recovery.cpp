@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "commit_queue.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
 #include "segment_scan.hpp"
@@ -32,7 +33,10 @@ std::vector<std::pair<std::uint64_t, std::string>> list_segments(const Directory
 }  // namespace
 
 Journal::Journal(std::shared_ptr<Directory> dir, journal_options options)
-    : dir_(std::move(dir)), options_(options) {}
+    : dir_(std::move(dir)),
+      options_(options),
+      queue_(std::make_unique<detail::commit_queue>(options.sync.mode(), options.max_pending_bytes,
+                                                    "journal in " + dir_->path())) {}
 
 std::optional<std::uint64_t> Journal::first_seq_on_disk(const Directory& dir) {
   auto found = list_segments(dir);
@@ -169,9 +173,9 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
           ", the last one the snapshot covers: a segment was deleted, and any records after " +
           std::to_string(start_seq - 1) + " are lost; going on from the snapshot");
   }
-  last_appended_ = std::max(expected, start_seq) - 1;
-  written_ = durable_ = last_appended_;
-  run_start_ = last_appended_ + 1;  // everything on disk now is synced or was cut
+  const std::uint64_t last_appended = std::max(expected, start_seq) - 1;
+  queue_->reset(last_appended);
+  run_start_ = last_appended + 1;  // everything on disk now is synced or was cut
 
   std::lock_guard g(files_mutex_);
   if (!segments_.empty() && segments_.back().codec != options_.codec) {
@@ -187,9 +191,9 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       f->truncate(last.bytes);
       f->sync();
     }
-    start_segment(last_appended_ + 1);
+    start_segment(last_appended + 1);
   } else if (segments_.empty()) {
-    start_segment(last_appended_ + 1);
+    start_segment(last_appended + 1);
   } else {
     active_ = dir_->open(segments_.back().file, Directory::open_mode::write);
     // What an earlier process wrote may still be only in the page cache (a process crash
@@ -218,7 +222,7 @@ void Journal::start_segment(std::uint64_t first_seq) {
 }
 
 void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visit) const {
-  to = std::min(to, written_.load());  // queued records are not on disk yet
+  to = std::min(to, written_seq());  // queued records are not on disk yet
   from = std::max<std::uint64_t>(from, 1);
   if (from > to) return;
   // Every record from..to must come, once and in order: a segment dropped or cut short while
@@ -258,7 +262,7 @@ void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visi
 }
 
 std::optional<Journal::stored_record> Journal::read(std::uint64_t seq) const {
-  if (seq == 0 || seq > written_.load() || seq < first_seq()) return std::nullopt;
+  if (seq == 0 || seq > written_seq() || seq < first_seq()) return std::nullopt;
   std::optional<stored_record> out;
   for_each(seq, seq, [&](const record_view& r) {
     out = stored_record{r.timestamp_ns, bytes(r.payload.begin(), r.payload.end())};
@@ -289,10 +293,7 @@ void Journal::drop_below(std::uint64_t seq) {
 
 std::uint64_t Journal::next_seq() const { return last_appended() + 1; }
 
-std::uint64_t Journal::last_appended() const {
-  std::lock_guard g(queue_mutex_);
-  return last_appended_;
-}
+std::uint64_t Journal::last_appended() const { return queue_->last_appended(); }
 
 std::uint64_t Journal::first_seq() const {
   std::lock_guard g(files_mutex_);

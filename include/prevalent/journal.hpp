@@ -31,6 +31,10 @@
 #include "prevalent/sync_policy.hpp"
 
 namespace prevalent {
+namespace detail {
+class commit_queue;
+struct pending_record;
+}  // namespace detail
 
 struct journal_options {
   // A segment is closed and a new one started once appending would grow it past this size.
@@ -124,6 +128,14 @@ class Journal {
   void sync_through(std::uint64_t seq);
   // Returns once every record up to `seq` has been written to the OS.
   void flush_through(std::uint64_t seq);
+  // Calls `done` exactly once, without any thread blocking for it: with nullptr once record
+  // `seq` is as safe as the sync policy promises (what wait() waits for), or with the error
+  // that failed the journal (errc::closed if it closed before `seq` was appended). If that is
+  // already decided (always under policy `none`), `done` runs at once on the calling thread;
+  // otherwise on the committer thread, right after the write or sync that decided it, in
+  // order of seq. `done` must be cheap, must not block (post to an executor instead) and must
+  // not throw: the committer waits for it before writing the next batch.
+  void on_safe(std::uint64_t seq, std::function<void(std::exception_ptr)> done);
 
   // Visits records with from <= seq <= to that have been written, reading them from disk.
   // Throws errc::sequence_gap, naming the range and the first missing record, unless every
@@ -144,11 +156,11 @@ class Journal {
 
   std::uint64_t next_seq() const;       // sequence number the next append gets
   std::uint64_t last_appended() const;  // next_seq() - 1
-  std::uint64_t written_seq() const { return written_.load(); }
-  std::uint64_t durable_seq() const { return durable_.load(); }
+  std::uint64_t written_seq() const;
+  std::uint64_t durable_seq() const;
   std::uint64_t first_seq() const;                                       // first record still held
   std::uint64_t bytes_written() const { return bytes_written_.load(); }  // since open
-  bool failed() const { return failed_.load(); }
+  bool failed() const;
   const journal_options& options() const { return options_; }
   std::vector<segment_info> segments() const;
   const recovery_report& recovery() const { return report_; }
@@ -163,12 +175,6 @@ class Journal {
     std::uint64_t allocated;  // file size, zero-filled past `bytes`
     format::codec codec;
   };
-  struct pending_record {
-    std::uint64_t seq;
-    std::int64_t timestamp_ns;
-    std::string payload;
-  };
-
   Journal(std::shared_ptr<Directory> dir, journal_options options);
   // journal_recovery.cpp
   void recover(std::uint64_t start_seq, std::uint64_t deliver_from, const visitor& visit,
@@ -176,15 +182,9 @@ class Journal {
   void start_segment(std::uint64_t first_seq);  // committer or open; caller holds files_mutex_
   // journal_committer.cpp
   void run_committer();
-  void write_batch(std::vector<pending_record>& batch);
+  void write_batch(std::vector<detail::pending_record>& batch);
   void preallocate(segment& active, std::uint64_t needed_end);
   void sync_active();
-  void fail(const std::exception_ptr& e);
-  void announce_progress();                  // wakes every waiter
-  void announce_batch(std::uint64_t batch);  // wakes the waiters of one batch
-  std::atomic<std::uint32_t>& progress_word_for(std::uint64_t seq) const;
-  [[noreturn]] void throw_failure() const;
-  void wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t seq, bool request_sync);
 
   std::shared_ptr<Directory> dir_;
   const journal_options options_;
@@ -197,31 +197,9 @@ class Journal {
   std::shared_ptr<File> active_;
 
   // The queue between append() and the committer, and the progress marks callers wait on.
-  mutable std::mutex queue_mutex_;
-  std::condition_variable work_cv_;   // committer waits for records or a sync request
-  std::condition_variable space_cv_;  // append() waits for queue space
-  std::vector<pending_record> pending_;
-  std::size_t pending_bytes_ = 0;  // payload bytes appended and not yet written
-  std::uint64_t last_appended_ = 0;
-  std::uint64_t sync_requested_ = 0;  // sync_through() wants durable_ >= this
-  bool stopping_ = false;
-  std::exception_ptr failure_;
-
-  std::atomic<std::uint64_t> written_{0};
-  std::atomic<std::uint64_t> durable_{0};
+  std::unique_ptr<detail::commit_queue> queue_;
   std::atomic<std::uint64_t> bytes_written_{0};
-  std::atomic<bool> failed_{false};
-  // Waiters sleep on one of two futex words, by the parity of the batch their record is in,
-  // so that finishing a group commit wakes its own waiters and not those of the next group
-  // (which would only go back to sleep: a thundering herd at hundreds of writers).
-  mutable std::atomic<std::uint32_t> progress_[2] = {0, 0};
-  // Batches taken by the committer so far and the highest sequence number in them, published
-  // as a seqlock: taken_version_ is odd while the pair changes; batch number = version / 2.
-  std::atomic<std::uint64_t> taken_version_{0};
-  std::atomic<std::uint64_t> taken_through_{0};
-  std::atomic<std::size_t> pending_count_{0};  // pending_.size(), readable without the lock
-  std::atomic<int> waiters_{0};                // threads in wait_until()
-  bytes frame_;                                // committer's framing buffer
+  bytes frame_;  // committer's framing buffer
   // Committer only: sequence number of the first record written to the active segment since
   // its last sync. Each record stores its distance from it (format::append_record).
   std::uint64_t run_start_ = 1;

@@ -8,7 +8,7 @@
 #include "commit_queue.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
-#include "segment_scan.hpp"
+#include "segment_reader.hpp"
 
 namespace prevalent {
 namespace {
@@ -88,19 +88,20 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
     const auto& [name_seq, name] = found[i];
     const bool last = i + 1 == found.size();
     const std::string path = dir_->describe(name);
-    bytes data = read_all(*dir_->open(name, Directory::open_mode::read));
+    const std::unique_ptr<File> file = dir_->open(name, Directory::open_mode::read);
+    detail::segment_reader reader(*file, file->size(), path, options_.max_record_bytes);
 
-    if (last && detail::unfinished_segment(data)) {
+    if (last && reader.unfinished()) {
       // Its creation never finished, so no record in it was ever acknowledged.
       dir_->remove(name);
       dir_->sync();
       report_.torn_file = path;
-      report_.torn_bytes = data.size();
+      report_.torn_bytes = reader.end();
       report_.torn_reason = "removed unfinished segment";
       if (log) log("journal recovery: removed unfinished segment " + path);
       break;
     }
-    auto scan = detail::scan_segment(data, path, last, options_.max_record_bytes, deliver);
+    auto scan = reader.scan(last, deliver);
     if (scan.header.first_seq != name_seq)
       throw error(errc::corrupt_segment, path + " at offset 0: header says first sequence number " +
                                              std::to_string(scan.header.first_seq) +
@@ -137,14 +138,14 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       f->sync();
       report_.torn_file = path;
       report_.torn_offset = scan.valid_end;
-      report_.torn_bytes = data.size() - scan.valid_end;
+      report_.torn_bytes = reader.end() - scan.valid_end;
       report_.torn_reason = scan.torn_reason;
       if (log)
         log("journal recovery: cut torn tail of " + path + " at offset " +
             std::to_string(scan.valid_end) + " (" + std::to_string(report_.torn_bytes) +
             " bytes: " + scan.torn_reason + ")");
     } else if (last) {
-      allocated = data.size();  // zero-filled space preallocated earlier: write into it
+      allocated = reader.end();  // zero-filled space preallocated earlier: write into it
     }
     segments_.push_back({name, scan.header.first_seq, scan.last_seq, scan.header.salt,
                          scan.valid_end, allocated, scan.header.codec});
@@ -233,20 +234,21 @@ void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visi
   std::uint64_t next = from;  // the record that must come next
   for (const auto& seg : held) {
     if (seg.last_seq < from || seg.first_seq > to || seg.last_seq < seg.first_seq) continue;
-    bytes data = read_all(*dir_->open(seg.file, Directory::open_mode::read));
-    data.resize(std::min<std::uint64_t>(data.size(), seg.bytes));
-    detail::scan_segment(
-        data, dir_->describe(seg.file), true, options_.max_record_bytes, [&](const record_view& r) {
-          if (r.seq < from || r.seq > to) return;
-          if (r.seq != next)
-            throw error(errc::sequence_gap, r.file + " at offset " + std::to_string(r.offset) +
-                                                ": record " + std::to_string(r.seq) + " where " +
-                                                std::to_string(next) + " was expected, reading " +
-                                                "records " + range() + " of the journal in " +
-                                                dir_->path());
-          visit(r);
-          ++next;
-        });
+    const std::unique_ptr<File> file = dir_->open(seg.file, Directory::open_mode::read);
+    // Only what this journal wrote: the committer may be appending past seg.bytes meanwhile.
+    detail::segment_reader reader(*file, std::min(file->size(), seg.bytes),
+                                  dir_->describe(seg.file), options_.max_record_bytes);
+    reader.scan(true, [&](const record_view& r) {
+      if (r.seq < from || r.seq > to) return;
+      if (r.seq != next)
+        throw error(errc::sequence_gap, r.file + " at offset " + std::to_string(r.offset) +
+                                            ": record " + std::to_string(r.seq) + " where " +
+                                            std::to_string(next) + " was expected, reading " +
+                                            "records " + range() + " of the journal in " +
+                                            dir_->path());
+      visit(r);
+      ++next;
+    });
   }
   if (next != to + 1) {
     const std::string where = held.empty()       ? std::string("no segment")

@@ -8,6 +8,7 @@
 #include "commit_queue.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/journal.hpp"
+#include "segment_writer.hpp"
 
 namespace prevalent {
 
@@ -51,6 +52,7 @@ void Journal::on_safe(std::uint64_t seq, std::function<void(std::exception_ptr)>
 std::uint64_t Journal::written_seq() const { return queue_->written(); }
 std::uint64_t Journal::durable_seq() const { return queue_->durable(); }
 bool Journal::failed() const { return queue_->failed(); }
+std::uint64_t Journal::bytes_written() const { return writer_->bytes_written(); }
 
 void Journal::run_committer() {
   using clock = std::chrono::steady_clock;
@@ -65,7 +67,7 @@ void Journal::run_committer() {
     const auto taken = queue.take(batch, sync_due);
     try {
       if (!batch.empty()) {
-        write_batch(batch);
+        writer_->write(batch);
         queue.written_through(batch.back().seq, taken.bytes);
       }
       bool sync = mode == sync_policy::kind::always || taken.sync_wanted > queue.durable() ||
@@ -73,8 +75,8 @@ void Journal::run_committer() {
                   (mode == sync_policy::kind::interval && clock::now() >= last_sync_ + period);
       if (sync && unsynced()) {
         const std::uint64_t target = queue.written();  // only the committer moves it
-        sync_active();
-        run_start_ = target + 1;
+        writer_->sync();
+        last_sync_ = clock::now();
         // Under `always` every batch is synced in the iteration that wrote it, so this sync
         // completes exactly the waiters of this batch; any other sync may complete waiters
         // of earlier batches too.
@@ -87,70 +89,6 @@ void Journal::run_committer() {
     batch.clear();
     if (taken.stop && queue.last_appended() <= queue.written()) return;
   }
-}
-
-void Journal::write_batch(std::vector<detail::pending_record>& batch) {
-  std::lock_guard g(files_mutex_);
-  segment* active = &segments_.back();
-  std::uint64_t framed_last_seq = 0;
-  auto write_frame = [&] {
-    if (frame_.empty()) return;
-    preallocate(*active, active->bytes + frame_.size());
-    active_->write_at(active->bytes, frame_);
-    active->bytes += frame_.size();
-    active->last_seq = framed_last_seq;
-    bytes_written_ += frame_.size();
-    frame_.clear();
-  };
-  frame_.clear();
-  for (auto& rec : batch) {
-    const std::size_t size = format::framed_size(rec.payload.size());
-    const bool holds_records = active->last_seq >= active->first_seq || !frame_.empty();
-    if (holds_records && active->bytes + frame_.size() + size > options_.segment_bytes) {
-      write_frame();
-      if (active->allocated > active->bytes) active_->truncate(active->bytes);  // drop zero fill
-      active_->sync();  // records of the closing segment are durable before the roll
-      start_segment(rec.seq);
-      active = &segments_.back();
-    }
-    if (rec.seq - run_start_ > UINT32_MAX) {
-      // The run index has 32 bits; 4 billion records without a sync (under policy `none`)
-      // end the run with one.
-      write_frame();
-      active_->sync();
-      run_start_ = rec.seq;
-    }
-    format::append_record(frame_, active->salt, rec.seq, rec.timestamp_ns, as_bytes(rec.payload),
-                          static_cast<std::uint32_t>(rec.seq - run_start_));
-    framed_last_seq = rec.seq;
-  }
-  write_frame();
-}
-
-void Journal::preallocate(segment& active, std::uint64_t needed_end) {
-  if (needed_end <= active.allocated) return;
-  std::uint64_t target = needed_end;
-  if (options_.preallocate_bytes > 0)
-    target = std::max(needed_end, std::min(active.allocated + options_.preallocate_bytes,
-                                           options_.segment_bytes));
-  static const bytes zeros(1u << 20, 0);
-  // Zero-fill [allocated, target) except the part the caller is about to write anyway.
-  for (std::uint64_t at = std::max(active.allocated, needed_end); at < target;) {
-    const std::uint64_t n = std::min<std::uint64_t>(zeros.size(), target - at);
-    active_->write_at(at, byte_view(zeros).first(n));
-    at += n;
-  }
-  active.allocated = target;
-}
-
-void Journal::sync_active() {
-  std::shared_ptr<File> file;
-  {
-    std::lock_guard g(files_mutex_);
-    file = active_;
-  }
-  file->sync();
-  last_sync_ = std::chrono::steady_clock::now();
 }
 
 }  // namespace prevalent

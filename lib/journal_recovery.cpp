@@ -1,25 +1,18 @@
-// Journal: opening and recovery, segment creation, reading back, dropping old segments.
-// (Appending and the committer thread are in journal_committer.cpp.)
+// Journal: opening and recovery (verifying segments with segment_reader, then handing them to
+// segment_writer), reading back, and the accessors. (Appending and the committer thread are in
+// journal_committer.cpp.)
 #include "prevalent/journal.hpp"
 
 #include <algorithm>
-#include <random>
 
 #include "commit_queue.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
 #include "segment_reader.hpp"
+#include "segment_writer.hpp"
 
 namespace prevalent {
 namespace {
-
-std::uint32_t random_salt() {
-  static thread_local std::mt19937 gen{std::random_device{}()};
-  std::uint32_t s;
-  do s = static_cast<std::uint32_t>(gen());
-  while (s == 0);
-  return s;
-}
 
 // Segment names and their first sequence numbers, sorted.
 std::vector<std::pair<std::uint64_t, std::string>> list_segments(const Directory& dir) {
@@ -36,7 +29,8 @@ Journal::Journal(std::shared_ptr<Directory> dir, journal_options options)
     : dir_(std::move(dir)),
       options_(options),
       queue_(std::make_unique<detail::commit_queue>(options.sync.mode(), options.max_pending_bytes,
-                                                    "journal in " + dir_->path())) {}
+                                                    "journal in " + dir_->path())),
+      writer_(std::make_unique<detail::segment_writer>(dir_, options_)) {}
 
 std::optional<std::uint64_t> Journal::first_seq_on_disk(const Directory& dir) {
   auto found = list_segments(dir);
@@ -83,6 +77,7 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       ++report_.replayed;
     }
   };
+  std::vector<detail::segment_state> verified;
   std::uint64_t expected = found.empty() ? start_seq : found.front().first;
   for (std::size_t i = 0; i < found.size(); ++i) {
     const auto& [name_seq, name] = found[i];
@@ -107,12 +102,12 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
                                              std::to_string(scan.header.first_seq) +
                                              " but the file name says " + std::to_string(name_seq));
     if (scan.header.first_seq != expected && scan.header.first_seq <= deliver_from &&
-        !segments_.empty()) {
+        !verified.empty()) {
       // The segments before the gap hold only records the snapshot covers: leftovers of a
       // drop that a power cut interrupted after some of its unlinks reached the disk and not
       // others (a file system may persist directory changes in any order until the directory
       // is synced; found by the power-loss test). Finish the drop.
-      for (const auto& leftover : segments_) {
+      for (const auto& leftover : verified) {
         dir_->remove(leftover.file);
         if (log)
           log("journal recovery: removed " + dir_->describe(leftover.file) +
@@ -121,7 +116,7 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
               std::to_string(scan.header.first_seq) + ")");
       }
       dir_->sync();
-      segments_.clear();
+      verified.clear();
       report_.records = 0;
       expected = scan.header.first_seq;
     }
@@ -147,20 +142,20 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
     } else if (last) {
       allocated = reader.end();  // zero-filled space preallocated earlier: write into it
     }
-    segments_.push_back({name, scan.header.first_seq, scan.last_seq, scan.header.salt,
-                         scan.valid_end, allocated, scan.header.codec});
+    verified.push_back({name, scan.header.first_seq, scan.last_seq, scan.header.salt,
+                        scan.valid_end, allocated, scan.header.codec});
     report_.records += scan.records;
     expected = scan.last_seq + 1;
   }
-  report_.segments = segments_.size();
+  report_.segments = verified.size();
 
-  if (expected < start_seq && !segments_.empty())
-    throw error(errc::sequence_gap,
-                "journal in " + dir_->path() + " ends at sequence number " +
-                    std::to_string(expected - 1) + " (" + segments_.back().file +
-                    "), but the snapshot covers up to " + std::to_string(start_seq - 1) +
-                    ": journal records are missing");
-  if (segments_.empty() && start_seq > 1 && (found.empty() || expected < start_seq)) {
+  if (expected < start_seq && !verified.empty())
+    throw error(errc::sequence_gap, "journal in " + dir_->path() + " ends at sequence number " +
+                                        std::to_string(expected - 1) + " (" + verified.back().file +
+                                        "), but the snapshot covers up to " +
+                                        std::to_string(start_seq - 1) +
+                                        ": journal records are missing");
+  if (verified.empty() && start_seq > 1 && (found.empty() || expected < start_seq)) {
     // No segment left (or only one whose creation never finished), though the snapshot covers
     // records up to start_seq - 1: the segment that held them was deleted, and with it any
     // record after them, which nothing on disk can tell. Going on from the snapshot is a
@@ -176,50 +171,7 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
   }
   const std::uint64_t last_appended = std::max(expected, start_seq) - 1;
   queue_->reset(last_appended);
-  run_start_ = last_appended + 1;  // everything on disk now is synced or was cut
-
-  std::lock_guard g(files_mutex_);
-  if (!segments_.empty() && segments_.back().codec != options_.codec) {
-    // The store now writes another codec: records of one segment share one codec, so the
-    // next record starts a new segment. An empty segment is simply replaced.
-    const segment& last = segments_.back();
-    if (last.last_seq < last.first_seq) {
-      dir_->remove(last.file);
-      dir_->sync();
-      segments_.pop_back();
-    } else if (last.allocated > last.bytes) {
-      auto f = dir_->open(last.file, Directory::open_mode::write);
-      f->truncate(last.bytes);
-      f->sync();
-    }
-    start_segment(last_appended + 1);
-  } else if (segments_.empty()) {
-    start_segment(last_appended + 1);
-  } else {
-    active_ = dir_->open(segments_.back().file, Directory::open_mode::write);
-    // What an earlier process wrote may still be only in the page cache (a process crash
-    // under `interval` or `none`). Sync it before appending: records written from now on
-    // start a new run, and recovery may cut only the last unsynced run.
-    active_->sync();
-  }
-}
-
-void Journal::start_segment(std::uint64_t first_seq) {
-  // R2: the new file's header is synced and so is the directory entry before any record in
-  // it can be acknowledged.
-  format::segment_header h;
-  h.first_seq = first_seq;
-  h.salt = random_salt();
-  h.codec = options_.codec;
-  std::string name = format::segment_file_name(first_seq);
-  std::shared_ptr<File> f = dir_->open(name, Directory::open_mode::create_new);
-  f->append(format::encode_segment_header(h));
-  f->sync();
-  dir_->sync();
-  segments_.push_back({name, first_seq, first_seq - 1, h.salt, format::segment_header_size,
-                       format::segment_header_size, h.codec});
-  active_ = std::move(f);
-  run_start_ = first_seq;
+  writer_->adopt(std::move(verified), last_appended + 1);
 }
 
 void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visit) const {
@@ -272,41 +224,14 @@ std::optional<Journal::stored_record> Journal::read(std::uint64_t seq) const {
   return out;
 }
 
-void Journal::drop_below(std::uint64_t seq) {
-  // Oldest first, and each segment leaves the list only once its file is gone: if a removal
-  // fails, the segments left on disk still form a gap-free journal. (Found by the error-path
-  // test: dropping the list entries first left an old segment on disk that a later drop
-  // skipped over, and the next open saw a sequence gap.)
-  bool removed = false;
-  for (;;) {
-    std::string name;
-    {
-      std::lock_guard g(files_mutex_);
-      if (segments_.size() < 2 || segments_[1].first_seq > seq) break;
-      name = segments_.front().file;
-    }
-    dir_->remove(name);
-    removed = true;
-    std::lock_guard g(files_mutex_);
-    segments_.erase(segments_.begin());
-  }
-  if (removed) dir_->sync();
-}
+void Journal::drop_below(std::uint64_t seq) { writer_->drop_below(seq); }
 
 std::uint64_t Journal::next_seq() const { return last_appended() + 1; }
 
 std::uint64_t Journal::last_appended() const { return queue_->last_appended(); }
 
-std::uint64_t Journal::first_seq() const {
-  std::lock_guard g(files_mutex_);
-  return segments_.front().first_seq;
-}
+std::uint64_t Journal::first_seq() const { return writer_->first_seq(); }
 
-std::vector<segment_info> Journal::segments() const {
-  std::lock_guard g(files_mutex_);
-  std::vector<segment_info> out;
-  for (auto& s : segments_) out.push_back({s.file, s.first_seq, s.last_seq, s.bytes});
-  return out;
-}
+std::vector<segment_info> Journal::segments() const { return writer_->segments(); }
 
 }  // namespace prevalent

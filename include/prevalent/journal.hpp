@@ -10,6 +10,17 @@
 //
 // Threads: every member may be called from any thread. Callers serialize append() calls when
 // the order of records matters (the store appends under its exclusive state lock).
+//
+// Journal is a facade over three parts (lib/, not installed), each testable alone:
+// - detail::commit_queue (commit_queue.hpp): the queued records, the written/durable marks,
+//   the waiters and on_safe() hooks, backpressure, failure. No files. Called by appenders and
+//   waiters on any thread and by the committer.
+// - detail::segment_writer (segment_writer.hpp): framing, preallocation, rolls, drops; owns the
+//   segment list and the active file. Written by the committer only.
+// - detail::segment_reader (segment_reader.hpp): streams one segment record by record and
+//   sorts failures into end, torn tail and corruption; used by open() and for_each()/read().
+// The committer thread (journal_committer.cpp) takes batches from the queue, hands them to
+// the writer and reports back; it is the thread on which on_safe() callbacks usually run.
 #pragma once
 
 #include <atomic>
@@ -33,7 +44,7 @@
 namespace prevalent {
 namespace detail {
 class commit_queue;
-struct pending_record;
+class segment_writer;
 }  // namespace detail
 
 struct journal_options {
@@ -158,51 +169,31 @@ class Journal {
   std::uint64_t last_appended() const;  // next_seq() - 1
   std::uint64_t written_seq() const;
   std::uint64_t durable_seq() const;
-  std::uint64_t first_seq() const;                                       // first record still held
-  std::uint64_t bytes_written() const { return bytes_written_.load(); }  // since open
+  std::uint64_t first_seq() const;      // first record still held
+  std::uint64_t bytes_written() const;  // since open
   bool failed() const;
   const journal_options& options() const { return options_; }
   std::vector<segment_info> segments() const;
   const recovery_report& recovery() const { return report_; }
 
  private:
-  struct segment {
-    std::string file;
-    std::uint64_t first_seq;
-    std::uint64_t last_seq;
-    std::uint32_t salt;
-    std::uint64_t bytes;      // end of the last record
-    std::uint64_t allocated;  // file size, zero-filled past `bytes`
-    format::codec codec;
-  };
   Journal(std::shared_ptr<Directory> dir, journal_options options);
-  // journal_recovery.cpp
+  // journal_recovery.cpp: verifies the segments and hands them to writer_.
   void recover(std::uint64_t start_seq, std::uint64_t deliver_from, const visitor& visit,
                const log_function& log);
-  void start_segment(std::uint64_t first_seq);  // committer or open; caller holds files_mutex_
-  // journal_committer.cpp
+  // journal_committer.cpp: the committer thread's loop, between queue_ and writer_.
   void run_committer();
-  void write_batch(std::vector<detail::pending_record>& batch);
-  void preallocate(segment& active, std::uint64_t needed_end);
-  void sync_active();
 
   std::shared_ptr<Directory> dir_;
   const journal_options options_;
   recovery_report report_;
   log_function log_;  // from open(), for the error of a close in the destructor
 
-  // Segment bookkeeping, written by the committer (and drop_below), read by anyone.
-  mutable std::mutex files_mutex_;
-  std::vector<segment> segments_;  // sorted; the last one is being written
-  std::shared_ptr<File> active_;
-
-  // The queue between append() and the committer, and the progress marks callers wait on.
+  // Records queued and the progress marks callers wait on (any thread; no files).
   std::unique_ptr<detail::commit_queue> queue_;
-  std::atomic<std::uint64_t> bytes_written_{0};
-  bytes frame_;  // committer's framing buffer
-  // Committer only: sequence number of the first record written to the active segment since
-  // its last sync. Each record stores its distance from it (format::append_record).
-  std::uint64_t run_start_ = 1;
+  // The segments and the file being written (the committer writes; anyone reads or drops).
+  std::unique_ptr<detail::segment_writer> writer_;
+  // Committer only: when the active segment was last synced (policy `interval`).
   std::chrono::steady_clock::time_point last_sync_;
   std::thread committer_;
 };

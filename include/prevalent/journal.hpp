@@ -141,11 +141,12 @@ class Journal {
   void flush_through(std::uint64_t seq);
   // Calls `done` exactly once, without any thread blocking for it: with nullptr once record
   // `seq` is as safe as the sync policy promises (what wait() waits for), or with the error
-  // that failed the journal (errc::closed if it closed before `seq` was appended). If that is
-  // already decided (always under policy `none`), `done` runs at once on the calling thread;
-  // otherwise on the committer thread, right after the write or sync that decided it, in
-  // order of seq. `done` must be cheap, must not block (post to an executor instead) and must
-  // not throw: the committer waits for it before writing the next batch.
+  // that failed the journal (errc::closed if it closed before `seq` was appended).
+  // Where it runs: at once on the calling thread if that is already decided (always under
+  // policy `none`); otherwise on the committer thread, right after the write or sync that
+  // decided it, in order of seq; errc::closed on the thread calling close(). `done` must be
+  // cheap, must not block (post to an executor instead) and must not throw (that terminates):
+  // the committer waits for it before writing the next batch.
   void on_safe(std::uint64_t seq, std::function<void(std::exception_ptr)> done);
 
   // Visits records with from <= seq <= to that have been written, reading them from disk.

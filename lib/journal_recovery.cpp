@@ -1,24 +1,18 @@
-// Journal: opening and recovery, segment creation, reading back, dropping old segments.
-// (Appending and the committer thread are in journal_committer.cpp.)
+// Journal: opening and recovery (verifying segments with segment_reader, then handing them to
+// segment_writer), reading back, and the accessors. (Appending and the committer thread are in
+// journal_committer.cpp.)
 #include "prevalent/journal.hpp"
 
 #include <algorithm>
-#include <random>
 
+#include "commit_queue.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
-#include "segment_scan.hpp"
+#include "segment_reader.hpp"
+#include "segment_writer.hpp"
 
 namespace prevalent {
 namespace {
-
-std::uint32_t random_salt() {
-  static thread_local std::mt19937 gen{std::random_device{}()};
-  std::uint32_t s;
-  do s = static_cast<std::uint32_t>(gen());
-  while (s == 0);
-  return s;
-}
 
 // Segment names and their first sequence numbers, sorted.
 std::vector<std::pair<std::uint64_t, std::string>> list_segments(const Directory& dir) {
@@ -32,7 +26,11 @@ std::vector<std::pair<std::uint64_t, std::string>> list_segments(const Directory
 }  // namespace
 
 Journal::Journal(std::shared_ptr<Directory> dir, journal_options options)
-    : dir_(std::move(dir)), options_(options) {}
+    : dir_(std::move(dir)),
+      options_(options),
+      queue_(std::make_unique<detail::commit_queue>(options.sync.mode(), options.max_queued_bytes,
+                                                    "journal in " + dir_->path())),
+      writer_(std::make_unique<detail::segment_writer>(dir_, options_)) {}
 
 std::optional<std::uint64_t> Journal::first_seq_on_disk(const Directory& dir) {
   auto found = list_segments(dir);
@@ -67,35 +65,37 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       ++report_.replayed;
     }
   };
+  std::vector<detail::segment_state> verified;
   std::uint64_t expected = found.empty() ? start_seq : found.front().first;
   for (std::size_t i = 0; i < found.size(); ++i) {
     const auto& [name_seq, name] = found[i];
     const bool last = i + 1 == found.size();
     const std::string path = dir_->describe(name);
-    bytes data = read_all(*dir_->open(name, Directory::open_mode::read));
+    const std::unique_ptr<File> file = dir_->open(name, Directory::open_mode::read);
+    detail::segment_reader reader(*file, file->size(), path, options_.max_record_bytes);
 
-    if (last && detail::unfinished_segment(data)) {
+    if (last && reader.unfinished()) {
       // Its creation never finished, so no record in it was ever acknowledged.
       dir_->remove(name);
       dir_->sync();
       report_.torn_file = path;
-      report_.torn_bytes = data.size();
+      report_.torn_bytes = reader.end();
       report_.torn_reason = "removed unfinished segment";
       if (log) log("journal recovery: removed unfinished segment " + path);
       break;
     }
-    auto scan = detail::scan_segment(data, path, last, options_.max_record_bytes, deliver);
+    auto scan = reader.scan(last, deliver);
     if (scan.header.first_seq != name_seq)
       throw error(errc::corrupt_segment, path + " at offset 0: header says first sequence number " +
                                              std::to_string(scan.header.first_seq) +
                                              " but the file name says " + std::to_string(name_seq));
     if (scan.header.first_seq != expected && scan.header.first_seq <= deliver_from &&
-        !segments_.empty()) {
+        !verified.empty()) {
       // The segments before the gap hold only records the snapshot covers: leftovers of a
       // drop that a power cut interrupted after some of its unlinks reached the disk and not
       // others (a file system may persist directory changes in any order until the directory
       // is synced; found by the power-loss test). Finish the drop.
-      for (const auto& leftover : segments_) {
+      for (const auto& leftover : verified) {
         dir_->remove(leftover.file);
         if (log)
           log("journal recovery: removed " + dir_->describe(leftover.file) +
@@ -104,7 +104,7 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
               std::to_string(scan.header.first_seq) + ")");
       }
       dir_->sync();
-      segments_.clear();
+      verified.clear();
       report_.records = 0;
       expected = scan.header.first_seq;
     }
@@ -121,29 +121,29 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       f->sync();
       report_.torn_file = path;
       report_.torn_offset = scan.valid_end;
-      report_.torn_bytes = data.size() - scan.valid_end;
+      report_.torn_bytes = reader.end() - scan.valid_end;
       report_.torn_reason = scan.torn_reason;
       if (log)
         log("journal recovery: cut torn tail of " + path + " at offset " +
             std::to_string(scan.valid_end) + " (" + std::to_string(report_.torn_bytes) +
             " bytes: " + scan.torn_reason + ")");
     } else if (last) {
-      allocated = data.size();  // zero-filled space preallocated earlier: write into it
+      allocated = reader.end();  // zero-filled space preallocated earlier: write into it
     }
-    segments_.push_back({name, scan.header.first_seq, scan.last_seq, scan.header.salt,
-                         scan.valid_end, allocated, scan.header.codec});
+    verified.push_back({name, scan.header.first_seq, scan.last_seq, scan.header.salt,
+                        scan.valid_end, allocated, scan.header.codec});
     report_.records += scan.records;
     expected = scan.last_seq + 1;
   }
-  report_.segments = segments_.size();
+  report_.segments = verified.size();
 
-  if (expected < start_seq && !segments_.empty())
-    throw error(errc::sequence_gap,
-                "journal in " + dir_->path() + " ends at sequence number " +
-                    std::to_string(expected - 1) + " (" + segments_.back().file +
-                    "), but the snapshot covers up to " + std::to_string(start_seq - 1) +
-                    ": journal records are missing");
-  if (segments_.empty() && start_seq > 1 && (found.empty() || expected < start_seq)) {
+  if (expected < start_seq && !verified.empty())
+    throw error(errc::sequence_gap, "journal in " + dir_->path() + " ends at sequence number " +
+                                        std::to_string(expected - 1) + " (" + verified.back().file +
+                                        "), but the snapshot covers up to " +
+                                        std::to_string(start_seq - 1) +
+                                        ": journal records are missing");
+  if (verified.empty() && start_seq > 1 && (found.empty() || expected < start_seq)) {
     // No segment left (or only one whose creation never finished), though the snapshot covers
     // records up to start_seq - 1: the segment that held them was deleted, and with it any
     // record after them, which nothing on disk can tell. Going on from the snapshot is a
@@ -157,56 +157,13 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
           ", the last one the snapshot covers: a segment was deleted, and any records after " +
           std::to_string(start_seq - 1) + " are lost; going on from the snapshot");
   }
-  last_appended_ = std::max(expected, start_seq) - 1;
-  written_ = durable_ = last_appended_;
-  run_start_ = last_appended_ + 1;  // everything on disk now is synced or was cut
-
-  std::lock_guard g(files_mutex_);
-  if (!segments_.empty() && segments_.back().codec != options_.codec) {
-    // The store now writes another codec: records of one segment share one codec, so the
-    // next record starts a new segment. An empty segment is simply replaced.
-    const segment& last = segments_.back();
-    if (last.last_seq < last.first_seq) {
-      dir_->remove(last.file);
-      dir_->sync();
-      segments_.pop_back();
-    } else if (last.allocated > last.bytes) {
-      auto f = dir_->open(last.file, Directory::open_mode::write);
-      f->truncate(last.bytes);
-      f->sync();
-    }
-    start_segment(last_appended_ + 1);
-  } else if (segments_.empty()) {
-    start_segment(last_appended_ + 1);
-  } else {
-    active_ = dir_->open(segments_.back().file, Directory::open_mode::write);
-    // What an earlier process wrote may still be only in the page cache (a process crash
-    // under `interval` or `none`). Sync it before appending: records written from now on
-    // start a new run, and recovery may cut only the last unsynced run.
-    active_->sync();
-  }
-}
-
-void Journal::start_segment(std::uint64_t first_seq) {
-  // R2: the new file's header is synced and so is the directory entry before any record in
-  // it can be acknowledged.
-  format::segment_header h;
-  h.first_seq = first_seq;
-  h.salt = random_salt();
-  h.codec = options_.codec;
-  std::string name = format::segment_file_name(first_seq);
-  std::shared_ptr<File> f = dir_->open(name, Directory::open_mode::create_new);
-  f->append(format::encode_segment_header(h));
-  f->sync();
-  dir_->sync();
-  segments_.push_back({name, first_seq, first_seq - 1, h.salt, format::segment_header_size,
-                       format::segment_header_size, h.codec});
-  active_ = std::move(f);
-  run_start_ = first_seq;
+  const std::uint64_t last_appended = std::max(expected, start_seq) - 1;
+  queue_->reset(last_appended);
+  writer_->adopt(std::move(verified), last_appended + 1);
 }
 
 void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visit) const {
-  to = std::min(to, written_.load());  // queued records are not on disk yet
+  to = std::min(to, written_seq());  // queued records are not on disk yet
   from = std::max<std::uint64_t>(from, 1);
   if (from > to) return;
   // Every record from..to must come, once and in order: a segment dropped or cut short while
@@ -217,20 +174,21 @@ void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visi
   std::uint64_t next = from;  // the record that must come next
   for (const auto& seg : held) {
     if (seg.last_seq < from || seg.first_seq > to || seg.last_seq < seg.first_seq) continue;
-    bytes data = read_all(*dir_->open(seg.file, Directory::open_mode::read));
-    data.resize(std::min<std::uint64_t>(data.size(), seg.bytes));
-    detail::scan_segment(
-        data, dir_->describe(seg.file), true, options_.max_record_bytes, [&](const record_view& r) {
-          if (r.seq < from || r.seq > to) return;
-          if (r.seq != next)
-            throw error(errc::sequence_gap, r.file + " at offset " + std::to_string(r.offset) +
-                                                ": record " + std::to_string(r.seq) + " where " +
-                                                std::to_string(next) + " was expected, reading " +
-                                                "records " + range() + " of the journal in " +
-                                                dir_->path());
-          visit(r);
-          ++next;
-        });
+    const std::unique_ptr<File> file = dir_->open(seg.file, Directory::open_mode::read);
+    // Only what this journal wrote: the committer may be appending past seg.bytes meanwhile.
+    detail::segment_reader reader(*file, std::min(file->size(), seg.bytes),
+                                  dir_->describe(seg.file), options_.max_record_bytes);
+    reader.scan(true, [&](const record_view& r) {
+      if (r.seq < from || r.seq > to) return;
+      if (r.seq != next)
+        throw error(errc::sequence_gap, r.file + " at offset " + std::to_string(r.offset) +
+                                            ": record " + std::to_string(r.seq) + " where " +
+                                            std::to_string(next) + " was expected, reading " +
+                                            "records " + range() + " of the journal in " +
+                                            dir_->path());
+      visit(r);
+      ++next;
+    });
   }
   if (next != to + 1) {
     const std::string where = held.empty()       ? std::string("no segment")
@@ -246,7 +204,7 @@ void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visi
 }
 
 std::optional<Journal::stored_record> Journal::read(std::uint64_t seq) const {
-  if (seq == 0 || seq > written_.load() || seq < first_seq()) return std::nullopt;
+  if (seq == 0 || seq > written_seq() || seq < first_seq()) return std::nullopt;
   std::optional<stored_record> out;
   for_each(seq, seq, [&](const record_view& r) {
     out = stored_record{r.timestamp_ns, bytes(r.payload.begin(), r.payload.end())};
@@ -254,44 +212,14 @@ std::optional<Journal::stored_record> Journal::read(std::uint64_t seq) const {
   return out;
 }
 
-void Journal::drop_below(std::uint64_t seq) {
-  // Oldest first, and each segment leaves the list only once its file is gone: if a removal
-  // fails, the segments left on disk still form a gap-free journal. (Found by the error-path
-  // test: dropping the list entries first left an old segment on disk that a later drop
-  // skipped over, and the next open saw a sequence gap.)
-  bool removed = false;
-  for (;;) {
-    std::string name;
-    {
-      std::lock_guard g(files_mutex_);
-      if (segments_.size() < 2 || segments_[1].first_seq > seq) break;
-      name = segments_.front().file;
-    }
-    dir_->remove(name);
-    removed = true;
-    std::lock_guard g(files_mutex_);
-    segments_.erase(segments_.begin());
-  }
-  if (removed) dir_->sync();
-}
+void Journal::drop_below(std::uint64_t seq) { writer_->drop_below(seq); }
 
 std::uint64_t Journal::next_seq() const { return last_appended() + 1; }
 
-std::uint64_t Journal::last_appended() const {
-  std::lock_guard g(queue_mutex_);
-  return last_appended_;
-}
+std::uint64_t Journal::last_appended() const { return queue_->last_appended(); }
 
-std::uint64_t Journal::first_seq() const {
-  std::lock_guard g(files_mutex_);
-  return segments_.front().first_seq;
-}
+std::uint64_t Journal::first_seq() const { return writer_->first_seq(); }
 
-std::vector<segment_info> Journal::segments() const {
-  std::lock_guard g(files_mutex_);
-  std::vector<segment_info> out;
-  for (auto& s : segments_) out.push_back({s.file, s.first_seq, s.last_seq, s.bytes});
-  return out;
-}
+std::vector<segment_info> Journal::segments() const { return writer_->segments(); }
 
 }  // namespace prevalent

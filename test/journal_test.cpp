@@ -2,6 +2,10 @@
 // must fail open with the file and offset.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <future>
+#include <thread>
+
 #include <prevalent/error.hpp>
 #include <prevalent/format.hpp>
 #include <prevalent/journal.hpp>
@@ -546,4 +550,37 @@ TEST_CASE("a journal with no segment left though records before start_seq were e
     CHECK(logged[1].find("reaches sequence number 10") != std::string::npos);
     CHECK(j->next_seq() == 11);
   }
+}
+
+TEST_CASE("on_safe calls back from the committer once the record is durable, exactly once") {
+  test::temp_dir tmp;
+  auto j = open_journal(open_posix_directory(tmp.path()));
+  const auto caller = std::this_thread::get_id();
+  std::promise<void> all_done;
+  std::atomic<int> calls{0};
+  std::atomic<bool> ok{true};
+  const int n = 50;
+  for (int i = 1; i <= n; ++i) {
+    const std::uint64_t seq = j->append(i, payload_for(i));
+    j->on_safe(seq, [&, seq, i](std::exception_ptr e) {
+      // In append order, and only once the record is durable (policy `always`).
+      if (e || j->durable_seq() < seq || calls.load() + 1 != i) ok = false;
+      if (++calls == n) all_done.set_value();
+    });
+  }
+  REQUIRE(all_done.get_future().wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  CHECK(ok.load());
+  // Already durable: called back at once, on this thread.
+  std::thread::id ran_on;
+  j->on_safe(n, [&](std::exception_ptr e) {
+    if (!e) ran_on = std::this_thread::get_id();
+  });
+  CHECK(ran_on == caller);
+  // Never appended: the close fails it with errc::closed.
+  std::exception_ptr left;
+  j->on_safe(n + 5, [&](std::exception_ptr e) { left = e; });
+  j->close();
+  REQUIRE(left);
+  CHECK_THROWS_AS(std::rethrow_exception(left), error);
+  CHECK(calls.load() == n);
 }

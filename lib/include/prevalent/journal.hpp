@@ -10,6 +10,17 @@
 //
 // Threads: every member may be called from any thread. Callers serialize append() calls when
 // the order of records matters (the store appends under its exclusive state lock).
+//
+// Journal is a facade over three parts (lib/, not installed), each testable alone:
+// - detail::commit_queue (commit_queue.hpp): the queued records, the written/durable marks,
+//   the waiters and on_safe() hooks, backpressure, failure. No files. Called by appenders and
+//   waiters on any thread and by the committer.
+// - detail::segment_writer (segment_writer.hpp): framing, preallocation, rolls, drops; owns the
+//   segment list and the active file. Written by the committer only.
+// - detail::segment_reader (segment_reader.hpp): streams one segment record by record and
+//   sorts failures into end, torn tail and corruption; used by open() and for_each()/read().
+// The committer thread (journal_committer.cpp) takes batches from the queue, hands them to
+// the writer and reports back; it is the thread on which on_safe() callbacks usually run.
 #pragma once
 
 #include <atomic>
@@ -32,6 +43,10 @@
 #include "prevalent/options.hpp"
 
 namespace prevalent {
+namespace detail {
+class commit_queue;
+class segment_writer;
+}  // namespace detail
 
 class Journal {
  public:
@@ -73,6 +88,15 @@ class Journal {
   void sync_through(std::uint64_t seq);
   // Returns once every record up to `seq` has been written to the OS.
   void flush_through(std::uint64_t seq);
+  // Calls `done` exactly once, without any thread blocking for it: with nullptr once record
+  // `seq` is as safe as the sync policy promises (what wait() waits for), or with the error
+  // that failed the journal (errc::closed if it closed before `seq` was appended).
+  // Where it runs: at once on the calling thread if that is already decided (always under
+  // policy `none`); otherwise on the committer thread, right after the write or sync that
+  // decided it, in order of seq; errc::closed on the thread calling close(). `done` must be
+  // cheap, must not block (post to an executor instead) and must not throw (that terminates):
+  // the committer waits for it before writing the next batch.
+  void on_safe(std::uint64_t seq, std::function<void(std::exception_ptr)> done);
 
   // Visits records with from <= seq <= to that have been written, reading them from disk.
   // Throws errc::sequence_gap, naming the range and the first missing record, unless every
@@ -93,47 +117,22 @@ class Journal {
 
   std::uint64_t next_seq() const;       // sequence number the next append gets
   std::uint64_t last_appended() const;  // next_seq() - 1
-  std::uint64_t written_seq() const { return written_.load(); }
-  std::uint64_t durable_seq() const { return durable_.load(); }
-  std::uint64_t first_seq() const;                                       // first record still held
-  std::uint64_t bytes_written() const { return bytes_written_.load(); }  // since open
-  bool failed() const { return failed_.load(); }
+  std::uint64_t written_seq() const;
+  std::uint64_t durable_seq() const;
+  std::uint64_t first_seq() const;      // first record still held
+  std::uint64_t bytes_written() const;  // since open
+  bool failed() const;
   const journal_options& options() const { return options_; }
   std::vector<segment_info> segments() const;
   const recovery_report& recovery() const { return report_; }
 
  private:
-  struct segment {
-    std::string file;
-    std::uint64_t first_seq;
-    std::uint64_t last_seq;
-    std::uint32_t salt;
-    std::uint64_t bytes;      // end of the last record
-    std::uint64_t allocated;  // file size, zero-filled past `bytes`
-    format::codec codec;
-  };
-  struct pending_record {
-    std::uint64_t seq;
-    std::int64_t timestamp_ns;
-    std::string payload;
-  };
-
   Journal(std::shared_ptr<Directory> dir, journal_options options);
-  // journal_recovery.cpp
+  // journal_recovery.cpp: verifies the segments and hands them to writer_.
   void recover(std::uint64_t start_seq, std::uint64_t deliver_from, const visitor& visit,
                const log_function& log);
-  void start_segment(std::uint64_t first_seq);  // committer or open; caller holds files_mutex_
-  // journal_committer.cpp
+  // journal_committer.cpp: the committer thread's loop, between queue_ and writer_.
   void run_committer();
-  void write_batch(std::vector<pending_record>& batch);
-  void preallocate(segment& active, std::uint64_t needed_end);
-  void sync_active();
-  void fail(const std::exception_ptr& e);
-  void announce_progress();                  // wakes every waiter
-  void announce_batch(std::uint64_t batch);  // wakes the waiters of one batch
-  std::atomic<std::uint32_t>& progress_word_for(std::uint64_t seq) const;
-  [[noreturn]] void throw_failure() const;
-  void wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t seq, bool request_sync);
 
   std::shared_ptr<Directory> dir_;
   const journal_options options_;
@@ -141,40 +140,11 @@ class Journal {
   bool closed_ = false;  // close() was called (by its owner, or by the destructor)
   log_function log_;     // from open(), for the error of a close in the destructor
 
-  // Segment bookkeeping, written by the committer (and drop_below), read by anyone.
-  mutable std::mutex files_mutex_;
-  std::vector<segment> segments_;  // sorted; the last one is being written
-  std::shared_ptr<File> active_;
-
-  // The queue between append() and the committer, and the progress marks callers wait on.
-  mutable std::mutex queue_mutex_;
-  std::condition_variable work_cv_;   // committer waits for records or a sync request
-  std::condition_variable space_cv_;  // append() waits for queue space
-  std::vector<pending_record> pending_;
-  std::size_t pending_bytes_ = 0;  // payload bytes appended and not yet written
-  std::uint64_t last_appended_ = 0;
-  std::uint64_t sync_requested_ = 0;  // sync_through() wants durable_ >= this
-  bool stopping_ = false;
-  std::exception_ptr failure_;
-
-  std::atomic<std::uint64_t> written_{0};
-  std::atomic<std::uint64_t> durable_{0};
-  std::atomic<std::uint64_t> bytes_written_{0};
-  std::atomic<bool> failed_{false};
-  // Waiters sleep on one of two futex words, by the parity of the batch their record is in,
-  // so that finishing a group commit wakes its own waiters and not those of the next group
-  // (which would only go back to sleep: a thundering herd at hundreds of writers).
-  mutable std::atomic<std::uint32_t> progress_[2] = {0, 0};
-  // Batches taken by the committer so far and the highest sequence number in them, published
-  // as a seqlock: taken_version_ is odd while the pair changes; batch number = version / 2.
-  std::atomic<std::uint64_t> taken_version_{0};
-  std::atomic<std::uint64_t> taken_through_{0};
-  std::atomic<std::size_t> pending_count_{0};  // pending_.size(), readable without the lock
-  std::atomic<int> waiters_{0};                // threads in wait_until()
-  bytes frame_;                                // committer's framing buffer
-  // Committer only: sequence number of the first record written to the active segment since
-  // its last sync. Each record stores its distance from it (format::append_record).
-  std::uint64_t run_start_ = 1;
+  // Records queued and the progress marks callers wait on (any thread; no files).
+  std::unique_ptr<detail::commit_queue> queue_;
+  // The segments and the file being written (the committer writes; anyone reads or drops).
+  std::unique_ptr<detail::segment_writer> writer_;
+  // Committer only: when the active segment was last synced (policy `interval`).
   std::chrono::steady_clock::time_point last_sync_;
   std::thread committer_;
 };

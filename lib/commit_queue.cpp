@@ -1,0 +1,204 @@
+#include "commit_queue.hpp"
+
+#include <thread>
+
+#include "prevalent/error.hpp"
+
+namespace prevalent::detail {
+
+commit_queue::commit_queue(sync_policy::kind mode, std::size_t max_queued_bytes, std::string name)
+    : mode_(mode), max_queued_bytes_(max_queued_bytes), name_(std::move(name)) {}
+
+void commit_queue::reset(std::uint64_t seq) {
+  std::lock_guard q(mutex_);
+  last_appended_ = seq;
+  written_ = durable_ = seq;
+}
+
+std::uint64_t commit_queue::push(std::int64_t timestamp_ns, std::string payload) {
+  std::unique_lock q(mutex_);
+  if (stopping_) throw error(errc::closed, name_ + " is closed");
+  space_cv_.wait(q, [&] { return pending_bytes_ < max_queued_bytes_ || failure_; });
+  if (failure_)
+    throw error(errc::store_failed,
+                name_ + " failed after an I/O error; reopen the store to go on");
+  const std::uint64_t seq = ++last_appended_;
+  pending_bytes_ += payload.size();
+  pending_.push_back({seq, timestamp_ns, std::move(payload)});
+  pending_count_.store(pending_.size(), std::memory_order_relaxed);
+  // The committer checks the queue under this mutex before it sleeps, so it only needs
+  // waking when the queue goes from empty to not empty.
+  if (pending_.size() == 1) work_cv_.notify_one();
+  return seq;
+}
+
+void commit_queue::stop() {
+  {
+    std::lock_guard q(mutex_);
+    stopping_ = true;
+  }
+  work_cv_.notify_one();
+}
+
+std::uint64_t commit_queue::last_appended() const {
+  std::lock_guard q(mutex_);
+  return last_appended_;
+}
+
+std::exception_ptr commit_queue::failure() const {
+  std::lock_guard q(mutex_);
+  return failure_;
+}
+
+const std::atomic<std::uint64_t>* commit_queue::safe_mark() const {
+  switch (mode_) {
+    case sync_policy::kind::always: return &durable_;
+    case sync_policy::kind::interval: return &written_;
+    case sync_policy::kind::none: return nullptr;
+  }
+  return nullptr;
+}
+
+void commit_queue::wait_safe(std::uint64_t seq) {
+  if (const auto* mark = safe_mark()) wait_until(*mark, seq, false);
+}
+
+void commit_queue::wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t seq,
+                              bool request_sync) {
+  if (mark.load() >= seq) return;
+  if (request_sync) {
+    std::lock_guard q(mutex_);
+    if (sync_requested_ < seq) {
+      sync_requested_ = seq;
+      work_cv_.notify_one();
+    }
+  }
+  // Wait on the progress counter with a futex rather than a condition variable: when a
+  // group commit completes, dozens of waiters wake at once, and with a condition variable
+  // each would queue for the same mutex only to re-check one number.
+  // A lone waiter first spins briefly: a futex wake-up costs tens of microseconds on these
+  // machines, a noticeable share of one fdatasync. Crowds do not spin; they would take the
+  // CPU from each other and from the committer.
+  const bool spin = waiters_.fetch_add(1) == 0;
+  struct leave {
+    std::atomic<int>& n;
+    ~leave() { n.fetch_sub(1); }
+  } on_exit{waiters_};
+  const auto spin_until = clock::now() + std::chrono::microseconds(400);
+  std::atomic<std::uint32_t>& progress = progress_word_for(seq);
+  for (unsigned round = 0;; ++round) {
+    // Read the word before the mark: a completion moves the mark before it bumps the word,
+    // so either this sees the new mark or wait() sees a changed word and returns.
+    const std::uint32_t seen = progress.load();
+    if (mark.load() >= seq) return;
+    if (failed_.load()) {
+      std::lock_guard q(mutex_);
+      std::rethrow_exception(failure_);
+    }
+    if (spin && (round % 64 != 0 || clock::now() < spin_until)) {
+      std::this_thread::yield();
+      continue;
+    }
+    progress.wait(seen);
+  }
+}
+
+std::atomic<std::uint32_t>& commit_queue::progress_word_for(std::uint64_t seq) const {
+  // A consistent (batch number, highest sequence taken) pair from the seqlock. A record not
+  // yet taken goes into the next batch, which takes everything queued.
+  for (;;) {
+    const std::uint64_t version = taken_version_.load();
+    const std::uint64_t through = taken_through_.load();
+    if (version % 2 == 0 && taken_version_.load() == version) {
+      const std::uint64_t batch = version / 2 + (seq > through ? 1 : 0);
+      return progress_[batch % 2];
+    }
+  }
+}
+
+void commit_queue::announce_batch(std::uint64_t batch) {
+  progress_[batch % 2].fetch_add(1);
+  progress_[batch % 2].notify_all();
+}
+
+void commit_queue::announce_progress() {
+  for (auto& word : progress_) {
+    word.fetch_add(1);
+    word.notify_all();
+  }
+}
+
+commit_queue::batch commit_queue::take(std::vector<pending_record>& out,
+                                       std::optional<clock::time_point> until) {
+  std::unique_lock q(mutex_);
+  auto has_work = [&] {
+    return !pending_.empty() || stopping_ || sync_requested_ > durable_.load() ||
+           (until && clock::now() >= *until);
+  };
+  if (!has_work()) {
+    // Spin a little before sleeping: a lone writer's next command usually arrives within
+    // microseconds of its acknowledgement, sooner than a sleeping thread can be woken.
+    q.unlock();
+    const auto spin_until = clock::now() + std::chrono::microseconds(50);
+    while (pending_count_.load(std::memory_order_relaxed) == 0 && clock::now() < spin_until)
+      std::this_thread::yield();
+    q.lock();
+  }
+  if (until)
+    work_cv_.wait_until(q, *until, has_work);
+  else
+    work_cv_.wait(q, has_work);
+
+  out.swap(pending_);
+  batch b;
+  if (!out.empty()) {
+    taken_version_.fetch_add(1);  // odd: the pair is changing
+    taken_through_.store(out.back().seq);
+    b.number = taken_version_.fetch_add(1) / 2 + 1;
+  }
+  // The batch's bytes stay counted in pending_bytes_ until they are written: the bound on
+  // accepted-but-unwritten bytes is what a process crash can lose under policy `none`.
+  b.bytes = pending_bytes_;
+  pending_count_.store(0, std::memory_order_relaxed);
+  b.stop = stopping_;
+  b.sync_wanted = sync_requested_;
+  return b;
+}
+
+void commit_queue::written_through(std::uint64_t seq, std::size_t bytes) {
+  written_ = seq;
+  {
+    std::lock_guard q(mutex_);
+    pending_bytes_ -= bytes;
+  }
+  space_cv_.notify_all();
+  if (mode_ != sync_policy::kind::always) {
+    announce_progress();
+    run_hooks(seq);
+  }
+}
+
+void commit_queue::durable_through(std::uint64_t seq, std::uint64_t batch_number) {
+  durable_ = seq;
+  if (batch_number != 0)
+    announce_batch(batch_number);
+  else
+    announce_progress();
+  if (mode_ == sync_policy::kind::always) run_hooks(seq);
+}
+
+void commit_queue::fail(const std::exception_ptr& e) {
+  {
+    std::lock_guard q(mutex_);
+    failure_ = e;
+    failed_ = true;
+    pending_.clear();
+    pending_bytes_ = 0;
+    pending_count_ = 0;
+  }
+  announce_progress();
+  space_cv_.notify_all();
+  fail_hooks(e);
+}
+
+}  // namespace prevalent::detail

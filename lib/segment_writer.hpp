@@ -1,0 +1,79 @@
+// Writes the journal's segments: frames records (with their run index), writes each batch with
+// one write, preallocates zero fill ahead of the last record, rolls to a new segment by the
+// fixed recipe (write, cut the zero fill, sync the old file; create the new one, write its
+// header, sync it, sync the directory), and drops old segments. Owns the list of segments and
+// the file being written; knows nothing of queues or waiters.
+//
+// Threads: adopt() before the committer starts; write() and sync() from the committer only;
+// segments(), first_seq(), bytes_written() and drop_below() from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "commit_queue.hpp"
+#include "prevalent/directory.hpp"
+#include "prevalent/journal.hpp"
+
+namespace prevalent::detail {
+
+struct segment_state {
+  std::string file;
+  std::uint64_t first_seq;
+  std::uint64_t last_seq;  // first_seq - 1 when it holds no record
+  std::uint32_t salt;
+  std::uint64_t bytes;      // end of the last record
+  std::uint64_t allocated;  // file size, zero-filled past `bytes`
+  format::codec codec;
+};
+
+class segment_writer {
+ public:
+  segment_writer(std::shared_ptr<Directory> dir, const journal_options& options);
+  segment_writer(const segment_writer&) = delete;
+  segment_writer& operator=(const segment_writer&) = delete;
+
+  // Takes the segments recovery verified (sorted; possibly none) and gets ready to write
+  // record `next_seq`: into the last segment, or a new one if there is none or its codec is
+  // not options.codec. Everything on disk is synced first: records written from now on start
+  // a new run, and recovery may cut only the last unsynced run.
+  void adopt(std::vector<segment_state> verified, std::uint64_t next_seq);
+
+  // Committer: appends `batch` (consecutive seqs after the last one written) with one write
+  // per segment it touches, rolling as segment_bytes demands. Not durable until sync().
+  void write(const std::vector<pending_record>& batch);
+  // Committer: makes everything written durable; the next record starts a new run.
+  void sync();
+
+  std::vector<segment_info> segments() const;
+  std::uint64_t first_seq() const;
+  std::uint64_t bytes_written() const { return bytes_written_.load(); }  // since adopt()
+  // Deletes every segment whose records all have seq < `seq`, except the one being written,
+  // oldest first, then syncs the directory.
+  void drop_below(std::uint64_t seq);
+
+ private:
+  void start_segment(std::uint64_t first_seq);  // the roll recipe; caller holds mutex_
+  void preallocate(segment_state& active, std::uint64_t needed_end);
+
+  const std::shared_ptr<Directory> dir_;
+  const journal_options options_;
+
+  mutable std::mutex mutex_;  // segments_ and active_: the committer writes, anyone reads
+  std::vector<segment_state> segments_;  // sorted; the last one is being written
+  std::shared_ptr<File> active_;
+  std::atomic<std::uint64_t> bytes_written_{0};
+
+  // Committer only.
+  bytes frame_;  // framing buffer, reused
+  std::uint64_t last_written_ = 0;
+  // First record written to the active segment since its last sync; each record stores its
+  // distance from it (format::append_record).
+  std::uint64_t run_start_ = 1;
+};
+
+}  // namespace prevalent::detail

@@ -52,8 +52,8 @@ void segment_writer::adopt(std::vector<segment_state> verified, std::uint64_t ne
 }
 
 void segment_writer::start_segment(std::uint64_t first_seq) {
-  // R2: the new file's header is synced and so is the directory entry before any record in
-  // it can be acknowledged.
+  // Rule R2 (docs/RELIABILITY.md): the new file's header is synced and so is the directory entry
+  // before any record in it can be acknowledged.
   format::segment_header h;
   h.first_seq = first_seq;
   h.salt = random_salt();

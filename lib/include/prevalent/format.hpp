@@ -1,6 +1,8 @@
 // The on-disk format of journal segments and snapshots: constants, framing and verification.
-// docs/FORMAT.md is the prose specification; the writer and every reader use only this header,
-// so no magic number or offset is written twice. All integers are little-endian.
+// docs/FORMAT.md is the prose specification; the writer and every reader use only this header
+// and lib/format.cpp, so no magic number or size is written twice, and each header's field
+// offsets appear only in its encode/decode pair there, side by side (static_asserts pin the
+// sizes). All integers are little-endian.
 #pragma once
 
 #include <array>

@@ -6,6 +6,7 @@
 //   6     the rest is a raw snapshot file (header included)
 // Opening must succeed or throw prevalent::error; nothing else.
 #include <prevalent/checksum.hpp>
+#include <prevalent/format.hpp>
 #include <prevalent/prevalent.hpp>
 
 #include <map>

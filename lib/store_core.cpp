@@ -112,7 +112,14 @@ void StoreCore::open(const snapshot_loader& load, const record_visitor& replay, 
 
 void StoreCore::close() {
   impl& s = *impl_;
-  if (s.closed.exchange(true) || !s.opened) return;
+  {
+    // Under the state lock, where commands check it: a command between check_accepting()
+    // and append() finishes queueing before the journal stops. Without the lock its append
+    // failed with errc::closed and rolled the state back to a durable mark that the final
+    // sync was still moving, hiding commands that were then acknowledged (issue 8).
+    std::unique_lock lock(s.mutex);
+    if (s.closed.exchange(true) || !s.opened) return;
+  }
   std::exception_ptr first;
   // Join the snapshot thread first: it calls hooks.snapshot.
   if (s.scheduler) s.scheduler->stop();

@@ -4,6 +4,7 @@
 //
 //   async_bank DIR     prints the balances after the deposits (they add up across runs)
 #include <cstdio>
+#include <iostream>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -63,7 +64,7 @@ asio::awaitable<void> run(BankStore& store) {
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: async_bank DIR\n");
+    std::cerr << "usage: async_bank DIR\n";
     return 2;
   }
   asio::io_context io;

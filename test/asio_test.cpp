@@ -225,10 +225,14 @@ TEST_CASE("use_awaitable token: a coroutine runs commands and queries on the io 
         co_await store.async_query([](const Counter& c) { return c.value; }, asio::use_awaitable);
     CHECK(!ec);
     CHECK(seen == last);
-    co_return last;
+    // The default token, deferred, is awaitable too.
+    auto [dec, dv] = co_await store.async_execute(Add{1});
+    CHECK(!dec);
+    CHECK(dv == last + 1);
+    co_return dv;
   };
   auto f = asio::co_spawn(threads.io(), body(), asio::use_future);
-  CHECK(f.get() == 210);
+  CHECK(f.get() == 211);
 }
 
 TEST_CASE("commands with string members, through every token kind") {
@@ -556,4 +560,56 @@ TEST_CASE("snapshots run on the background thread: async_snapshot and the period
   std::lock_guard lock(mutex);
   CHECK(!snapshot_writers.empty());
   for (auto id : snapshot_writers) CHECK(!threads.is_io_thread_id(id));
+}
+
+TEST_CASE("no completion runs on a non-io thread, whatever completes it") {
+  // Completions decided on the committer thread (syncs), on the initiating thread (rejections,
+  // an already-durable query), on the background thread (snapshots, the rollback after an I/O
+  // error) and on the closing thread (the final sync of close()) must all be posted to io.
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
+  io_threads threads;
+  CounterStore store(threads.executor(), CounterStore::store_type(faulty));
+  // Injected: a slow disk, every journal fdatasync takes 2 ms (and succeeds).
+  faulty->fail_when([](FaultInjectingDirectory::op o, const std::string& name) {
+    if (o == FaultInjectingDirectory::op::sync && name.rfind("journal-", 0) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return false;
+  });
+  std::atomic<int> started{0}, finished{0}, off_io{0};
+  auto record = [&] {
+    if (!threads.is_io_thread()) ++off_io;
+    ++finished;
+  };
+  for (int i = 0; i < 300; ++i) {
+    started += 3;
+    store.async_execute(Add{1}, [&](std::error_code, std::int64_t) { record(); });
+    store.async_execute(Add{0}, [&](std::error_code ec, std::int64_t) {
+      CHECK(ec == errc::command_rejected);
+      record();
+    });
+    store.async_query([](const Counter& c) { return c.value; },
+                      [&](std::error_code, std::int64_t) { record(); });
+    if (i % 100 == 0) {
+      ++started;
+      store.async_snapshot([&](std::error_code ec) {
+        CHECK(!ec);
+        record();
+      });
+    }
+  }
+  store.close();  // from the test's thread, with commands still waiting for their sync
+  // After close: errors decided at once on this thread.
+  started += 2;
+  store.async_execute(Add{1}, [&](std::error_code ec, std::int64_t) {
+    CHECK(ec == errc::closed);
+    record();
+  });
+  store.async_snapshot([&](std::error_code ec) {
+    CHECK(ec == errc::closed);
+    record();
+  });
+  threads.join();  // returns once every handler has run (they hold work on the io_context)
+  CHECK(finished == started.load());
+  CHECK(off_io == 0);
+  faulty->fail_when({});
 }

@@ -282,6 +282,16 @@ TEST_CASE("rejected command: command_rejected with the validate() message; nothi
   CHECK(diag.message() == "explode: on purpose");
   CHECK(store.sync().last_sequence() == 0);
 
+  // A query whose function throws: query_failed, with the message.
+  auto [qec, q] =
+      store
+          .async_query([](const Counter&) -> int { throw std::out_of_range("no such key"); }, diag,
+                       asio::use_future)
+          .get();
+  CHECK(qec == errc::query_failed);
+  CHECK(q == 0);
+  CHECK(diag.message() == "no such key");
+
   // A success clears what a failure left.
   auto [ec3, v3] = store.async_execute(Add{2}, diag, asio::use_future).get();
   CHECK(!ec3);

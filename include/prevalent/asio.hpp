@@ -5,8 +5,8 @@
 //   boost::asio::io_context io;
 //   prevalent::AsyncStore<Bank, Deposit> store{io.get_executor(), "/var/lib/bank"};
 //   // in a coroutine:
-//   auto [ec, balance] = co_await store.async_execute(Deposit{"alice", 100},
-//                                                     boost::asio::use_awaitable);
+//   Deposit deposit{"alice", 100};
+//   auto [ec, balance] = co_await store.async_execute(deposit, boost::asio::use_awaitable);
 //
 // Opt-in: only programs that include this header need Boost.Asio (header-only, Boost >= 1.81).
 //
@@ -16,7 +16,9 @@
 // use_future, deferred (the default), as_tuple(...), bind_executor(...). Because the error is
 // a std::error_code (not a boost::system::error_code), Boost 1.81's use_awaitable and
 // use_future do not turn it into an exception: `co_await` yields std::tuple<std::error_code,
-// R>, the future holds that tuple.
+// R>, the future holds that tuple. GCC 12 miscompiles a braced temporary with a non-trivial
+// member inside a co_await expression (`co_await s.async_execute(Put{key, value}, ...)` with
+// std::string members frees a bitwise copy): build the command in a variable first.
 //
 // Where the work runs. The initiating call does what the synchronous API does before it
 // waits: a command is encoded, validated and applied under the exclusive lock and queued for
@@ -34,6 +36,9 @@
 // ready on one of its threads.) A command completes once its record is as safe as the sync
 // policy promises; a query once every command its result could reflect is (durable under
 // `always`, written under `interval`): the same rules as Store::execute and Store::query.
+// Notifications arrive in sequence order and are posted in that order; on an io_context run
+// by several threads, handlers posted in order may still run concurrently (use a strand for
+// ordered completions).
 //
 // Errors (the std::error_code; `diagnostics` keeps the exception and its message):
 //   errc::command_rejected  validate() threw; nothing changed, nothing was written.

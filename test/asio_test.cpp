@@ -623,3 +623,39 @@ TEST_CASE("no completion runs on a non-io thread, whatever completes it") {
   CHECK(off_io == 0);
   faulty->fail_when({});
 }
+
+TEST_CASE("a completion never comes before the safety its sync policy promises") {
+  // Each Add{1} on an empty counter returns its own sequence number, so its handler can check
+  // the journal's marks: durable under `always`, written under `interval`.
+  for (bool always : {true, false}) {
+    CAPTURE(always);
+    test::temp_dir tmp;
+    io_threads threads;
+    store_options o;
+    o.sync = always ? sync_policy::always() : sync_policy::interval(std::chrono::milliseconds(5));
+    CounterStore store(threads.executor(), tmp.path(), o);
+    constexpr int n = 2000;
+    std::atomic<int> done{0}, early{0}, early_queries{0};
+    std::promise<void> all;
+    auto mark = [&] {
+      return always ? store.sync().durable_sequence() : store.sync().written_sequence();
+    };
+    for (int i = 0; i < n; ++i) {
+      store.async_execute(Add{1}, [&](std::error_code ec, std::int64_t seq) {
+        CHECK(!ec);
+        if (mark() < static_cast<std::uint64_t>(seq)) ++early;
+        if (++done == 2 * n) all.set_value();
+      });
+      // The query saw every command started before it: it may answer only once they are safe.
+      store.async_query([](const Counter& c) { return c.value; },
+                        [&](std::error_code ec, std::int64_t seen) {
+                          CHECK(!ec);
+                          if (mark() < static_cast<std::uint64_t>(seen)) ++early_queries;
+                          if (++done == 2 * n) all.set_value();
+                        });
+    }
+    all.get_future().get();
+    CHECK(early == 0);
+    CHECK(early_queries == 0);
+  }
+}

@@ -659,3 +659,39 @@ TEST_CASE("a completion never comes before the safety its sync policy promises")
     CHECK(early_queries == 0);
   }
 }
+
+TEST_CASE("async_close: the store closes off the io threads while commands are in flight") {
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
+  io_threads threads(1);
+  auto store = std::make_unique<CounterStore>(threads.executor(), CounterStore::store_type(faulty));
+  // Injected: a slow disk, every journal fdatasync takes 5 ms (and succeeds).
+  faulty->fail_when([](FaultInjectingDirectory::op o, const std::string& name) {
+    if (o == FaultInjectingDirectory::op::sync && name.rfind("journal-", 0) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return false;
+  });
+  std::atomic<int> ok{0}, closed_after{0};
+  std::promise<std::error_code> closed;
+  std::atomic<bool> close_on_io{false};
+  // From the only io thread: start commands, then close without blocking that thread.
+  asio::post(threads.io(), [&] {
+    for (int i = 0; i < 500; ++i)
+      store->async_execute(Add{1}, [&](std::error_code ec, std::int64_t) {
+        if (!ec) ++ok;
+      });
+    store->async_close([&](std::error_code ec) {
+      close_on_io = threads.is_io_thread();
+      // Every command started before async_close completed before its handler.
+      closed_after = ok.load();
+      closed.set_value(ec);
+    });
+  });
+  CHECK(!closed.get_future().get());
+  CHECK(close_on_io);
+  CHECK(closed_after == 500);
+  CHECK(value_of(*store) == 500);
+  store.reset();  // joins the closing thread
+  faulty->fail_when({});
+  CounterStore::store_type reopened(faulty);
+  CHECK(reopened.query([](const Counter& c) { return c.value; }) == 500);
+}

@@ -86,6 +86,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -298,7 +299,9 @@ class AsyncStore {
 
   // close(), best effort: an error goes to store_options::log.
   ~AsyncStore() {
-    if (core_) core_->close_quietly();
+    if (!core_) return;
+    core_->join_closers();
+    core_->close_quietly();
   }
   AsyncStore(AsyncStore&&) noexcept = default;
   AsyncStore& operator=(AsyncStore&&) noexcept = delete;
@@ -344,9 +347,17 @@ class AsyncStore {
   // store (Store::close: the closing snapshot if configured, then every queued record written
   // and synced) and stops the background thread. Blocks for that final sync: call it from a
   // thread that may block. Operations pending complete normally (their records were synced);
-  // operations started later fail with errc::closed. Throws what Store::close throws. Later
-  // calls do nothing.
+  // operations started later fail with errc::closed. Throws what Store::close throws. A
+  // concurrent call waits for the first one to finish; later calls do nothing.
   void close() { core_->close(); }
+
+  // close() without blocking the caller: it runs on a thread of its own (joined by the
+  // destructor), then completes with void(std::error_code): what close() threw, or success.
+  template <class Token = boost::asio::deferred_t>
+  auto async_close(Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(std::error_code)>(
+        [c = core_.get()](auto handler) { c->close_then(std::move(handler)); }, token);
+  }
 
  private:
   template <class Command, class Token>
@@ -393,6 +404,10 @@ class AsyncStore {
     std::mutex mutex;                 // guards the two flags below
     bool accepting_snapshots = true;  // false once close() began
     bool closed = false;
+    std::mutex close_mutex;  // held for the whole of close()
+    // The threads of async_close(), joined by the AsyncStore's destructor.
+    std::mutex closers_mutex;
+    std::vector<std::thread> closers;
     std::uint64_t last_snapshot_seq = 0;  // background thread only
     // The periodic snapshot timer, shared with its pending wait: it may outlive the core.
     struct timer_state {
@@ -608,6 +623,8 @@ class AsyncStore {
     }
 
     void close() {
+      // A second caller waits here until the first one has closed the store.
+      std::lock_guard one_at_a_time(close_mutex);
       {
         std::lock_guard lock(mutex);
         if (closed) return;
@@ -632,6 +649,31 @@ class AsyncStore {
       }
       background.stop();  // rebuilds queued by failures in that final sync run first
       if (failure) std::rethrow_exception(failure);
+    }
+
+    // async_close(): close() on a thread of its own, then the handler.
+    template <class Handler>
+    void close_then(Handler handler) {
+      auto done = std::make_shared<detail::async_completion<Handler, executor_type>>(
+          std::move(handler), ex);
+      std::lock_guard lock(closers_mutex);
+      closers.emplace_back([this, done] {
+        try {
+          close();
+          done->complete(std::error_code{});
+        } catch (...) {
+          done->complete(detail::exception_code(std::current_exception(), errc::store_failed));
+        }
+      });
+    }
+
+    void join_closers() {
+      std::vector<std::thread> joining;
+      {
+        std::lock_guard lock(closers_mutex);
+        joining.swap(closers);
+      }
+      for (auto& t : joining) t.join();
     }
 
     void close_quietly() noexcept {

@@ -695,3 +695,39 @@ TEST_CASE("async_close: the store closes off the io threads while commands are i
   CounterStore::store_type reopened(faulty);
   CHECK(reopened.query([](const Counter& c) { return c.value; }) == 500);
 }
+
+TEST_CASE("the final sync of close() fails: every pending command completes with the error") {
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
+  io_threads threads;
+  CounterStore store(threads.executor(), CounterStore::store_type(faulty));
+  CHECK(std::get<1>(store.async_execute(Add{1}, asio::use_future).get()) == 1);
+  // Injected: journal fdatasyncs block until close() has begun, then fail with EIO.
+  std::atomic<bool> closing{false};
+  faulty->fail_when([&](FaultInjectingDirectory::op o, const std::string& name) {
+    if (o != FaultInjectingDirectory::op::sync || name.rfind("journal-", 0) != 0) return false;
+    while (!closing) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return true;
+  });
+  constexpr int n = 200;
+  std::atomic<int> calls{0}, io_errors{0}, others{0}, off_io{0};
+  std::promise<void> all;
+  for (int i = 0; i < n; ++i)
+    store.async_execute(Add{1}, [&](std::error_code ec, std::int64_t) {
+      if (!threads.is_io_thread()) ++off_io;
+      if (ec == std::errc::io_error)
+        ++io_errors;
+      else
+        ++others;
+      if (++calls == n) all.set_value();
+    });
+  closing = true;
+  CHECK_THROWS_AS(store.close(), std::system_error);  // reports the failed final sync
+  all.get_future().get();
+  CHECK(calls == n);
+  CHECK(io_errors == n);  // none of them became durable
+  CHECK(others == 0);
+  CHECK(off_io == 0);
+  // Verified: the live state dropped every command that never became durable.
+  CHECK(value_of(store) == 1);
+  faulty->fail_when({});
+}

@@ -26,6 +26,8 @@ class category_impl final : public std::error_category {
       case errc::closed: return "closed";
       case errc::compression_failed: return "snapshot compression failed";
       case errc::insecure_permissions: return "insecure file permissions";
+      case errc::encryption_mismatch: return "encryption key does not match the file";
+      case errc::authentication_failed: return "encrypted data does not authenticate";
     }
     return "unknown prevalent error";
   }

@@ -51,7 +51,8 @@ int run(int argc, char** argv) {
   const std::string dir = argv[1], verb = argv[2];
   prevalent::store_options options;
   options.log = [](const std::string& msg) { std::cerr << "prevalent: " << msg << "\n"; };
-  if (const char* key_file = std::getenv("SESSIONS_KEY_FILE"))
+  // Read once, before any thread starts.
+  if (const char* key_file = std::getenv("SESSIONS_KEY_FILE"))  // NOLINT(concurrency-mt-unsafe)
     options.encryption_key = key_from_file(key_file);
   sessions::Store store(dir, options);
 

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +16,7 @@
 
 #include <boost/crc.hpp>
 #include <prevalent/checksum.hpp>
+#include <prevalent/cipher.hpp>
 
 #include "../examples/sessions/sessions_model.hpp"
 #include "crash_window.hpp"
@@ -35,7 +37,7 @@ struct config {
   std::string csv = "bench-results.csv";
   int runs = 3;
   std::string only;  // one section: limit, writers, async, none, window, queries, replay, rebuild,
-                     // checksum
+                     // checksum, encryption
   std::vector<int> threads{1, 4, 16, 64, 256};  // writer thread counts
   std::chrono::milliseconds duration{2000};
   std::size_t sessions = 1'000'000;
@@ -78,6 +80,14 @@ prevalent::store_options kv_options(prevalent::sync_policy sync,
   o.sync = sync;
   o.codec = codec;
   o.verify_encoding = false;
+  return o;
+}
+
+// The same options with encryption at rest (a fixed key: the bench measures cost, not secrecy).
+prevalent::store_options encrypted(prevalent::store_options o) {
+  o.encryption_key =
+      prevalent::encryption_key(prevalent::bytes(prevalent::encryption_key::size, 0x42));
+  o.accept_unencrypted = true;  // the sessions store is built in clear, then snapshotted sealed
   return o;
 }
 
@@ -133,8 +143,9 @@ throughput run_threads(const config& c, int threads, Op op) {
           bench::percentile(all, 0.99)};
 }
 
-throughput prevalent_writers(const config& c, int threads) {
-  KVStore store(fresh(c, "writers"), kv_options(prevalent::sync_policy::always()));
+throughput prevalent_writers(const config& c, int threads, bool encrypt = false) {
+  const auto o = kv_options(prevalent::sync_policy::always());
+  KVStore store(fresh(c, "writers"), encrypt ? encrypted(o) : o);
   return run_threads(c, threads, [&](int t, std::uint64_t i) {
     const std::uint64_t n = i * 256 + static_cast<std::uint64_t>(t);
     store.execute(Put{key_for(n), value_for(n)});
@@ -250,6 +261,20 @@ snapshot_figures snapshot_under_load(const fs::path& dir, prevalent::codec codec
   return f;
 }
 
+// Time of one snapshot() of the sessions store in `dir` (the open is not counted).
+double snapshot_seconds(const fs::path& dir, const prevalent::store_options& o) {
+  sessions::Store store(dir, o);
+  auto t0 = bench::clock::now();
+  store.snapshot();
+  return bench::seconds_since(t0);
+}
+
+double open_seconds(const fs::path& dir, const prevalent::store_options& o) {
+  auto t0 = bench::clock::now();
+  sessions::Store store(dir, o);
+  return bench::seconds_since(t0);
+}
+
 // A command whose apply() throws: the store rebuilds its state from disk under the exclusive
 // lock, and every writer waits that long (issue 7, part 5).
 struct FailingApply {
@@ -292,6 +317,34 @@ double checksums_per_s(bool library) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (sink == 0x12345678) std::printf(" ");  // keep the loop
+  return n / secs;
+}
+
+// Records per second sealed (or sealed and opened) by the journal's cipher, 100 bytes each:
+// the CPU cost of encryption alone, without the disk or the rest of a command. Nonces are drawn
+// from the OS 1,000 at a time, as the journal draws them for a batch.
+double sealed_per_s(bool and_open) {
+  const prevalent::detail::payload_cipher cipher(
+      prevalent::encryption_key(prevalent::bytes(prevalent::encryption_key::size, 0x42)));
+  const std::vector<std::uint8_t> record(100, 0x5a);
+  std::array<std::uint8_t, prevalent::format::record_ad_size> ad{};
+  prevalent::bytes sealed, plain;
+  std::vector<std::uint8_t> nonces(1000 * prevalent::format::nonce_size);
+  const int n = 500'000;
+  std::size_t sink = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    ad[20] = static_cast<std::uint8_t>(i);
+    if (i % 1000 == 0) prevalent::detail::random_bytes(nonces.data(), nonces.size());
+    sealed.clear();
+    cipher.seal(prevalent::detail::payload_cipher::purpose::record, record, ad, sealed,
+                &nonces[static_cast<std::size_t>(i % 1000) * prevalent::format::nonce_size]);
+    if (and_open)
+      sink += cipher.open(prevalent::detail::payload_cipher::purpose::record, sealed, ad, plain);
+    sink += sealed.size();
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (sink == 1) std::printf(" ");  // keep the loop
   return n / secs;
 }
 
@@ -516,6 +569,89 @@ int main(int argc, char** argv) {
              -1, -1, ""});
     out.add({"rebuild", "stall, state from a snapshot", bench::median(from_snapshot), "ms", -1, -1,
              ""});
+  }
+
+  if (section("encryption")) {
+    // Issue 12: what XChaCha20-Poly1305 of every record and snapshot costs. Each figure beside
+    // the same workload in clear, runs alternated (the disk's speed drifts on shared machines).
+    std::printf("== encryption at rest: sealed records and snapshots vs the same in clear\n");
+    {
+      std::vector<double> seal, both, crc;
+      for (int r = 0; r < c.runs; ++r) {
+        seal.push_back(sealed_per_s(false));
+        both.push_back(sealed_per_s(true));
+        crc.push_back(checksums_per_s(true));
+      }
+      const double base = bench::median(crc);
+      out.add({"encryption", "crc32c of a 100-byte record", base, "records/s", -1, -1, ""});
+      out.add({"encryption", "seal a 100-byte record", bench::median(seal), "records/s", -1, -1,
+               bench::times(bench::median(seal), base) + " crc32c"});
+      out.add({"encryption", "seal and open a 100-byte record", bench::median(both), "records/s",
+               -1, -1, bench::times(bench::median(both), base) + " crc32c"});
+    }
+    for (int threads : {1, 16}) {
+      std::vector<throughput> plain, sealed;
+      for (int r = 0; r < c.runs; ++r) {
+        plain.push_back(prevalent_writers(c, threads, false));
+        sealed.push_back(prevalent_writers(c, threads, true));
+      }
+      auto med = [](const std::vector<throughput>& v) {
+        std::vector<double> ops, p50, p99;
+        for (auto& t : v) {
+          ops.push_back(t.ops_per_s);
+          p50.push_back(t.p50_us);
+          p99.push_back(t.p99_us);
+        }
+        return throughput{bench::median(ops), bench::median(p50), bench::median(p99)};
+      };
+      const auto p = med(plain), s = med(sealed);
+      const std::string label = "always, " + std::to_string(threads) + " thread(s)";
+      out.add({"encryption", label + ", clear", p.ops_per_s, "ops/s", p.p50_us, p.p99_us, ""});
+      out.add({"encryption", label + ", encrypted", s.ops_per_s, "ops/s", s.p50_us, s.p99_us,
+               bench::times(s.ops_per_s, p.ops_per_s) + " clear"});
+    }
+    {
+      std::vector<double> plain, sealed;
+      const auto o = kv_options(prevalent::sync_policy::none());
+      for (int r = 0; r < c.runs; ++r) {
+        plain.push_back(none_policy(c, o, none_n));
+        sealed.push_back(none_policy(c, encrypted(o), none_n));
+      }
+      out.add({"encryption", "none, 1 thread, clear", bench::median(plain), "ops/s", -1, -1, ""});
+      out.add({"encryption", "none, 1 thread, encrypted", bench::median(sealed), "ops/s", -1, -1,
+               bench::times(bench::median(sealed), bench::median(plain)) + " clear"});
+    }
+    {
+      // One sessions store built in clear, copied; the copy's first snapshot seals it.
+      auto built = build_sessions(c, prevalent::codec::json);
+      const fs::path clear_dir = c.dir / "snap-clear", sealed_dir = c.dir / "snap-sealed";
+      for (const auto& d : {clear_dir, sealed_dir}) {
+        fs::remove_all(d);
+        fs::copy(built.dir, d, fs::copy_options::recursive);
+        fs::remove(d / "LOCK");
+      }
+      const auto o = kv_options(prevalent::sync_policy::always(), prevalent::codec::json);
+      std::vector<double> plain, sealed, plain_open, sealed_open;
+      for (int r = 0; r < c.runs; ++r) {
+        plain.push_back(snapshot_seconds(clear_dir, o) * 1000);
+        sealed.push_back(snapshot_seconds(sealed_dir, encrypted(o)) * 1000);
+        plain_open.push_back(open_seconds(clear_dir, o) * 1000);
+        sealed_open.push_back(open_seconds(sealed_dir, encrypted(o)) * 1000);
+      }
+      std::uintmax_t snap_bytes = 0;
+      for (auto& e : fs::directory_iterator(sealed_dir))
+        if (e.path().extension() == ".snap") snap_bytes = std::max(snap_bytes, e.file_size());
+      const std::string n = std::to_string(c.sessions / 1000) + "k sessions";
+      out.add({"encryption", "snapshot write, " + n + ", clear", bench::median(plain), "ms", -1, -1,
+               std::to_string(snap_bytes / 1000000) + " MB"});
+      out.add({"encryption", "snapshot write, " + n + ", encrypted", bench::median(sealed), "ms",
+               -1, -1, bench::times(bench::median(sealed), bench::median(plain)) + " clear"});
+      out.add({"encryption", "open from snapshot, " + n + ", clear", bench::median(plain_open),
+               "ms", -1, -1, ""});
+      out.add({"encryption", "open from snapshot, " + n + ", encrypted", bench::median(sealed_open),
+               "ms", -1, -1,
+               bench::times(bench::median(sealed_open), bench::median(plain_open)) + " clear"});
+    }
   }
 
   out.write_csv(c.csv);

@@ -29,6 +29,8 @@ class category_impl final : public std::error_category {
       case errc::command_rejected: return "command rejected by its validate()";
       case errc::command_failed: return "command failed in its apply()";
       case errc::query_failed: return "query function threw";
+      case errc::encryption_mismatch: return "encryption key does not match the file";
+      case errc::authentication_failed: return "encrypted data does not authenticate";
     }
     return "unknown prevalent error";
   }

@@ -16,17 +16,54 @@ static_assert(segment_header_size == 8 + 4 + 4 + 8 + 4 + 4);
 static_assert(record_header_size == 4 + 4 + 8 + 8 + 4 + 4);
 static_assert(snapshot_header_size == 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4);
 static_assert(segment_header_size % alignment == 0 && record_header_size % alignment == 0);
+static_assert(encrypted_segment_header_size == 56 && encrypted_snapshot_header_size == 72);
+static_assert(encrypted_segment_header_size % alignment == 0);
+
+// ---- encryption block (version 2 headers) ----
+
+namespace {
+
+// The checksum of a header whose own checksum sits at `crc_at`: every other byte of the header.
+std::uint32_t header_crc(byte_view header, std::size_t crc_at) {
+  std::uint32_t c = crc32c(header.first(crc_at));
+  if (header.size() > crc_at + 4) c = crc32c(header.subspan(crc_at + 4), c);
+  return c;
+}
+
+void put_encryption_block(std::uint8_t* at, cipher c, const key_check_value& check) {
+  put_le(at, static_cast<std::uint32_t>(c));
+  put_le(at + 4, std::uint32_t{0});  // reserved
+  std::copy(check.begin(), check.end(), at + 8);
+}
+
+bool get_encryption_block(const std::uint8_t* at, cipher& c, key_check_value& check,
+                          std::string& why) {
+  c = static_cast<cipher>(get_le<std::uint32_t>(at));
+  if (c != cipher::xchacha20poly1305) {
+    why = "unknown cipher " + std::to_string(static_cast<std::uint32_t>(c));
+    return false;
+  }
+  if (get_le<std::uint32_t>(at + 4) != 0) {
+    why = "nonzero reserved field in the encryption block";
+    return false;
+  }
+  std::copy(at + 8, at + 8 + key_check_size, check.begin());
+  return true;
+}
+
+}  // namespace
 
 // ---- segment header ----
 
 bytes encode_segment_header(const segment_header& h) {
-  bytes out(segment_header_size, 0);
+  bytes out(h.size(), 0);
   std::copy(segment_magic.begin(), segment_magic.end(), out.begin());
-  put_le(&out[8], h.version);
+  put_le(&out[8], h.encrypted() ? encrypted_version : version);
   put_le(&out[12], static_cast<std::uint32_t>(h.codec));
   put_le(&out[16], h.first_seq);
   put_le(&out[24], h.salt);
-  put_le(&out[28], crc32c(byte_view(out).first(28)));
+  if (h.encrypted()) put_encryption_block(&out[segment_header_size], h.cipher, h.key_check);
+  put_le(&out[28], header_crc(out, 28));
   return out;
 }
 
@@ -40,7 +77,15 @@ std::optional<segment_header> decode_segment_header(byte_view data, std::string&
     why = "bad magic (not a prevalent journal segment)";
     return std::nullopt;
   }
-  if (get_le<std::uint32_t>(&data[28]) != crc32c(data.first(28))) {
+  const bool encrypted = get_le<std::uint32_t>(&data[8]) == encrypted_version;
+  const std::size_t size = encrypted ? encrypted_segment_header_size : segment_header_size;
+  if (data.size() < size) {
+    why = "encrypted segment header is " + std::to_string(data.size()) + " bytes, expected " +
+          std::to_string(size);
+    return std::nullopt;
+  }
+  data = data.first(size);
+  if (get_le<std::uint32_t>(&data[28]) != header_crc(data, 28)) {
     why = "segment header checksum mismatch";
     return std::nullopt;
   }
@@ -49,7 +94,7 @@ std::optional<segment_header> decode_segment_header(byte_view data, std::string&
   h.codec = static_cast<codec>(get_le<std::uint32_t>(&data[12]));
   h.first_seq = get_le<std::uint64_t>(&data[16]);
   h.salt = get_le<std::uint32_t>(&data[24]);
-  if (h.version != version) {
+  if (h.version != version && h.version != encrypted_version) {
     why = "unsupported format version " + std::to_string(h.version);
     return std::nullopt;
   }
@@ -57,7 +102,23 @@ std::optional<segment_header> decode_segment_header(byte_view data, std::string&
     why = "unknown codec " + std::to_string(static_cast<std::uint32_t>(h.codec));
     return std::nullopt;
   }
+  if (encrypted && !get_encryption_block(&data[segment_header_size], h.cipher, h.key_check, why))
+    return std::nullopt;
   return h;
+}
+
+std::array<std::uint8_t, record_ad_size> record_ad(const segment_header& segment, std::uint64_t seq,
+                                                   std::int64_t timestamp_ns,
+                                                   std::uint32_t run_index) {
+  std::array<std::uint8_t, record_ad_size> ad{};
+  put_le(&ad[0], segment.encrypted() ? encrypted_version : version);
+  put_le(&ad[4], static_cast<std::uint32_t>(segment.codec));
+  put_le(&ad[8], segment.first_seq);
+  put_le(&ad[16], segment.salt);
+  put_le(&ad[20], seq);
+  put_le(&ad[28], timestamp_ns);
+  put_le(&ad[36], run_index);
+  return ad;
 }
 
 // ---- records ----
@@ -165,16 +226,17 @@ const char* describe(record_status s) {
 // ---- snapshot header ----
 
 bytes encode_snapshot_header(const snapshot_header& h) {
-  bytes out(snapshot_header_size, 0);
+  bytes out(h.size(), 0);
   std::copy(snapshot_magic.begin(), snapshot_magic.end(), out.begin());
-  put_le(&out[8], h.version);
+  put_le(&out[8], h.encrypted() ? encrypted_version : version);
   put_le(&out[12], static_cast<std::uint16_t>(h.codec));
   put_le(&out[14], static_cast<std::uint16_t>(h.compression));
   put_le(&out[16], h.last_seq);
   put_le(&out[24], h.timestamp_ns);
   put_le(&out[32], h.payload_length);
   put_le(&out[40], h.payload_crc);
-  put_le(&out[44], crc32c(byte_view(out).first(44)));
+  if (h.encrypted()) put_encryption_block(&out[snapshot_header_size], h.cipher, h.key_check);
+  put_le(&out[44], header_crc(out, 44));
   return out;
 }
 
@@ -188,7 +250,15 @@ std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::strin
     why = "bad magic (not a prevalent snapshot)";
     return std::nullopt;
   }
-  if (get_le<std::uint32_t>(&data[44]) != crc32c(data.first(44))) {
+  const bool encrypted = get_le<std::uint32_t>(&data[8]) == encrypted_version;
+  const std::size_t size = encrypted ? encrypted_snapshot_header_size : snapshot_header_size;
+  if (data.size() < size) {
+    why = "encrypted snapshot header is " + std::to_string(data.size()) + " bytes, expected " +
+          std::to_string(size);
+    return std::nullopt;
+  }
+  data = data.first(size);
+  if (get_le<std::uint32_t>(&data[44]) != header_crc(data, 44)) {
     why = "snapshot header checksum mismatch";
     return std::nullopt;
   }
@@ -200,7 +270,7 @@ std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::strin
   h.timestamp_ns = get_le<std::int64_t>(&data[24]);
   h.payload_length = get_le<std::uint64_t>(&data[32]);
   h.payload_crc = get_le<std::uint32_t>(&data[40]);
-  if (h.version != version) {
+  if (h.version != version && h.version != encrypted_version) {
     why = "unsupported format version " + std::to_string(h.version);
     return std::nullopt;
   }
@@ -212,7 +282,19 @@ std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::strin
     why = "unknown compression " + std::to_string(static_cast<unsigned>(h.compression));
     return std::nullopt;
   }
+  if (encrypted && !get_encryption_block(&data[snapshot_header_size], h.cipher, h.key_check, why))
+    return std::nullopt;
   return h;
+}
+
+std::array<std::uint8_t, snapshot_ad_size> snapshot_ad(const snapshot_header& h) {
+  std::array<std::uint8_t, snapshot_ad_size> ad{};
+  put_le(&ad[0], h.encrypted() ? encrypted_version : version);
+  put_le(&ad[4], static_cast<std::uint16_t>(h.codec));
+  put_le(&ad[6], static_cast<std::uint16_t>(h.compression));
+  put_le(&ad[8], h.last_seq);
+  put_le(&ad[16], h.timestamp_ns);
+  return ad;
 }
 
 // ---- names ----

@@ -28,9 +28,12 @@ std::vector<std::pair<std::uint64_t, std::string>> list_segments(const Directory
 Journal::Journal(std::shared_ptr<Directory> dir, journal_options options)
     : dir_(std::move(dir)),
       options_(options),
+      cipher_(options_.encryption_key
+                  ? std::make_shared<const detail::payload_cipher>(*options_.encryption_key)
+                  : nullptr),
       queue_(std::make_unique<detail::commit_queue>(options.sync.mode(), options.max_queued_bytes,
                                                     "journal in " + dir_->path())),
-      writer_(std::make_unique<detail::segment_writer>(dir_, options_)) {}
+      writer_(std::make_unique<detail::segment_writer>(dir_, options_, cipher_)) {}
 
 std::optional<std::uint64_t> Journal::first_seq_on_disk(const Directory& dir) {
   auto found = list_segments(dir);
@@ -72,7 +75,8 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
     const bool last = i + 1 == found.size();
     const std::string path = dir_->describe(name);
     const std::unique_ptr<File> file = dir_->open(name, Directory::open_mode::read);
-    detail::segment_reader reader(*file, file->size(), path, options_.max_record_bytes);
+    detail::segment_reader reader(*file, file->size(), path, options_.max_record_bytes,
+                                  cipher_.get(), options_.accept_unencrypted);
 
     if (last && reader.unfinished()) {
       // Its creation never finished, so no record in it was ever acknowledged.
@@ -131,7 +135,7 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       allocated = reader.end();  // zero-filled space preallocated earlier: write into it
     }
     verified.push_back({name, scan.header.first_seq, scan.last_seq, scan.header.salt,
-                        scan.valid_end, allocated, scan.header.codec});
+                        scan.valid_end, allocated, scan.header.codec, scan.header.encrypted()});
     report_.records += scan.records;
     expected = scan.last_seq + 1;
   }
@@ -177,7 +181,8 @@ void Journal::for_each(std::uint64_t from, std::uint64_t to, const visitor& visi
     const std::unique_ptr<File> file = dir_->open(seg.file, Directory::open_mode::read);
     // Only what this journal wrote: the committer may be appending past seg.bytes meanwhile.
     detail::segment_reader reader(*file, std::min(file->size(), seg.bytes),
-                                  dir_->describe(seg.file), options_.max_record_bytes);
+                                  dir_->describe(seg.file), options_.max_record_bytes,
+                                  cipher_.get(), options_.accept_unencrypted);
     reader.scan(true, [&](const record_view& r) {
       if (r.seq < from || r.seq > to) return;
       if (r.seq != next)

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "compression.hpp"
+#include "prevalent/cipher.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
 
@@ -53,6 +54,14 @@ void check_options(const journal_options& o) {
   if (!known_codec(o.codec))
     invalid("codec " + std::to_string(static_cast<std::uint32_t>(o.codec)) +
             " is not a known codec (json, cbor or msgpack)");
+  if (o.encryption_key && !detail::cipher_available())
+    invalid(
+        "encryption_key needs libsodium; prevalent was built without it (install "
+        "libsodium-dev and rebuild, or open the store without a key)");
+  if (o.encryption_key && o.max_record_bytes > format::max_payload_limit - format::sealed_overhead)
+    invalid("max_record_bytes " + std::to_string(o.max_record_bytes) +
+            " leaves no room for the encryption overhead (at most 1 GiB - " +
+            std::to_string(format::sealed_overhead) + " with encryption_key)");
 }
 
 void check_options(const store_options& o) {

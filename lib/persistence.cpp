@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "prevalent/cipher.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
 
@@ -19,7 +20,11 @@ Persistence::Persistence(std::shared_ptr<Directory> dir, store_options options)
     : dir_(std::move(dir)),
       options_(checked(std::move(options))),
       lock_(dir_->lock(format::lock_file_name)),
-      snapshots_(dir_, options_.keep_snapshots) {}
+      snapshots_(dir_, options_.keep_snapshots,
+                 options_.encryption_key
+                     ? std::make_shared<const detail::payload_cipher>(*options_.encryption_key)
+                     : nullptr,
+                 options_.accept_unencrypted) {}
 
 std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load,
                                                 std::uint64_t at_most) {
@@ -47,6 +52,9 @@ std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load,
                      " because newer ones are unusable: " + problems);
       return snap.last_seq;
     } catch (const error& e) {
+      // A wrong key, or a snapshot changed by someone without it, is not damage to fall back
+      // from quietly: the open fails and says so.
+      if (e.code() == errc::encryption_mismatch || e.code() == errc::authentication_failed) throw;
       if (options_.log) options_.log(std::string("recovery: skipping snapshot: ") + e.what());
       problems += (problems.empty() ? "" : "; ") + std::string(e.what());
     }

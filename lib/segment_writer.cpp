@@ -18,17 +18,30 @@ std::uint32_t random_salt() {
 
 }  // namespace
 
-segment_writer::segment_writer(std::shared_ptr<Directory> dir, const journal_options& options)
-    : dir_(std::move(dir)), options_(options) {}
+format::segment_header header_of(const segment_state& s) {
+  format::segment_header h;
+  h.codec = s.codec;
+  h.first_seq = s.first_seq;
+  h.salt = s.salt;
+  if (s.encrypted) h.cipher = format::cipher::xchacha20poly1305;
+  return h;
+}
+
+segment_writer::segment_writer(std::shared_ptr<Directory> dir, const journal_options& options,
+                               std::shared_ptr<const payload_cipher> cipher)
+    : dir_(std::move(dir)), options_(options), cipher_(std::move(cipher)) {}
 
 void segment_writer::adopt(std::vector<segment_state> verified, std::uint64_t next_seq) {
   std::lock_guard g(mutex_);
   segments_ = std::move(verified);
   last_written_ = next_seq - 1;
   run_start_ = next_seq;  // everything on disk now is synced or was cut
-  if (!segments_.empty() && segments_.back().codec != options_.codec) {
-    // The store now writes another codec: records of one segment share one codec, so the
-    // next record starts a new segment. An empty segment is simply replaced.
+  const bool encrypting = cipher_ != nullptr;
+  if (!segments_.empty() &&
+      (segments_.back().codec != options_.codec || segments_.back().encrypted != encrypting)) {
+    // The store now writes another codec, or turned encryption on (off is possible only for
+    // segments nobody can read without the key): records of one segment share one codec and
+    // one header, so the next record starts a new segment. An empty segment is replaced.
     const segment_state& last = segments_.back();
     if (last.last_seq < last.first_seq) {
       dir_->remove(last.file);
@@ -58,13 +71,17 @@ void segment_writer::start_segment(std::uint64_t first_seq) {
   h.first_seq = first_seq;
   h.salt = random_salt();
   h.codec = options_.codec;
+  if (cipher_) {
+    h.cipher = format::cipher::xchacha20poly1305;
+    h.key_check = cipher_->key_check();
+  }
   std::string name = format::segment_file_name(first_seq);
   std::shared_ptr<File> f = dir_->open(name, Directory::open_mode::create_new);
   f->append(format::encode_segment_header(h));
   f->sync();
   dir_->sync();
-  segments_.push_back({name, first_seq, first_seq - 1, h.salt, format::segment_header_size,
-                       format::segment_header_size, h.codec});
+  segments_.push_back(
+      {name, first_seq, first_seq - 1, h.salt, h.size(), h.size(), h.codec, h.encrypted()});
   active_ = std::move(f);
   run_start_ = first_seq;
 }
@@ -83,8 +100,15 @@ void segment_writer::write(const std::vector<pending_record>& batch) {
     frame_.clear();
   };
   frame_.clear();
+  const std::size_t overhead = cipher_ ? format::sealed_overhead : 0;
+  if (cipher_) {
+    // One draw from the OS for the whole batch: a fresh random nonce per record.
+    nonces_.resize(batch.size() * format::nonce_size);
+    random_bytes(nonces_.data(), nonces_.size());
+  }
+  std::size_t index = 0;
   for (const auto& rec : batch) {
-    const std::size_t size = format::framed_size(rec.payload.size());
+    const std::size_t size = format::framed_size(rec.payload.size() + overhead);
     const bool holds_records = active->last_seq >= active->first_seq || !frame_.empty();
     if (holds_records && active->bytes + frame_.size() + size > options_.segment_bytes) {
       // The roll: the closing segment's records are durable, and its zero fill gone, before
@@ -102,8 +126,18 @@ void segment_writer::write(const std::vector<pending_record>& batch) {
       active_->sync();
       run_start_ = rec.seq;
     }
-    format::append_record(frame_, active->salt, rec.seq, rec.timestamp_ns, as_bytes(rec.payload),
-                          static_cast<std::uint32_t>(rec.seq - run_start_));
+    const auto run_index = static_cast<std::uint32_t>(rec.seq - run_start_);
+    byte_view payload = as_bytes(rec.payload);
+    if (cipher_) {
+      // The active segment is encrypted (adopt() and start_segment() see to it).
+      sealed_.clear();
+      const auto ad = format::record_ad(header_of(*active), rec.seq, rec.timestamp_ns, run_index);
+      cipher_->seal(payload_cipher::purpose::record, payload, ad, sealed_,
+                    &nonces_[index * format::nonce_size]);
+      payload = sealed_;
+    }
+    ++index;
+    format::append_record(frame_, active->salt, rec.seq, rec.timestamp_ns, payload, run_index);
     framed_last_seq = rec.seq;
   }
   write_frame();

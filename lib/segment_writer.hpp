@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "commit_queue.hpp"
+#include "prevalent/cipher.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/journal.hpp"
 
@@ -29,17 +30,24 @@ struct segment_state {
   std::uint64_t bytes;      // end of the last record
   std::uint64_t allocated;  // file size, zero-filled past `bytes`
   format::codec codec;
+  bool encrypted = false;  // a version 2 header: every record in it is sealed
 };
+
+// The header a segment_state was written with (what record_ad binds records to).
+format::segment_header header_of(const segment_state& s);
 
 class segment_writer {
  public:
-  segment_writer(std::shared_ptr<Directory> dir, const journal_options& options);
+  // With `cipher`, new segments are encrypted and every record is sealed (docs/FORMAT.md).
+  segment_writer(std::shared_ptr<Directory> dir, const journal_options& options,
+                 std::shared_ptr<const payload_cipher> cipher = nullptr);
   segment_writer(const segment_writer&) = delete;
   segment_writer& operator=(const segment_writer&) = delete;
 
   // Takes the segments recovery verified (sorted; possibly none) and gets ready to write
   // record `next_seq`: into the last segment, or a new one if there is none or its codec is
-  // not options.codec. Everything on disk is synced first: records written from now on start
+  // not options.codec, or it is encrypted and this writer is not, or the other way round.
+  // Everything on disk is synced first: records written from now on start
   // a new run, and recovery may cut only the last unsynced run.
   void adopt(std::vector<segment_state> verified, std::uint64_t next_seq);
 
@@ -62,6 +70,7 @@ class segment_writer {
 
   const std::shared_ptr<Directory> dir_;
   const journal_options options_;
+  const std::shared_ptr<const payload_cipher> cipher_;
 
   mutable std::mutex mutex_;  // segments_ and active_: the committer writes, anyone reads
   std::vector<segment_state> segments_;  // sorted; the last one is being written
@@ -69,7 +78,9 @@ class segment_writer {
   std::atomic<std::uint64_t> bytes_written_{0};
 
   // Committer only.
-  bytes frame_;  // framing buffer, reused
+  bytes frame_;   // framing buffer, reused
+  bytes sealed_;  // one sealed payload, reused
+  bytes nonces_;  // a batch's random nonces, drawn with one call
   std::uint64_t last_written_ = 0;
   // First record written to the active segment since its last sync; each record stores its
   // distance from it (format::append_record).

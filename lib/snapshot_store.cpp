@@ -4,6 +4,7 @@
 
 #include "compression.hpp"
 #include "prevalent/checksum.hpp"
+#include "prevalent/cipher.hpp"
 #include "prevalent/error.hpp"
 
 namespace prevalent {
@@ -11,8 +12,13 @@ namespace prevalent {
 // A verified zstd frame could still claim any size; refuse to allocate past this.
 static constexpr std::uint64_t max_decompressed_bytes = 64ull << 30;
 
-SnapshotStore::SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep)
-    : dir_(std::move(dir)), keep_(keep) {
+SnapshotStore::SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep,
+                             std::shared_ptr<const detail::payload_cipher> cipher,
+                             bool accept_unencrypted)
+    : dir_(std::move(dir)),
+      keep_(keep),
+      cipher_(std::move(cipher)),
+      accept_unencrypted_(accept_unencrypted) {
   if (keep_ == 0) throw error(errc::invalid_option, "keep_snapshots must be at least 1");
 }
 
@@ -37,6 +43,16 @@ std::string SnapshotStore::install(std::uint64_t last_seq, std::int64_t timestam
   h.compression = compression;
   h.last_seq = last_seq;
   h.timestamp_ns = timestamp_ns;
+  bytes sealed;
+  if (cipher_) {
+    // The associated data binds the sealed bytes to this header: sequence number, timestamp,
+    // codec and compression.
+    h.cipher = format::cipher::xchacha20poly1305;
+    h.key_check = cipher_->key_check();
+    cipher_->seal(detail::payload_cipher::purpose::snapshot, payload, format::snapshot_ad(h),
+                  sealed);
+    payload = sealed;
+  }
   h.payload_length = payload.size();
   h.payload_crc = crc32c(payload);
 
@@ -84,24 +100,50 @@ loaded_snapshot SnapshotStore::load(const snapshot_info& which) const {
                  path + " at offset " + std::to_string(offset) + ": " + what);
   };
   auto file = dir_->open(which.file, Directory::open_mode::read);
-  bytes head(format::snapshot_header_size);
+  bytes head(format::encrypted_snapshot_header_size);
   head.resize(file->read_at(0, head));
   std::string why;
   auto h = format::decode_snapshot_header(head, why);
   if (!h) throw bad(0, why);
+  if (h->encrypted() && !cipher_)
+    throw error(errc::encryption_mismatch,
+                path +
+                    ": the snapshot is encrypted, but the store was opened without an "
+                    "encryption key (journal_options::encryption_key)");
+  if (h->encrypted() && h->key_check != cipher_->key_check())
+    throw error(errc::encryption_mismatch,
+                path +
+                    ": the snapshot was written with another encryption key (its key check "
+                    "value differs from the key given)");
+  if (!h->encrypted() && cipher_ && !accept_unencrypted_)
+    throw error(errc::encryption_mismatch,
+                path +
+                    ": the snapshot is not encrypted, but an encryption key was given; set "
+                    "accept_unencrypted to read a store written before encryption was "
+                    "turned on");
+  const std::uint64_t header_size = h->size();
   if (h->last_seq != which.last_seq)
     throw bad(0, "header covers sequence number " + std::to_string(h->last_seq) +
                      " but the file name says " + std::to_string(which.last_seq));
-  const std::uint64_t available = file->size() - format::snapshot_header_size;
+  const std::uint64_t available = file->size() - std::min(file->size(), header_size);
   if (h->payload_length != available)  // checked before allocating anything
-    throw bad(format::snapshot_header_size, "header says " + std::to_string(h->payload_length) +
-                                                " payload bytes, file has " +
-                                                std::to_string(available));
+    throw bad(header_size, "header says " + std::to_string(h->payload_length) +
+                               " payload bytes, file has " + std::to_string(available));
   loaded_snapshot out{which.file, *h, bytes(h->payload_length)};
-  if (file->read_at(format::snapshot_header_size, out.payload) != out.payload.size())
-    throw bad(format::snapshot_header_size, "file shrank while reading");
-  if (crc32c(out.payload) != h->payload_crc)
-    throw bad(format::snapshot_header_size, "payload checksum mismatch");
+  if (file->read_at(header_size, out.payload) != out.payload.size())
+    throw bad(header_size, "file shrank while reading");
+  if (crc32c(out.payload) != h->payload_crc) throw bad(header_size, "payload checksum mismatch");
+  if (h->encrypted()) {
+    bytes plain;
+    if (!cipher_->open(detail::payload_cipher::purpose::snapshot, out.payload,
+                       format::snapshot_ad(*h), plain))
+      throw error(errc::authentication_failed,
+                  path + " at offset " + std::to_string(header_size) +
+                      ": the snapshot (sequence number " + std::to_string(h->last_seq) +
+                      ") does not authenticate (its checksums match, so it is not damage by "
+                      "accident: it was changed or renamed by someone without the key)");
+    out.payload = std::move(plain);
+  }
   if (h->compression == format::compression::zstd)
     out.payload = detail::zstd_decompress(out.payload, max_decompressed_bytes, path);
   return out;

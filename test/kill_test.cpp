@@ -3,6 +3,8 @@
 // pipe; the parent kills it, reopens the store and checks that every acknowledged command is
 // there, that the commands form a gap-free prefix, and that the state is what replaying that
 // prefix gives. Trials accumulate on one directory, so later ones recover earlier recoveries.
+// A second case runs a quarter as many trials on an encrypted store (PREVALENT_ENCRYPT=all: as
+// many; =none: skipped).
 #include <doctest/doctest.h>
 #include <poll.h>
 #include <signal.h>
@@ -36,8 +38,9 @@ using StampStore = Store<test::Ledger, Stamp>;
 
 // Even trials run under sync policy `always`, odd ones under `interval`: both promise that a
 // process crash loses no acknowledged command. Odd trials also use automatic snapshots.
-store_options kill_options(int trial = 0) {
+store_options kill_options(bool encrypted, int trial = 0) {
   store_options o;
+  if (encrypted) o.encryption_key = test::test_key();
   if (trial % 2 == 1) {
     o.sync = sync_policy::interval(std::chrono::milliseconds(20));
     o.snapshots.every_commands = 300;
@@ -46,9 +49,9 @@ store_options kill_options(int trial = 0) {
   return o;
 }
 
-[[noreturn]] void child(const std::filesystem::path& dir, int out, int trial) {
+[[noreturn]] void child(const std::filesystem::path& dir, int out, bool encrypted, int trial) {
   try {
-    StampStore store(dir, kill_options(trial));
+    StampStore store(dir, kill_options(encrypted, trial));
     auto writer = [&] {
       for (;;) {
         const std::uint64_t seq = store.execute(Stamp{1});  // acknowledged
@@ -74,14 +77,11 @@ int trials() {
   return env ? std::max(1, std::atoi(env)) : 200;
 }
 
-}  // namespace
-
-TEST_CASE("every acknowledged command survives SIGKILL at a random moment") {
-  // Trials share a directory, so later ones recover what earlier recoveries left; the long
-  // mode starts a fresh one every 1,000 trials to keep each trial's state small.
+// Trials share a directory, so later ones recover what earlier recoveries left; the long
+// mode starts a fresh one every 1,000 trials to keep each trial's state small.
+void kill_trials(const int n, const bool encrypted) {
   std::optional<test::temp_dir> dir;
   std::mt19937 rng(std::random_device{}());
-  const int n = trials();
   std::uint64_t total_acked = 0;
   int torn_tails = 0;
   for (int trial = 0; trial < n; ++trial) {
@@ -93,7 +93,7 @@ TEST_CASE("every acknowledged command survives SIGKILL at a random moment") {
     REQUIRE(pid >= 0);
     if (pid == 0) {
       ::close(fds[0]);
-      child(tmp.path(), fds[1], trial);
+      child(tmp.path(), fds[1], encrypted, trial);
     }
     ::close(fds[1]);
     const auto delay = std::chrono::milliseconds(5 + rng() % 120);
@@ -111,7 +111,7 @@ TEST_CASE("every acknowledged command survives SIGKILL at a random moment") {
     ::close(fds[0]);
     total_acked += acked.size();
 
-    StampStore store(tmp.path(), kill_options());
+    StampStore store(tmp.path(), kill_options(encrypted));
     if (store.recovery().torn_bytes > 0) ++torn_tails;
     const std::uint64_t last = store.last_sequence();
     auto [applied, weight] = store.query([](const test::Ledger& l) {
@@ -132,7 +132,21 @@ TEST_CASE("every acknowledged command survives SIGKILL at a random moment") {
                     applied[first_wrong - 1]);
     CHECK(weight == static_cast<std::int64_t>(last));
   }
-  MESSAGE(n, " kills, ", total_acked, " acknowledged commands checked, ", torn_tails,
+  const std::string kills = encrypted ? " kills of an encrypted store, " : " kills, ";
+  MESSAGE(n, kills, total_acked, " acknowledged commands checked, ", torn_tails,
           " torn tails recovered");
   CHECK(total_acked > 0);
+}
+
+}  // namespace
+
+TEST_CASE("every acknowledged command survives SIGKILL at a random moment") {
+  kill_trials(trials(), false);
+}
+
+TEST_CASE("every acknowledged command of an encrypted store survives SIGKILL") {
+  const char* env = std::getenv("PREVALENT_ENCRYPT");
+  const std::string mode = env ? env : "";
+  if (mode == "none") return;
+  kill_trials(mode == "all" ? trials() : std::max(1, trials() / 4), true);
 }

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
@@ -68,17 +69,28 @@ void check_no_tokens_at_rest(const fs::path& dir, const std::vector<std::string>
   }
 }
 
-std::string run_cli(const std::string& args) {
-  const char* exe = std::getenv("SESSIONS_EXE");
-  REQUIRE_MESSAGE(exe != nullptr, "SESSIONS_EXE not set (meson sets it)");
+std::string run_cli_with(const std::string& command, const std::string& args) {
   std::string out;
-  FILE* p = ::popen((std::string(exe) + " " + args + " 2>&1").c_str(), "r");
+  FILE* p = ::popen((command + " " + args + " 2>&1").c_str(), "r");
   REQUIRE(p != nullptr);
   char buf[256];
   while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
   int status = ::pclose(p);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) out = "exit failure: " + out;
   return out;
+}
+
+std::string run_cli(const std::string& args) {
+  const char* exe = std::getenv("SESSIONS_EXE");
+  REQUIRE_MESSAGE(exe != nullptr, "SESSIONS_EXE not set (meson sets it)");
+  return run_cli_with(exe, args);
+}
+
+// run_cli with environment assignments ("NAME=value ") before the executable.
+std::string run_cli_env(const std::string& env, const std::string& args) {
+  const char* exe = std::getenv("SESSIONS_EXE");
+  REQUIRE_MESSAGE(exe != nullptr, "SESSIONS_EXE not set (meson sets it)");
+  return run_cli_with("env " + env + exe, args);
 }
 
 std::string trimmed(std::string s) {
@@ -352,4 +364,31 @@ TEST_CASE("sessions: a store written with plaintext tokens (version 1) opens, to
     CHECK(store.execute(sessions::TouchSession{sessions::hash_token(t3)}) > 0);
     CHECK(store.execute(sessions::RevokeSession{sessions::hash_token(t1)}));
   }
+}
+
+TEST_CASE("sessions CLI with SESSIONS_KEY_FILE: an encrypted store, unreadable without the key") {
+  test::temp_dir tmp;
+  const std::string d = (tmp / "store").string();
+  const std::string key_file = (tmp / "key").string();
+  {
+    std::ofstream k(key_file);
+    k << std::string(64, '7') << "\n";
+  }
+  const std::string with_key = "SESSIONS_KEY_FILE=" + key_file + " ";
+  // run_cli prefixes the executable: set the variable through env(1).
+  auto run_keyed = [&](const std::string& args) { return run_cli_env(with_key, args); };
+  const std::string token = trimmed(run_keyed(d + " create mallory-hunter 3600"));
+  REQUIRE(token.size() == 64);
+  CHECK(run_keyed(d + " list mallory-hunter").find("1 session(s)") != std::string::npos);
+  CHECK(run_keyed(d + " snapshot").rfind("snapshot taken", 0) == 0);
+  // The user name is in the commands and the state; encrypted, it is in no file.
+  const std::string user = "mallory-hunter";
+  for (auto& e : std::filesystem::directory_iterator(d)) {
+    auto bytes = test::read_file(e.path());
+    INFO(e.path().string());
+    CHECK_FALSE(contains(bytes, user.data(), user.size()));
+  }
+  const std::string without = run_cli(d + " list mallory-hunter");
+  CHECK(without.rfind("exit failure", 0) == 0);
+  CHECK(without.find("without an encryption key") != std::string::npos);
 }

@@ -72,6 +72,24 @@ inline void copy_dir(const std::filesystem::path& from, const std::filesystem::p
       std::filesystem::copy_file(e.path(), to / e.path().filename());
 }
 
+// ---- encrypted variants of the crash and corruption tests ----
+
+// A fixed test key (the tests check behaviour, not secrecy).
+inline prevalent::encryption_key test_key() {
+  std::vector<std::uint8_t> k(prevalent::encryption_key::size);
+  for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<std::uint8_t>(0x40 + i);
+  return prevalent::encryption_key(k);
+}
+
+// Whether trial `seed` of a randomized crash test runs on an encrypted store: every third one
+// by default; PREVALENT_ENCRYPT=all or =none makes it every or no trial.
+inline bool encrypted_trial(std::uint64_t seed) {
+  const char* env = std::getenv("PREVALENT_ENCRYPT");
+  if (env && std::string(env) == "all") return true;
+  if (env && std::string(env) == "none") return false;
+  return seed % 3 == 0;
+}
+
 // ---- the ledger model ----
 
 struct Ledger {

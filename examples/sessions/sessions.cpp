@@ -9,10 +9,15 @@
 //   sessions DIR stats
 //
 // Each run opens the store, runs one command and exits: run it twice to see state survive.
+//
+// With SESSIONS_KEY_FILE set, the store is encrypted at rest with the key in that file (64 hex
+// digits; keep the file outside DIR and its backups): docs/SECURITY.md#encryption-at-rest.
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 
 #include "sessions_model.hpp"
@@ -33,11 +38,22 @@ int usage() {
   return 2;
 }
 
+// The key in the file SESSIONS_KEY_FILE names: its first word, 64 hex digits.
+prevalent::encryption_key key_from_file(const std::string& path) {
+  std::ifstream in(path);
+  std::string hex;
+  if (!(in >> hex)) throw std::runtime_error("cannot read an encryption key from " + path);
+  return prevalent::encryption_key::from_hex(hex);
+}
+
 int run(int argc, char** argv) {
   if (argc < 3) return usage();
   const std::string dir = argv[1], verb = argv[2];
   prevalent::store_options options;
   options.log = [](const std::string& msg) { std::cerr << "prevalent: " << msg << "\n"; };
+  // Read once, before any thread starts.
+  if (const char* key_file = std::getenv("SESSIONS_KEY_FILE"))  // NOLINT(concurrency-mt-unsafe)
+    options.encryption_key = key_from_file(key_file);
   sessions::Store store(dir, options);
 
   if (verb == "create" && argc == 5) {

@@ -10,23 +10,27 @@
 namespace prevalent {
 
 enum class errc {
-  corrupt_record = 1,    // a journal record failed verification outside the torn tail
-  corrupt_segment,       // a journal segment header is damaged or inconsistent
-  sequence_gap,          // sequence numbers are not contiguous across records or segments
-  corrupt_snapshot,      // a snapshot file failed verification
-  no_usable_snapshot,    // no snapshot plus journal combination can rebuild the state
-  directory_in_use,      // another store holds the directory lock
-  unknown_command,       // a journal record names a command this store does not know
-  bad_command_payload,   // a journal record's payload does not decode into its command
-  record_too_large,      // a record exceeds the configured maximum size
-  store_failed,          // an earlier write or sync failed; the store accepts no commands
-  invalid_option,        // an option is out of range
-  closed,                // the journal (or store) has been closed
-  compression_failed,    // zstd could not compress a snapshot
-  insecure_permissions,  // the store directory or a file in it is open to group or others
-  command_rejected,      // a command's validate() threw: nothing changed (asio.hpp)
-  command_failed,        // a command's apply() threw: nothing was journaled (asio.hpp)
-  query_failed,          // the function of an async_query threw (asio.hpp)
+  corrupt_record = 1,     // a journal record failed verification outside the torn tail
+  corrupt_segment,        // a journal segment header is damaged or inconsistent
+  sequence_gap,           // sequence numbers are not contiguous across records or segments
+  corrupt_snapshot,       // a snapshot file failed verification
+  no_usable_snapshot,     // no snapshot plus journal combination can rebuild the state
+  directory_in_use,       // another store holds the directory lock
+  unknown_command,        // a journal record names a command this store does not know
+  bad_command_payload,    // a journal record's payload does not decode into its command
+  record_too_large,       // a record exceeds the configured maximum size
+  store_failed,           // an earlier write or sync failed; the store accepts no commands
+  invalid_option,         // an option is out of range
+  closed,                 // the journal (or store) has been closed
+  compression_failed,     // zstd could not compress a snapshot
+  insecure_permissions,   // the store directory or a file in it is open to group or others
+  encryption_mismatch,    // a file is encrypted with another key, or encrypted and no key was
+                          // given, or not encrypted though a key was given
+  authentication_failed,  // an encrypted record or snapshot whose checksum matches does not
+                          // authenticate: changed by someone without the key
+  command_rejected,       // a command's validate() threw: nothing changed (asio.hpp)
+  command_failed,         // a command's apply() threw: nothing was journaled (asio.hpp)
+  query_failed,           // the function of an async_query threw (asio.hpp)
 };
 
 const std::error_category& error_category() noexcept;

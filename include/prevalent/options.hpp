@@ -6,10 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "prevalent/codec.hpp"
 #include "prevalent/directory.hpp"
+#include "prevalent/encryption_key.hpp"
 #include "prevalent/sync_policy.hpp"
 
 namespace prevalent {
@@ -38,6 +40,17 @@ struct journal_options {
   // space that is already allocated and synced spares fdatasync the file-size update: on
   // ext4 here a 100-byte write + fdatasync ran 1.5x faster into preallocated space.
   std::uint64_t preallocate_bytes = 4u << 20;
+  // Authenticated encryption at rest (docs/SECURITY.md#encryption-at-rest): with a key, every
+  // record of new segments, and in a store every snapshot, is sealed with XChaCha20-Poly1305,
+  // and the headers say so. The key comes from the application and is never written to disk.
+  // Needs a build with libsodium (errc::invalid_option otherwise). Opening an encrypted store
+  // without the key, or with another one, fails with errc::encryption_mismatch naming the file.
+  std::optional<prevalent::encryption_key> encryption_key{};
+  // With a key: also read segments and snapshots written without encryption, to turn it on for
+  // an existing store (new segments and snapshots are encrypted; the old files go once
+  // snapshots cover them). Off by default: a key given means every file must authenticate, so
+  // nobody who can write the directory can slip in a plaintext segment or snapshot.
+  bool accept_unencrypted = false;
 };
 
 // When the store takes snapshots by itself, on a background thread, while commands go on.

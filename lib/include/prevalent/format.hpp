@@ -16,6 +16,11 @@
 namespace prevalent::format {
 
 inline constexpr std::uint32_t version = 1;
+// Version 2 headers are those of encrypted segments and snapshots: the version 1 header plus
+// an encryption block (cipher and key check value). Unencrypted files stay version 1, byte for
+// byte, so a store written without a key reads as before and older readers refuse an encrypted
+// file by its version instead of misreading it.
+inline constexpr std::uint32_t encrypted_version = 2;
 
 // How payloads are encoded (codec.hpp). Recorded in every segment and snapshot header so tools
 // can read a store without its types.
@@ -28,21 +33,59 @@ using prevalent::known_codec;
 inline constexpr std::size_t alignment = 8;
 constexpr std::size_t aligned(std::size_t n) { return (n + alignment - 1) & ~(alignment - 1); }
 
+// ---- encryption at rest (docs/FORMAT.md, "Encryption") ----------------------------------------
+// The AEAD that protects record and snapshot payloads; recorded in the header.
+enum class cipher : std::uint32_t {
+  none = 0,
+  xchacha20poly1305 = 1,  // libsodium's crypto_aead_xchacha20poly1305_ietf
+};
+inline constexpr std::size_t nonce_size = 24;  // random per record and per snapshot
+inline constexpr std::size_t tag_size = 16;
+// A sealed payload is nonce || ciphertext || tag: this much longer than the plaintext.
+inline constexpr std::size_t sealed_overhead = nonce_size + tag_size;
+// Keyed BLAKE2b of a fixed label, stored in encrypted headers so that a wrong key is named
+// before any record is tried.
+inline constexpr std::size_t key_check_size = 16;
+using key_check_value = std::array<std::uint8_t, key_check_size>;
+// Bytes added to a version 1 header to make the version 2 one: cipher (4), reserved zero (4),
+// key check value (16).
+inline constexpr std::size_t encryption_block_size = 4 + 4 + key_check_size;
+
 // ---- journal segments ----------------------------------------------------------------------
 inline constexpr std::array<std::uint8_t, 8> segment_magic = {'P', 'R', 'V', 'L',
                                                               'J', 'R', 'N', 'L'};
-inline constexpr std::size_t segment_header_size = 32;
+inline constexpr std::size_t segment_header_size = 32;  // version 1 (unencrypted)
+inline constexpr std::size_t encrypted_segment_header_size =
+    segment_header_size + encryption_block_size;
 
+// `version` is derived from `cipher` when encoding: 1 without, 2 with encryption.
 struct segment_header {
   std::uint32_t version = format::version;
   format::codec codec = format::codec::json;
   std::uint64_t first_seq = 1;  // sequence number of the segment's first record
   std::uint32_t salt = 0;       // random per segment; mixed into every record checksum
+  format::cipher cipher = format::cipher::none;
+  key_check_value key_check{};  // when encrypted
+
+  bool encrypted() const { return cipher != format::cipher::none; }
+  // Where the first record starts.
+  std::size_t size() const {
+    return encrypted() ? encrypted_segment_header_size : segment_header_size;
+  }
 };
 
 bytes encode_segment_header(const segment_header& h);
-// Decodes and verifies a segment header; on failure returns nullopt and says why in `why`.
+// Decodes and verifies a segment header (`data` holds at least its first
+// encrypted_segment_header_size bytes, or the whole file if shorter); on failure returns nullopt
+// and says why in `why`.
 std::optional<segment_header> decode_segment_header(byte_view data, std::string& why);
+
+// The associated data of a sealed record payload: binds it to its segment (version, codec,
+// first_seq, salt: segment header bytes 8..27) and its place (seq, timestamp, run_index).
+inline constexpr std::size_t record_ad_size = 20 + 8 + 8 + 4;
+std::array<std::uint8_t, record_ad_size> record_ad(const segment_header& segment, std::uint64_t seq,
+                                                   std::int64_t timestamp_ns,
+                                                   std::uint32_t run_index);
 
 // ---- journal records -----------------------------------------------------------------------
 inline constexpr std::size_t record_header_size = 32;
@@ -95,7 +138,9 @@ constexpr std::uint64_t run_start(const decoded_record& r) { return r.seq - r.ru
 // ---- snapshots -----------------------------------------------------------------------------
 inline constexpr std::array<std::uint8_t, 8> snapshot_magic = {'P', 'R', 'V', 'L',
                                                                'S', 'N', 'A', 'P'};
-inline constexpr std::size_t snapshot_header_size = 48;
+inline constexpr std::size_t snapshot_header_size = 48;  // version 1 (unencrypted)
+inline constexpr std::size_t encrypted_snapshot_header_size =
+    snapshot_header_size + encryption_block_size;
 
 // How a snapshot payload is compressed.
 enum class compression : std::uint16_t { none = 0, zstd = 1 };
@@ -108,10 +153,23 @@ struct snapshot_header {
   std::int64_t timestamp_ns = 0;  // timestamp of that record (0 if none)
   std::uint64_t payload_length = 0;
   std::uint32_t payload_crc = 0;
+  format::cipher cipher = format::cipher::none;
+  key_check_value key_check{};  // when encrypted
+
+  bool encrypted() const { return cipher != format::cipher::none; }
+  std::size_t size() const {
+    return encrypted() ? encrypted_snapshot_header_size : snapshot_header_size;
+  }
 };
 
+// `version` is derived from `cipher` when encoding, as for segments.
 bytes encode_snapshot_header(const snapshot_header& h);
 std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::string& why);
+
+// The associated data of a sealed snapshot payload: snapshot header bytes 8..31 (version,
+// codec, compression, last_seq, timestamp).
+inline constexpr std::size_t snapshot_ad_size = 24;
+std::array<std::uint8_t, snapshot_ad_size> snapshot_ad(const snapshot_header& h);
 
 // ---- file names ----------------------------------------------------------------------------
 // Journal segments are "journal-<first seq, 20 digits>.log", snapshots

@@ -46,6 +46,7 @@ namespace prevalent {
 namespace detail {
 class commit_queue;
 class segment_writer;
+class payload_cipher;
 }  // namespace detail
 
 class Journal {
@@ -56,7 +57,8 @@ class Journal {
   // Records with seq >= deliver_from are passed to `visit` in order. When the directory holds
   // no segment, the journal starts at `start_seq`; otherwise it must reach at least
   // start_seq - 1. Throws prevalent::error (corrupt_record, corrupt_segment, sequence_gap,
-  // no_usable_snapshot, invalid_option) naming file and offset.
+  // no_usable_snapshot, invalid_option, encryption_mismatch, authentication_failed) naming
+  // file and offset.
   static std::unique_ptr<Journal> open(std::shared_ptr<Directory> dir, journal_options options,
                                        std::uint64_t start_seq, std::uint64_t deliver_from,
                                        const visitor& visit, const log_function& log = {});
@@ -136,6 +138,8 @@ class Journal {
 
   std::shared_ptr<Directory> dir_;
   const journal_options options_;
+  // From options_.encryption_key: seals new records, opens encrypted segments (null: no key).
+  std::shared_ptr<const detail::payload_cipher> cipher_;
   recovery_report report_;
   bool closed_ = false;  // close() was called (by its owner, or by the destructor)
   log_function log_;     // from open(), for the error of a close in the destructor

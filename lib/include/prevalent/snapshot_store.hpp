@@ -13,6 +13,9 @@
 #include "prevalent/format.hpp"
 
 namespace prevalent {
+namespace detail {
+class payload_cipher;
+}
 
 struct snapshot_info {
   std::string file;
@@ -27,13 +30,18 @@ struct loaded_snapshot {
 
 class SnapshotStore {
  public:
-  // `keep` >= 1: how many snapshots publish() leaves on disk.
-  SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep);
+  // `keep` >= 1: how many snapshots publish() leaves on disk. With `cipher`, snapshots are
+  // written encrypted and load() authenticates them; an unencrypted one is then refused unless
+  // `accept_unencrypted`. Without, an encrypted snapshot is refused.
+  SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep,
+                std::shared_ptr<const detail::payload_cipher> cipher = nullptr,
+                bool accept_unencrypted = true);
 
   // R3 (docs/RELIABILITY.md): writes a temporary file, syncs it, renames it into place and syncs
   // the directory; only then removes snapshots beyond the newest `keep` (and syncs the directory
   // again). When it returns, the snapshot survives a crash. Returns the file name. `payload` is
-  // encoded with `codec`; it is stored zstd-compressed when `compression` says so.
+  // encoded with `codec`; it is stored zstd-compressed when `compression` says so, then sealed
+  // when the store has a cipher.
   std::string publish(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload,
                       format::codec codec = format::codec::json,
                       format::compression compression = format::compression::none);
@@ -49,7 +57,9 @@ class SnapshotStore {
   std::vector<snapshot_info> list() const;
 
   // Reads and verifies one snapshot. Throws errc::corrupt_snapshot naming the file, the
-  // offset and what was wrong.
+  // offset and what was wrong; errc::encryption_mismatch when its encryption does not fit the
+  // key given (none, another one); errc::authentication_failed when its checksums match but
+  // it does not authenticate.
   loaded_snapshot load(const snapshot_info& which) const;
 
   // Deletes temporary files left by a publish() that a crash interrupted.
@@ -58,6 +68,8 @@ class SnapshotStore {
  private:
   std::shared_ptr<Directory> dir_;
   unsigned keep_;
+  std::shared_ptr<const detail::payload_cipher> cipher_;
+  bool accept_unencrypted_;
 };
 
 }  // namespace prevalent

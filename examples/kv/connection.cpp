@@ -165,6 +165,14 @@ void Connection::dispatch(args argv) {
     refused = unknown_command_error(argv);
   } else if (!arity_ok(*spec, argv.size())) {
     refused = arity_error(spec->name);
+    if (spec->name == "exec") {  // Redis aborts the transaction (if any) with its own text
+      in_multi_ = false;
+      queued_.clear();
+      watched_.clear();
+      return fill(slot,
+                  reply::error_text("EXECABORT Transaction discarded because of: wrong number of "
+                                    "arguments for 'exec' command"));
+    }
   } else if (!authenticated_ && spec->name != "auth" && spec->name != "hello" &&
              spec->name != "reset") {
     refused = reply::error_text("NOAUTH Authentication required.");

@@ -145,10 +145,16 @@ void Connection::close() {
 
 std::string Connection::write_error(const std::error_code& ec, const std::string& message) {
   if (ec == prevalent::errc::command_rejected) return reply::error_text(message);
-  std::string cause = message.empty() ? ec.message() : message;
+  const std::string cause = message.empty() ? ec.message() : message;
+  if (ec == prevalent::errc::closed) return reply::error_text("ERR server is shutting down");
+  if (ec == prevalent::errc::store_failed) {  // an earlier write met an I/O error: name it
+    const std::string& first = server_.stats().last_write_error;
+    return reply::error_text("ERR writes are refused after a disk error (reads go on): " +
+                             (first.empty() ? cause : first));
+  }
   server_.stats().last_write_error = cause;
-  return reply::error_text("ERR write failed, nothing was changed or its outcome is unknown: " +
-                           cause);
+  // The write that met the error: it may or may not be on disk (README, "Guarantees").
+  return reply::error_text("ERR disk error, write not acknowledged: " + cause);
 }
 
 void Connection::dispatch(args argv) {

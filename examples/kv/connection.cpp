@@ -43,7 +43,9 @@ void Connection::arm_idle_timer() {
   if (timeout == 0) return;
   idle_timer_.expires_after(std::chrono::seconds(timeout));
   idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-    if (!ec && !self->closed_ && self->slots_.empty()) self->close();
+    if (ec || self->closed_) return;
+    if (self->slots_.empty()) return self->close();
+    self->arm_idle_timer();  // requests in flight: not idle, look again later
   });
 }
 

@@ -197,9 +197,7 @@ void Connection::dispatch(args argv) {
   }
   if (spec->kind != command_kind::write) flush_batch();  // the store sees requests in order
   switch (spec->kind) {
-    case command_kind::read:
-      if (spec->name == "scan") return run_server(*spec, argv, slot);
-      return run_read(std::move(argv), slot);
+    case command_kind::read: return run_read(std::move(argv), slot);
     case command_kind::write: {
       parsed_write parsed = spec->parse(argv, wall_ms());
       if (!parsed.op) return fill(slot, std::move(parsed.error));

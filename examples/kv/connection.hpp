@@ -95,8 +95,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool multi_failed_ = false;
   std::vector<args> queued_;
   std::vector<std::pair<std::string, std::uint64_t>> watched_;
-  std::map<unsigned long long, std::string> scan_cursors_;  // cursor -> resume after this key
-  unsigned long long next_cursor_ = 1;
 };
 
 }  // namespace kv

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Differential test of prevalent-kv against Debian's redis-server 7.0 (issue 8, part 4).
+
+Starts redis-server (loopback, free port, no persistence) and the server under test (KV_SERVER,
+see kvlib.py), runs every script of the corpus (test/kv/corpus/*.txt, language in script.py)
+against both over raw sockets, and compares the replies byte for byte (exceptions in
+compare.py). FLUSHALL on both between scripts, and each script gets fresh connections.
+Prints every difference as file:line, the command, Redis's reply and the other one; exit 1 if
+there is any, 77 if the server under test is not built.
+
+  KV_SERVER=build/examples/kv/prevalent-kv test/kv/diff_test.py [script.txt ...]
+  KV_SERVER=redis-server test/kv/diff_test.py        # the harness validated against itself
+  test/kv/diff_test.py --show corpus/strings.txt      # print Redis's replies only
+"""
+
+import argparse
+import glob
+import os
+import socket
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kvlib  # noqa: E402
+from compare import same, show  # noqa: E402
+from script import parse_script  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Side:
+    """One server and the connections a script opened on it."""
+
+    def __init__(self, server):
+        self.server, self.conns = server, {}
+
+    def conn(self, n):
+        if n not in self.conns:
+            self.conns[n] = kvlib.Conn(self.server.port, timeout=10)
+        return self.conns[n]
+
+    def reset(self):
+        for c in self.conns.values():
+            c.close()
+        self.conns = {}
+        c = kvlib.Conn(self.server.port)
+        r = c.call("FLUSHALL")
+        c.close()
+        if r != b"+OK\r\n":
+            raise RuntimeError(f"FLUSHALL on {self.server.name} answered {r!r}")
+
+
+CLOSED = b"<connection closed>"
+NO_REPLY = b"<no reply within 10 s>"
+
+
+def read_replies(side, n, count):
+    """count replies from connection n; a closed or silent connection ends the list with a
+    marker and is dropped (the next step on it reconnects)."""
+    c, out = side.conn(n), []
+    try:
+        for _ in range(count):
+            out.append(c.reply())
+    except (socket.timeout, TimeoutError):
+        out.append(NO_REPLY)
+    except (kvlib.ConnectionClosed, ConnectionResetError):
+        out.append(c.buf + CLOSED if c.buf else CLOSED)
+    if len(out) < count or out[-1].endswith(CLOSED) or out[-1] == NO_REPLY:
+        side.conns.pop(n).close()
+    return out
+
+
+def send(side, n, data):
+    try:
+        side.conn(n).send(data)
+        return True
+    except (BrokenPipeError, ConnectionResetError):
+        side.conns.pop(n).close()
+        return False
+
+
+def run_step(side, step):
+    """The step's replies on one side, as a list of bytes (markers for a closed or silent
+    connection)."""
+    if step.kind == "cmd":
+        if not send(side, step.conn, kvlib.encode(step.args)):
+            return [CLOSED]
+        return read_replies(side, step.conn, 1)
+    if step.kind == "pipeline":
+        conns = {}
+        for s in step.steps:
+            conns.setdefault(s.conn, []).append(kvlib.encode(s.args))
+        out = {}
+        for n, reqs in conns.items():
+            if send(side, n, b"".join(reqs)):
+                out[n] = read_replies(side, n, len(reqs))
+            else:
+                out[n] = [CLOSED]
+        return [(out[s.conn].pop(0) if out[s.conn] else CLOSED) for s in step.steps]
+    if step.kind == "raw":
+        if not send(side, 1, step.data):
+            return [CLOSED]
+        return read_replies(side, 1, step.count) if step.count else []
+    if step.kind == "raw-close":
+        if not send(side, 1, step.data):
+            return [CLOSED]
+        data, closed = side.conn(1).read_until_close(timeout=2)
+        side.conns.pop(1).close()
+        return [data + (CLOSED if closed else b"<connection left open>")]
+    if step.kind == "scan-all":
+        c, cursor, keys, rounds = side.conn(1), b"0", [], 0
+        while True:
+            v = kvlib.parse(c.call("SCAN", cursor, *step.args))
+            if not isinstance(v, list):
+                return [repr(v).encode()]
+            cursor, keys = v[0], keys + v[1]
+            rounds += 1
+            if cursor == b"0" or rounds > 100000:
+                break
+        return [repr(sorted(set(keys))).encode()]
+    raise AssertionError(step.kind)
+
+
+def step_commands(step):
+    if step.kind == "pipeline":
+        return [(s.args, s.tol, s.shape, s.line) for s in step.steps]
+    if step.kind == "cmd":
+        return [(step.args, step.tol, step.shape, step.line)]
+    if step.kind == "sleep":
+        return []
+    return [([step.kind.encode()], None, False, step.line)] * max(step.count, 1)
+
+
+def run_script(path, ref, sut, out):
+    """Runs one script on both sides; returns the number of differences."""
+    steps = parse_script(path)
+    ref.reset()
+    sut.reset()
+    diffs = 0
+    name = os.path.relpath(path, HERE)
+    for step in steps:
+        if step.kind == "sleep":
+            time.sleep(step.count / 1000)
+            continue
+        a = run_step(ref, step)
+        b = run_step(sut, step)
+        cmds = step_commands(step)
+        if len(a) != len(b):
+            diffs += 1
+            print(f"DIFF {name}:{step.line}: {step.text}\n  redis: {a!r}\n  other: {b!r}",
+                  file=out)
+            continue
+        for (args, tol, shape, line), ra, rb in zip(cmds, a, b):
+            if not same(args, ra, rb, tol=tol, shape=shape):
+                diffs += 1
+                print(f"DIFF {name}:{line}: {show(args)}\n  redis: {ra!r}\n  other: {rb!r}",
+                      file=out)
+    return diffs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("scripts", nargs="*")
+    ap.add_argument("--show", action="store_true", help="print Redis's replies, compare nothing")
+    opts = ap.parse_args()
+    scripts = opts.scripts or sorted(glob.glob(os.path.join(HERE, "corpus", "*.txt")))
+    if not scripts:
+        print("no corpus scripts found", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="kv-diff-") as tmp:
+        os.makedirs(os.path.join(tmp, "redis"))
+        ref_srv = kvlib.start_redis(os.path.join(tmp, "redis"))
+        sut_srv = None
+        try:
+            ref = Side(ref_srv)
+            if opts.show:
+                for path in scripts:
+                    ref.reset()
+                    for step in parse_script(path):
+                        if step.kind == "sleep":
+                            time.sleep(step.count / 1000)
+                            continue
+                        r = run_step(ref, step)
+                        cmds = step_commands(step)
+                        for (args, _, _, line), rep in zip(cmds, r if isinstance(r, list)
+                                                           else [r]):
+                            print(f"{os.path.basename(path)}:{line}: {show(args)}\n  {rep!r}")
+                return 0
+            argv = kvlib.kv_command()
+            sut_srv = kvlib.start_kv(argv, os.path.join(tmp, "sut"))
+            sut = Side(sut_srv)
+            total, ncmds = 0, 0
+            for path in scripts:
+                n = run_script(path, ref, sut, sys.stdout)
+                ncmds += sum(len(step_commands(s)) for s in parse_script(path))
+                total += n
+                print(f"{os.path.relpath(path, HERE)}: {'ok' if n == 0 else f'{n} differences'}")
+            print(f"{len(scripts)} scripts, {ncmds} commands, {total} differences "
+                  f"({sut_srv.name} against redis-server)")
+            if not sut_srv.alive():
+                print(f"{sut_srv.name} died (exit status {sut_srv.proc.returncode})")
+                return 1
+            return 1 if total else 0
+        finally:
+            if sut_srv:
+                sut_srv.kill()
+            ref_srv.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

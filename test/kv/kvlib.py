@@ -236,13 +236,14 @@ def start_redis(directory, durable=False, extra=(), port=None, timeout=60):
     return Server(proc, port, "redis-server", directory)
 
 
-def start_kv(argv, directory, durable=False, extra=(), redis_extra=(), timeout=120):
-    """The server under test on directory. A redis-server stand-in gets durable AOF settings
-    if durable; prevalent-kv gets `--sync always` if durable."""
+def start_kv(argv, directory, durable=False, extra=(), redis_extra=(), timeout=120, port=0):
+    """The server under test on directory (port 0: an ephemeral one). A redis-server stand-in
+    gets durable AOF settings if durable; prevalent-kv gets `--sync always` if durable."""
     os.makedirs(directory, exist_ok=True)
     if is_redis(argv):
-        return start_redis(directory, durable=durable, extra=redis_extra, timeout=timeout)
-    cmd = list(argv) + ["--dir", directory, "--port", "0"]
+        return start_redis(directory, durable=durable, extra=redis_extra, timeout=timeout,
+                           port=port or None)
+    cmd = list(argv) + ["--dir", directory, "--port", str(port)]
     if durable:
         cmd += ["--sync", "always"]
     cmd += list(extra)

@@ -32,8 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Side:
     """One server and the connections a script opened on it."""
 
-    def __init__(self, server):
-        self.server, self.conns = server, {}
+    def __init__(self, server, password=None):
+        self.server, self.conns, self.password = server, {}, password
 
     def conn(self, n):
         if n not in self.conns:
@@ -45,6 +45,8 @@ class Side:
             c.close()
         self.conns = {}
         c = kvlib.Conn(self.server.port)
+        if self.password:
+            c.call("AUTH", self.password)
         r = c.call("FLUSHALL")
         c.close()
         if r != b"+OK\r\n":
@@ -159,53 +161,80 @@ def run_script(path, ref, sut, out):
     return diffs
 
 
+PASSWORD = "secret"  # the servers of corpus/requirepass/ run with --requirepass secret
+
+
+def group_of(path):
+    return PASSWORD if os.path.basename(os.path.dirname(path)) == "requirepass" else None
+
+
+def show_group(scripts, ref):
+    for path in scripts:
+        ref.reset()
+        for step in parse_script(path):
+            if step.kind == "sleep":
+                time.sleep(step.count / 1000)
+                continue
+            for (args, _, _, line), rep in zip(step_commands(step), run_step(ref, step)):
+                print(f"{os.path.basename(path)}:{line}: {show(args)}\n  {rep!r}")
+
+
+def run_group(scripts, password, tmp, opts):
+    """Runs scripts on a fresh pair of servers (with --requirepass if password); returns
+    (commands, differences)."""
+    extra = ["--requirepass", password] if password else []
+    tag = "auth" if password else "open"
+    os.makedirs(os.path.join(tmp, "redis-" + tag))
+    ref_srv = kvlib.start_redis(os.path.join(tmp, "redis-" + tag), extra=extra)
+    sut_srv = None
+    try:
+        ref = Side(ref_srv, password)
+        if opts.show:
+            show_group(scripts, ref)
+            return 0, 0
+        argv = kvlib.kv_command()
+        sut_srv = kvlib.start_kv(argv, os.path.join(tmp, "sut-" + tag), extra=extra,
+                                 redis_extra=extra)
+        sut = Side(sut_srv, password)
+        total, ncmds = 0, 0
+        for path in scripts:
+            n = run_script(path, ref, sut, sys.stdout)
+            ncmds += sum(len(step_commands(s)) for s in parse_script(path))
+            total += n
+            print(f"{os.path.relpath(path, HERE)}: {'ok' if n == 0 else f'{n} differences'}")
+        if not sut_srv.alive():
+            print(f"{sut_srv.name} died (exit status {sut_srv.proc.returncode})")
+            total += 1
+        return ncmds, total
+    finally:
+        if sut_srv:
+            sut_srv.kill()
+        ref_srv.kill()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("scripts", nargs="*")
     ap.add_argument("--show", action="store_true", help="print Redis's replies, compare nothing")
     opts = ap.parse_args()
-    scripts = opts.scripts or sorted(glob.glob(os.path.join(HERE, "corpus", "*.txt")))
+    scripts = opts.scripts or sorted(glob.glob(os.path.join(HERE, "corpus", "*.txt"))
+                                     + glob.glob(os.path.join(HERE, "corpus", "*", "*.txt")))
     if not scripts:
         print("no corpus scripts found", file=sys.stderr)
         return 1
+    if not opts.show:
+        kvlib.kv_command()  # skip early if not built
+    total, ncmds = 0, 0
     with tempfile.TemporaryDirectory(prefix="kv-diff-") as tmp:
-        os.makedirs(os.path.join(tmp, "redis"))
-        ref_srv = kvlib.start_redis(os.path.join(tmp, "redis"))
-        sut_srv = None
-        try:
-            ref = Side(ref_srv)
-            if opts.show:
-                for path in scripts:
-                    ref.reset()
-                    for step in parse_script(path):
-                        if step.kind == "sleep":
-                            time.sleep(step.count / 1000)
-                            continue
-                        r = run_step(ref, step)
-                        cmds = step_commands(step)
-                        for (args, _, _, line), rep in zip(cmds, r if isinstance(r, list)
-                                                           else [r]):
-                            print(f"{os.path.basename(path)}:{line}: {show(args)}\n  {rep!r}")
-                return 0
-            argv = kvlib.kv_command()
-            sut_srv = kvlib.start_kv(argv, os.path.join(tmp, "sut"))
-            sut = Side(sut_srv)
-            total, ncmds = 0, 0
-            for path in scripts:
-                n = run_script(path, ref, sut, sys.stdout)
-                ncmds += sum(len(step_commands(s)) for s in parse_script(path))
-                total += n
-                print(f"{os.path.relpath(path, HERE)}: {'ok' if n == 0 else f'{n} differences'}")
-            print(f"{len(scripts)} scripts, {ncmds} commands, {total} differences "
-                  f"({sut_srv.name} against redis-server)")
-            if not sut_srv.alive():
-                print(f"{sut_srv.name} died (exit status {sut_srv.proc.returncode})")
-                return 1
-            return 1 if total else 0
-        finally:
-            if sut_srv:
-                sut_srv.kill()
-            ref_srv.kill()
+        for password in (None, PASSWORD):
+            group = [p for p in scripts if group_of(p) == password]
+            if group:
+                n, d = run_group(group, password, tmp, opts)
+                ncmds, total = ncmds + n, total + d
+    if not opts.show:
+        print(f"{len(scripts)} scripts, {ncmds} commands, {total} differences "
+              f"({os.path.basename(kvlib.kv_command()[0])} against redis-server)")
+    return 1 if total else 0
 
 
 if __name__ == "__main__":

@@ -181,7 +181,7 @@ def wait_ping(port, deadline):
             c = Conn(port, timeout=2)
             r = c.call("PING")
             c.close()
-            if r == b"+PONG\r\n":
+            if r == b"+PONG\r\n" or r.startswith(b"-NOAUTH"):  # up (with --requirepass)
                 return True
         except (OSError, ConnectionClosed):
             pass

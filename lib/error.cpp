@@ -26,6 +26,9 @@ class category_impl final : public std::error_category {
       case errc::closed: return "closed";
       case errc::compression_failed: return "snapshot compression failed";
       case errc::insecure_permissions: return "insecure file permissions";
+      case errc::command_rejected: return "command rejected by its validate()";
+      case errc::command_failed: return "command failed in its apply()";
+      case errc::query_failed: return "query function threw";
     }
     return "unknown prevalent error";
   }

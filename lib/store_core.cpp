@@ -112,7 +112,14 @@ void StoreCore::open(const snapshot_loader& load, const record_visitor& replay, 
 
 void StoreCore::close() {
   impl& s = *impl_;
-  if (s.closed.exchange(true) || !s.opened) return;
+  {
+    // Under the state lock, where commands check it: a command between check_accepting()
+    // and append() finishes queueing before the journal stops. Without the lock its append
+    // failed with errc::closed and rolled the state back to a durable mark that the final
+    // sync was still moving, hiding commands that were then acknowledged (issue 8).
+    std::unique_lock lock(s.mutex);
+    if (s.closed.exchange(true) || !s.opened) return;
+  }
   std::exception_ptr first;
   // Join the snapshot thread first: it calls hooks.snapshot.
   if (s.scheduler) s.scheduler->stop();
@@ -190,6 +197,17 @@ void StoreCore::wait_safe(std::uint64_t seq) {
   }
 }
 
+void StoreCore::on_safe(std::uint64_t seq, safe_callback done) {
+  impl_->journal().on_safe(seq, std::move(done));
+}
+
+bool StoreCore::roll_back_after_failure() {
+  if (!impl_->journal().failed()) return false;
+  std::unique_lock relock(impl_->mutex);
+  impl_->roll_back_to_durable();
+  return true;
+}
+
 void StoreCore::check_state_valid() const { impl_->check_valid("query refused"); }
 
 std::uint64_t StoreCore::last_applied() const { return impl_->last_applied; }
@@ -207,6 +225,11 @@ bool StoreCore::wait_visible(std::uint64_t seen, bool retried) const {
   std::unique_lock relock(s.mutex);
   s.roll_back_to_durable();
   return false;
+}
+
+void StoreCore::on_visible(std::uint64_t seen, safe_callback done) const {
+  // The same mark wait_visible() waits for.
+  impl_->journal().on_safe(seen, std::move(done));
 }
 
 StoreCore::capture_point StoreCore::capture() const {

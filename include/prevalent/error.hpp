@@ -24,6 +24,9 @@ enum class errc {
   closed,                // the journal (or store) has been closed
   compression_failed,    // zstd could not compress a snapshot
   insecure_permissions,  // the store directory or a file in it is open to group or others
+  command_rejected,      // a command's validate() threw: nothing changed (asio.hpp)
+  command_failed,        // a command's apply() threw: nothing was journaled (asio.hpp)
+  query_failed,          // the function of an async_query threw (asio.hpp)
 };
 
 const std::error_category& error_category() noexcept;

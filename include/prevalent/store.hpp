@@ -26,7 +26,9 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -57,7 +59,20 @@ concept custom_capture = requires(const S& s) {
 namespace detail {
 template <class>
 inline constexpr bool always_false = false;
-}
+
+// The step of a command that threw, for callers that report failures by error code
+// (asio.hpp): `prepare` is encoding and the checks before the lock, `accept` the store's own
+// checks under it (closed, failed), `validate` and `apply` the command's, `queue` the append.
+enum class command_step { prepare, accept, validate, apply, queue };
+
+// apply()'s result as a value: std::monostate for a command that returns nothing.
+template <class R>
+using result_slot = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+}  // namespace detail
+
+// The Asio adapter (asio.hpp, opt-in) drives a Store through its internals.
+template <class State, class... Commands>
+class AsyncStore;
 
 template <class State, class... Commands>
 class Store {
@@ -81,6 +96,8 @@ class Store {
                 "stored in the journal and must be unique");
 
   struct impl;
+  template <class, class...>
+  friend class AsyncStore;
 
  public:
   // Opens (creating if needed) the store in directory `path` on the real filesystem, with the
@@ -193,20 +210,37 @@ class Store {
 
     template <class C>
     auto execute(const C& command) {
+      detail::command_step at{};
+      auto [seq, result] = apply_and_queue(command, at);
+      core.wait_safe(seq);
+      if constexpr (!std::is_void_v<apply_result_t<C, State>>) return std::move(*result);
+    }
+
+    // execute() up to the wait: validates and applies `command` under the exclusive lock and
+    // queues its record; returns its sequence number and apply()'s result. `at` tells which
+    // step threw, if one did (the exceptions are execute()'s).
+    template <class C>
+    auto apply_and_queue(const C& command, detail::command_step& at)
+        -> std::pair<std::uint64_t, std::optional<detail::result_slot<apply_result_t<C, State>>>> {
       using result_t = apply_result_t<C, State>;
+      at = detail::command_step::prepare;
       // The payload does not depend on the state: encode it before taking the lock, which
       // many writers queue for.
       std::string payload = encode_command(command, journal_codec);
       core.check_record_size(payload.size());  // before apply: a refused record leaves no trace
       std::unique_lock lock(core);
+      at = detail::command_step::accept;
       core.check_accepting();
       const Context ctx = core.next_context();
+      at = detail::command_step::validate;
       if constexpr (validated_against<C, State>) command.validate(std::as_const(state), ctx);
+      at = detail::command_step::prepare;
       C to_apply = verify_encoding ? decode_own<C>(payload) : command;
-      std::optional<std::conditional_t<std::is_void_v<result_t>, int, result_t>> result;
+      std::optional<detail::result_slot<result_t>> result;
+      at = detail::command_step::apply;
       try {
         if constexpr (std::is_void_v<result_t>)
-          to_apply.apply(state, ctx), result.emplace(0);
+          to_apply.apply(state, ctx), result.emplace();
         else
           result.emplace(to_apply.apply(state, ctx));
       } catch (...) {
@@ -215,10 +249,9 @@ class Store {
         if constexpr (!atomic_apply<C>()) core.apply_failed();
         throw;
       }
+      at = detail::command_step::queue;
       const std::uint64_t seq = core.append(ctx, std::move(payload));
-      lock.unlock();
-      core.wait_safe(seq);
-      if constexpr (!std::is_void_v<result_t>) return std::move(*result);
+      return {seq, std::move(result)};
     }
 
     template <class F>

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -83,6 +84,18 @@ class StoreCore {
   // Without the lock: returns once `seq` is as safe as the sync policy promises. On an I/O
   // error, rolls the state back to what is durable (taking the lock) and rethrows.
   void wait_safe(std::uint64_t seq);
+  // wait_safe() as a notification, for callers that may not block (asio.hpp): calls `done`
+  // exactly once, with nullptr once `seq` is as safe as the sync policy promises, or with the
+  // error that stopped it. It runs at once on the calling thread if that is already decided,
+  // otherwise on the journal's committer thread (or the thread closing the store): it must be
+  // cheap, must not block and must not throw. After an error the caller must call
+  // roll_back_after_failure(), off the committer thread, before it reports the error.
+  using safe_callback = std::function<void(std::exception_ptr)>;
+  void on_safe(std::uint64_t seq, safe_callback done);
+  // Without the lock, after on_safe() or on_visible() reported an error: if the journal has
+  // failed, takes the exclusive lock and drops what never became durable (as wait_safe() and
+  // wait_visible() do; it may read the journal from disk) and returns true.
+  bool roll_back_after_failure();
 
   // ---- a query ----
   // Under the shared lock: throws errc::store_failed if the state could not be rebuilt.
@@ -94,6 +107,11 @@ class StoreCore {
   // drop commands that never became durable (the query must run again on the rolled-back
   // state); throws if that happened on a `retried` query too.
   bool wait_visible(std::uint64_t seen, bool retried) const;
+  // wait_visible() as a notification, under on_safe()'s rules: `done(nullptr)` once what a
+  // query saw at `seen` may be handed out. On an error: if roll_back_after_failure() returns
+  // true and the query was not retried yet, it must run again on the rolled-back state;
+  // otherwise the error is the query's.
+  void on_visible(std::uint64_t seen, safe_callback done) const;
 
   // ---- a snapshot ----
   struct capture_point {

@@ -1,0 +1,279 @@
+#include "connection.hpp"
+
+#include <boost/asio/write.hpp>
+
+#include "reply.hpp"
+#include "server.hpp"
+
+namespace kv {
+
+Connection::Connection(Server& server, socket_type socket, std::uint64_t id)
+    : server_(server),
+      socket_(std::move(socket)),
+      idle_timer_(socket_.get_executor()),
+      id_(id),
+      parser_(server.options().limits),
+      authenticated_(server.options().requirepass.empty()) {
+  parser_.set_unauthenticated(!authenticated_);
+}
+
+void Connection::start() {
+  arm_idle_timer();
+  read();
+}
+
+void Connection::reject(std::string reply) {
+  read_closed_ = true;
+  close_after_ = true;
+  out_ = std::move(reply);
+  flush();
+}
+
+void Connection::shutdown() {
+  if (read_closed_) return;
+  read_closed_ = true;
+  close_after_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(socket_type::shutdown_receive, ignored);  // a pending read ends with EOF
+  flush();
+}
+
+void Connection::arm_idle_timer() {
+  const unsigned timeout = server_.options().idle_timeout_s;
+  if (timeout == 0) return;
+  idle_timer_.expires_after(std::chrono::seconds(timeout));
+  idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec && !self->closed_ && self->slots_.empty()) self->close();
+  });
+}
+
+void Connection::read() {
+  if (reading_ || read_closed_ || close_after_ || closed_ || over_limits()) return;
+  reading_ = true;
+  socket_.async_read_some(boost::asio::buffer(buffer_),
+                          [self = shared_from_this()](const boost::system::error_code& ec,
+                                                      std::size_t n) { self->on_read(ec, n); });
+}
+
+void Connection::on_read(const boost::system::error_code& ec, std::size_t n) {
+  reading_ = false;
+  if (closed_) return;
+  if (ec) {
+    read_closed_ = true;
+    if (slots_.empty() && writing_.empty()) close();
+    return;
+  }
+  in_.append(buffer_.data(), n);
+  arm_idle_timer();
+  process();
+  read();
+}
+
+void Connection::process() {
+  if (processing_) return;
+  processing_ = true;
+  std::size_t offset = 0;
+  while (!close_after_ && !over_limits()) {
+    std::size_t consumed = 0;
+    const auto s = parser_.parse(std::string_view(in_).substr(offset), consumed);
+    offset += consumed;
+    if (s == RequestParser::status::need_more) break;
+    if (s == RequestParser::status::error) {
+      fill(open_slot(), reply::error_text("ERR " + parser_.error()));
+      close_after_ = true;
+      break;
+    }
+    dispatch(parser_.take_request());
+  }
+  in_.erase(0, offset);
+  processing_ = false;
+}
+
+bool Connection::over_limits() const {
+  const auto& o = server_.options();
+  return out_.size() + writing_.size() > o.max_pending_bytes ||
+         slots_.size() >= o.max_pending_replies;
+}
+
+std::size_t Connection::open_slot() {
+  slots_.emplace_back();
+  return first_slot_ + slots_.size() - 1;
+}
+
+void Connection::fill(std::size_t slot, std::string reply) {
+  if (closed_) return;
+  slots_[slot - first_slot_] = std::move(reply);
+  while (!slots_.empty() && slots_.front().has_value()) {
+    out_ += *slots_.front();
+    slots_.pop_front();
+    ++first_slot_;
+  }
+  flush();
+}
+
+void Connection::flush() {
+  if (closed_ || !writing_.empty()) return;
+  if (out_.empty()) {
+    if (slots_.empty() && (close_after_ || read_closed_)) {
+      close();
+      return;
+    }
+    // Drained below the limits: parse what is buffered, then read more.
+    if (!processing_ && !close_after_ && !in_.empty() && !over_limits()) process();
+    read();
+    return;
+  }
+  writing_.swap(out_);
+  boost::asio::async_write(
+      socket_, boost::asio::buffer(writing_),
+      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+        self->writing_.clear();
+        if (ec) return self->close();
+        self->flush();
+      });
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ignored;
+  idle_timer_.cancel();
+  socket_.shutdown(socket_type::shutdown_both, ignored);
+  socket_.close(ignored);
+  server_.forget(id_);
+}
+
+std::string Connection::write_error(const std::error_code& ec, const std::string& message) {
+  if (ec == prevalent::errc::command_rejected) return reply::error_text(message);
+  std::string cause = message.empty() ? ec.message() : message;
+  server_.stats().last_write_error = cause;
+  return reply::error_text("ERR write failed, nothing was changed or its outcome is unknown: " +
+                           cause);
+}
+
+void Connection::dispatch(args argv) {
+  auto& stats = server_.stats();
+  ++stats.commands_processed;
+  const std::size_t slot = open_slot();
+  if (iequals(argv[0], "quit")) {
+    close_after_ = true;
+    return fill(slot, "+OK\r\n");
+  }
+  const command_spec* spec = find_command(argv[0]);
+  std::optional<std::string> refused;
+  if (spec == nullptr) {
+    refused = unknown_command_error(argv);
+  } else if (!arity_ok(*spec, argv.size())) {
+    refused = arity_error(spec->name);
+  } else if (!authenticated_ && spec->name != "auth" && spec->name != "hello" &&
+             spec->name != "reset") {
+    refused = reply::error_text("NOAUTH Authentication required.");
+  }
+  if (refused) {
+    if (in_multi_) multi_failed_ = true;
+    return fill(slot, std::move(*refused));
+  }
+  if (in_multi_ && spec->name != "exec" && spec->name != "discard" && spec->name != "multi" &&
+      spec->name != "watch" && spec->name != "reset") {
+    queued_.push_back(std::move(argv));
+    return fill(slot, "+QUEUED\r\n");
+  }
+  switch (spec->kind) {
+    case command_kind::read:
+      if (spec->name == "scan") return run_server(*spec, argv, slot);
+      return run_read(std::move(argv), slot);
+    case command_kind::write: {
+      parsed_write parsed = spec->parse(argv, wall_ms());
+      if (!parsed.op) return fill(slot, std::move(parsed.error));
+      return run_write(std::move(*parsed.op), slot);
+    }
+    case command_kind::server: return run_server(*spec, argv, slot);
+  }
+}
+
+void Connection::run_read(args argv, std::size_t slot) {
+  const long long now = wall_ms();
+  server_.store().async_query(
+      [argv = std::move(argv), now](const KvState& s) {
+        std::string out;
+        kv::run_read(s, argv, now, out);
+        return out;
+      },
+      [self = shared_from_this(), slot](std::error_code ec, std::string reply) {
+        if (ec) reply = reply::error_text("ERR " + ec.message());
+        self->fill(slot, std::move(reply));
+      });
+}
+
+void Connection::run_write(write_op op, std::size_t slot) {
+  auto diag = std::make_shared<prevalent::diagnostics>();
+  auto done = [self = shared_from_this(), slot, diag](std::error_code ec, std::string reply) {
+    if (ec)
+      reply = self->write_error(ec, diag->message());
+    else
+      ++self->server_.stats().changes_since_save;
+    self->fill(slot, std::move(reply));
+  };
+  std::visit([&](auto& cmd) { server_.store().async_execute(std::move(cmd), *diag, done); }, op);
+}
+
+void Connection::run_exec(std::size_t slot) {
+  ExecCommand exec;
+  exec.watched = std::move(watched_);
+  watched_.clear();
+  bool writes = false;
+  const long long now = wall_ms();
+  for (auto& argv : queued_) {
+    const command_spec* spec = find_command(argv[0]);
+    if (spec->kind == command_kind::read) {
+      exec.items.emplace_back(read_op{std::move(argv)});
+    } else if (spec->kind == command_kind::write) {
+      parsed_write parsed = spec->parse(argv, now);
+      if (parsed.op) {
+        writes = true;
+        exec.items.emplace_back(std::move(*parsed.op));
+      } else {
+        exec.items.emplace_back(fixed_reply{std::move(parsed.error)});
+      }
+    } else {
+      auto r = server_reply(*spec, argv, slot);
+      exec.items.emplace_back(fixed_reply{r ? std::move(*r) : std::string("+OK\r\n")});
+    }
+  }
+  queued_.clear();
+  if (!writes) {  // nothing to journal: run the batch as a query (WATCH checked there too)
+    server_.store().async_query(
+        [exec = std::move(exec), now](const KvState& s) {
+          for (const auto& [key, version] : exec.watched)
+            if (key_version(s, key, now) != version) return std::string("*-1\r\n");
+          std::string out;
+          reply::array(out, exec.items.size());
+          for (const auto& item : exec.items) {
+            if (const auto* r = std::get_if<read_op>(&item))
+              kv::run_read(s, r->argv, now, out);
+            else
+              out += std::get<fixed_reply>(item).reply;
+          }
+          return out;
+        },
+        [self = shared_from_this(), slot](std::error_code ec, std::string reply) {
+          if (ec) reply = reply::error_text("ERR " + ec.message());
+          self->fill(slot, std::move(reply));
+        });
+    return;
+  }
+  auto diag = std::make_shared<prevalent::diagnostics>();
+  server_.store().async_execute(
+      std::move(exec), *diag,
+      [self = shared_from_this(), slot, diag](std::error_code ec, std::string reply) {
+        if (ec == prevalent::errc::command_rejected && diag->message() == watched_changed)
+          reply = "*-1\r\n";
+        else if (ec)
+          reply = self->write_error(ec, diag->message());
+        else
+          ++self->server_.stats().changes_since_save;
+        self->fill(slot, std::move(reply));
+      });
+}
+
+}  // namespace kv

@@ -1,0 +1,88 @@
+// Connection: one client of prevalent-kv. Reads requests (pipelined: many may be in flight),
+// runs each as a query, a typed store command or a server command, and writes the replies in
+// request order. Stops reading while the client's unsent replies or requests in flight exceed
+// the limits (a slow reader cannot make the server buffer without bound). A protocol error or
+// QUIT closes the connection once the replies before it are sent.
+#pragma once
+
+#include <array>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "command_table.hpp"
+#include "resp_parser.hpp"
+
+namespace kv {
+
+class Server;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using socket_type = boost::asio::generic::stream_protocol::socket;
+
+  Connection(Server& server, socket_type socket, std::uint64_t id);
+  void start();
+  // Stops reading; closes once the replies to requests already read are sent.
+  void shutdown();
+  std::uint64_t id() const { return id_; }
+  // Writes `reply` and closes (e.g. max clients reached), without reading anything.
+  void reject(std::string reply);
+
+ private:
+  friend struct server_commands;
+
+  void read();
+  void on_read(const boost::system::error_code& ec, std::size_t n);
+  void process();
+  void dispatch(args argv);
+  void run_read(args argv, std::size_t slot);
+  void run_write(write_op op, std::size_t slot);
+  void run_exec(std::size_t slot);
+  void run_server(const command_spec& spec, args& argv, std::size_t slot);
+  // The reply of a server command that can answer at once (nullopt: it answers later).
+  std::optional<std::string> server_reply(const command_spec& spec, args& argv, std::size_t slot);
+  std::size_t open_slot();
+  void fill(std::size_t slot, std::string reply);
+  void flush();
+  void close();
+  bool over_limits() const;
+  void arm_idle_timer();
+  std::string write_error(const std::error_code& ec, const std::string& message);
+
+  Server& server_;
+  socket_type socket_;
+  boost::asio::steady_timer idle_timer_;
+  std::uint64_t id_;
+  RequestParser parser_;
+  std::array<char, 16384> buffer_{};
+  std::string in_;
+  // Replies in request order: slot first_slot_ + i is slots_[i]; a reply is sent once it and
+  // every one before it are filled.
+  std::deque<std::optional<std::string>> slots_;
+  std::size_t first_slot_ = 0;
+  std::string out_;           // replies ready to write, after `writing_`
+  std::string writing_;       // the write in flight
+  bool reading_ = false;      // an async read is outstanding
+  bool read_closed_ = false;  // EOF, error or shutdown: no more requests
+  bool close_after_ = false;  // QUIT or protocol error: close once the replies are out
+  bool closed_ = false;
+  bool processing_ = false;  // inside process(): fill() must not start it again
+
+  // Session.
+  bool authenticated_ = false;
+  std::string name_;
+  bool in_multi_ = false;
+  bool multi_failed_ = false;
+  std::vector<args> queued_;
+  std::vector<std::pair<std::string, std::uint64_t>> watched_;
+  std::map<unsigned long long, std::string> scan_cursors_;  // cursor -> resume after this key
+  unsigned long long next_cursor_ = 1;
+};
+
+}  // namespace kv

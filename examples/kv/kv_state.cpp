@@ -1,0 +1,221 @@
+#include "kv_state.hpp"
+
+#include <cstdint>
+
+namespace kv {
+namespace {
+
+bool valid_utf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const unsigned c = *p;
+    std::size_t n;
+    std::uint32_t cp;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (static_cast<std::size_t>(end - p) <= n) return false;
+    for (std::size_t i = 1; i <= n; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+nlohmann::json bytes_to_json(const std::string& s) {
+  if (valid_utf8(s)) return s;
+  return nlohmann::json::binary(std::vector<std::uint8_t>(s.begin(), s.end()));
+}
+
+std::string bytes_from_json(const nlohmann::json& j) {
+  if (j.is_string()) return j.get_ref<const std::string&>();
+  if (j.is_binary()) {
+    const auto& b = j.get_binary();
+    return std::string(b.begin(), b.end());
+  }
+  if (j.is_object() && j.contains("bytes")) {  // a binary value that went through JSON text
+    std::string out;
+    for (const auto& byte : j.at("bytes")) out.push_back(static_cast<char>(byte.get<int>()));
+    return out;
+  }
+  throw std::invalid_argument("kv: expected a byte string, got " + std::string(j.type_name()));
+}
+
+const std::string* Hash::find(std::string_view field) const {
+  if (!index_.empty()) {
+    const auto it = index_.find(std::string(field));
+    return it == index_.end() ? nullptr : &items_[it->second].second;
+  }
+  for (const auto& [f, v] : items_)
+    if (f == field) return &v;
+  return nullptr;
+}
+
+bool Hash::set(std::string_view field, std::string value) {
+  if (std::string* v = find(field)) {
+    *v = std::move(value);
+    return false;
+  }
+  items_.emplace_back(std::string(field), std::move(value));
+  if (!index_.empty()) {
+    index_.emplace(std::string(field), items_.size() - 1);
+  } else if (items_.size() > index_from) {
+    for (std::size_t i = 0; i < items_.size(); ++i) index_.emplace(items_[i].first, i);
+  }
+  return true;
+}
+
+bool Hash::erase(std::string_view field) {
+  if (!index_.empty()) {
+    const auto it = index_.find(std::string(field));
+    if (it == index_.end()) return false;
+    const std::size_t at = it->second;
+    index_.erase(it);
+    if (at + 1 != items_.size()) {
+      items_[at] = std::move(items_.back());
+      index_[items_[at].first] = at;
+    }
+    items_.pop_back();
+    return true;
+  }
+  for (auto it = items_.begin(); it != items_.end(); ++it) {
+    if (it->first == field) {
+      items_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+const Entry* KvState::find(std::string_view key, long long now_ms) const {
+  const auto it = keys_.find(key);
+  if (it == keys_.end()) return nullptr;
+  if (it->second.expire_at != no_expiry && it->second.expire_at <= now_ms) return nullptr;
+  return &it->second;
+}
+
+Entry* KvState::find(std::string_view key, const write_context& ctx) {
+  const auto it = keys_.find(key);
+  if (it == keys_.end()) return nullptr;
+  if (it->second.expire_at != no_expiry && it->second.expire_at <= ctx.now_ms) {
+    deadlines_.erase({it->second.expire_at, it->first});
+    keys_.erase(it);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+Entry& KvState::upsert(std::string_view key, const write_context& ctx, bool& created) {
+  if (Entry* e = find(key, ctx)) {
+    created = false;
+    return *e;
+  }
+  created = true;
+  return keys_.emplace(std::string(key), Entry{}).first->second;
+}
+
+void KvState::set_expiry(std::string_view key, Entry& e, long long at) {
+  if (e.expire_at == at) return;
+  if (e.expire_at != no_expiry) deadlines_.erase({e.expire_at, std::string(key)});
+  e.expire_at = at;
+  if (at != no_expiry) deadlines_.emplace(at, std::string(key));
+}
+
+bool KvState::erase(std::string_view key) {
+  const auto it = keys_.find(key);
+  if (it == keys_.end()) return false;
+  if (it->second.expire_at != no_expiry) deadlines_.erase({it->second.expire_at, it->first});
+  keys_.erase(it);
+  return true;
+}
+
+void KvState::clear() {
+  keys_.clear();
+  deadlines_.clear();
+}
+
+std::size_t KvState::expire_due(long long now_ms, std::size_t limit) {
+  std::size_t n = 0;
+  while (n < limit && !deadlines_.empty() && deadlines_.begin()->first <= now_ms) {
+    auto node = deadlines_.extract(deadlines_.begin());
+    keys_.erase(node.value().second);
+    ++n;
+  }
+  return n;
+}
+
+long long KvState::next_deadline() const {
+  return deadlines_.empty() ? no_expiry : deadlines_.begin()->first;
+}
+
+std::size_t KvState::live_size(long long now_ms) const {
+  std::size_t expired = 0;
+  for (const auto& [at, key] : deadlines_) {
+    if (at > now_ms) break;
+    ++expired;
+  }
+  return keys_.size() - expired;
+}
+
+// A snapshot: [[key, deadline, value], ...]; a value is a byte string or, for a hash, an
+// array [field, value, field, value, ...].
+void to_json(nlohmann::json& j, const KvState& s) {
+  j = nlohmann::json::array();
+  auto& arr = j.get_ref<nlohmann::json::array_t&>();
+  arr.reserve(s.keys_.size());
+  for (const auto& [key, e] : s.keys_) {
+    nlohmann::json value;
+    if (e.is_string()) {
+      value = bytes_to_json(e.str());
+    } else {
+      value = nlohmann::json::array();
+      for (const auto& [f, v] : e.hash().items()) {
+        value.push_back(bytes_to_json(f));
+        value.push_back(bytes_to_json(v));
+      }
+    }
+    arr.push_back(nlohmann::json::array({bytes_to_json(key), e.expire_at, std::move(value)}));
+  }
+}
+
+void from_json(const nlohmann::json& j, KvState& s) {
+  s.clear();
+  for (const auto& item : j) {
+    Entry e;
+    std::string key = bytes_from_json(item.at(0));
+    const long long at = item.at(1).get<long long>();
+    const auto& value = item.at(2);
+    if (value.is_array()) {
+      Hash h;
+      for (std::size_t i = 0; i + 1 < value.size(); i += 2)
+        h.set(bytes_from_json(value[i]), bytes_from_json(value[i + 1]));
+      e.value = std::move(h);
+    } else {
+      e.value = bytes_from_json(value);
+    }
+    auto& placed = s.keys_.emplace(key, std::move(e)).first->second;
+    s.set_expiry(key, placed, at);
+  }
+}
+
+}  // namespace kv

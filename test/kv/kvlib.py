@@ -12,6 +12,7 @@ started as `KV_SERVER --dir DIR --port 0 [extra]` and must print `ready port=N` 
 """
 
 import os
+import select
 import shlex
 import signal
 import socket
@@ -220,12 +221,13 @@ class Server:
 
 
 def start_redis(directory, durable=False, extra=(), port=None, timeout=60):
-    """Debian's redis-server on 127.0.0.1, no persistence unless durable (AOF, fsync always)."""
+    """Debian's redis-server on 127.0.0.1, no persistence unless durable (AOF, fsync always).
+    One database (--databases 1), as prevalent-kv: SELECT 1 gets Redis's out-of-range error."""
     port = port or free_port()
     persistence = (["--appendonly", "yes", "--appendfsync", "always"] if durable
                    else ["--appendonly", "no"])
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--dir", directory, "--daemonize", "no",
+            "--dir", directory, "--daemonize", "no", "--databases", "1",
             "--logfile", os.path.join(directory, "redis.log")] + persistence + list(extra)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     if not wait_ping(port, time.monotonic() + timeout):
@@ -251,22 +253,20 @@ def start_kv(argv, directory, durable=False, extra=(), redis_extra=(), timeout=1
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
     err.close()
     deadline = time.monotonic() + timeout
-    line = b""
-    os.set_blocking(proc.stdout.fileno(), False)
+    line, fd = b"", proc.stdout.fileno()
     while time.monotonic() < deadline:
-        try:
-            chunk = proc.stdout.read1(4096) if hasattr(proc.stdout, "read1") else None
-        except BlockingIOError:
-            chunk = None
-        if chunk:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break  # EOF: the server exited
             line += chunk
-            for ln in line.split(b"\n"):
+            for ln in line.split(b"\n")[:-1]:
                 if ln.startswith(b"ready port="):
                     port = int(ln.split(b"=", 1)[1])
                     return Server(proc, port, os.path.basename(argv[0]), directory)
-        elif chunk == b"" or proc.poll() is not None:
+        elif proc.poll() is not None:
             break
-        time.sleep(0.01)
     proc.kill()
     proc.wait()
     raise RuntimeError(f"{' '.join(cmd)} printed no 'ready port=N' line (got {line!r}); "

@@ -20,6 +20,9 @@
 #include "crash_window.hpp"
 #include "measure.hpp"
 #include "sqlite_peer.hpp"
+#ifdef PREVALENT_BENCH_ASIO
+#include "async_writers.hpp"
+#endif
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -31,8 +34,8 @@ struct config {
   fs::path dir = "bench-data";
   std::string csv = "bench-results.csv";
   int runs = 3;
-  std::string
-      only;  // one section: limit, writers, none, window, queries, replay, rebuild, checksum
+  std::string only;  // one section: limit, writers, async, none, window, queries, replay, rebuild,
+                     // checksum
   std::vector<int> threads{1, 4, 16, 64, 256};  // writer thread counts
   std::chrono::milliseconds duration{2000};
   std::size_t sessions = 1'000'000;
@@ -375,6 +378,39 @@ int main(int argc, char** argv) {
     out.add({"sqlite", "sqlite full, " + std::to_string(threads) + " threads", s.ops_per_s, "ops/s",
              s.p50_us, s.p99_us, bench::times(s.ops_per_s, base) + " raw"});
   }
+
+#ifdef PREVALENT_BENCH_ASIO
+  if (section("async")) {
+    // Issue 8: AsyncStore with 1,000 commands in flight on 2 io threads, against the
+    // synchronous API with 64 threads, alternated run by run (the disk's speed drifts).
+    std::printf("== async durable commands (AsyncStore, policy always) vs 64 sync threads\n");
+    constexpr int in_flight = 1000, io_threads = 2, sync_threads = 64;
+    std::vector<double> sync_ops, sync_p50, sync_p99, async_ops, async_p50, async_p99;
+    std::uint64_t errors = 0;
+    for (int r = 0; r < c.runs; ++r) {
+      auto s = prevalent_writers(c, sync_threads);
+      sync_ops.push_back(s.ops_per_s);
+      sync_p50.push_back(s.p50_us);
+      sync_p99.push_back(s.p99_us);
+      auto a = bench::async_writers<prevalent::AsyncStore<KV, Put>>(
+          fresh(c, "async"), kv_options(prevalent::sync_policy::always()), in_flight, io_threads,
+          c.duration, [](std::uint64_t n) {
+            return Put{key_for(n), value_for(n)};
+          });
+      errors += a.errors;
+      async_ops.push_back(a.ops_per_s);
+      async_p50.push_back(a.p50_us);
+      async_p99.push_back(a.p99_us);
+    }
+    const double base = bench::median(sync_ops);
+    out.add({"async", "sync execute, 64 threads", base, "ops/s", bench::median(sync_p50),
+             bench::median(sync_p99), ""});
+    out.add({"async", "async_execute, 1000 in flight, 2 io", bench::median(async_ops), "ops/s",
+             bench::median(async_p50), bench::median(async_p99),
+             bench::times(bench::median(async_ops), base) + " sync 64 threads" +
+                 (errors ? ", " + std::to_string(errors) + " ERRORS" : "")});
+  }
+#endif
 
   if (section("none")) std::printf("== policy none, one thread\n");
   const std::size_t none_n = c.quick ? 200'000 : 1'000'000;

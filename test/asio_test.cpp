@@ -65,7 +65,18 @@ struct Explode {
   int apply(Counter&, const Context&) const { throw std::runtime_error("explode: on purpose"); }
 };
 
-using CounterStore = AsyncStore<Counter, Add, Reset, Explode>;
+// Carries a string (short ones in place, long ones on the heap): a command that is not
+// trivially copyable, through every token kind.
+struct Note {
+  static constexpr std::string_view name = "note";
+  std::string text;
+  std::int64_t apply(Counter& c, const Context&) const {
+    return c.value += static_cast<std::int64_t>(text.size());
+  }
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Note, text)
+};
+
+using CounterStore = AsyncStore<Counter, Add, Reset, Explode, Note>;
 
 // An io_context run by `n` threads until the guard is released; remembers their ids.
 class io_threads {
@@ -218,6 +229,36 @@ TEST_CASE("use_awaitable token: a coroutine runs commands and queries on the io 
   };
   auto f = asio::co_spawn(threads.io(), body(), asio::use_future);
   CHECK(f.get() == 210);
+}
+
+TEST_CASE("commands with string members, through every token kind") {
+  test::temp_dir tmp;
+  io_threads threads;
+  CounterStore store(threads.executor(), tmp.path());
+  const std::string long_text(100, 'x');
+  std::promise<std::int64_t> by_callback;
+  store.async_execute(Note{"short"}, [&](std::error_code ec, std::int64_t v) {
+    CHECK(!ec);
+    by_callback.set_value(v);
+  });
+  CHECK(by_callback.get_future().get() == 5);
+  CHECK(std::get<1>(store.async_execute(Note{long_text}, asio::use_future).get()) == 105);
+  std::promise<std::int64_t> by_deferred;
+  auto op = store.async_execute(Note{long_text});
+  std::move(op)([&](std::error_code ec, std::int64_t v) {
+    CHECK(!ec);
+    by_deferred.set_value(v);
+  });
+  CHECK(by_deferred.get_future().get() == 205);
+  auto body = [&]() -> asio::awaitable<std::int64_t> {
+    // Named, not a braced temporary inside the co_await: GCC 12 miscompiles the latter.
+    Note note{long_text};
+    auto [ec, v] = co_await store.async_execute(std::move(note), asio::use_awaitable);
+    CHECK(!ec);
+    co_return v;
+  };
+  CHECK(asio::co_spawn(threads.io(), body(), asio::use_future).get() == 305);
+  CHECK(value_of(store) == 305);
 }
 
 TEST_CASE("rejected command: command_rejected with the validate() message; nothing written") {

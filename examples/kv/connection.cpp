@@ -91,7 +91,7 @@ void Connection::process() {
 
 bool Connection::over_limits() const {
   const auto& o = server_.options();
-  return out_.size() + writing_.size() > o.max_pending_bytes ||
+  return out_.size() + writing_.size() + query_bytes_->load() > o.max_pending_bytes ||
          slots_.size() >= o.max_pending_replies;
 }
 
@@ -193,13 +193,18 @@ void Connection::dispatch(args argv) {
 
 void Connection::run_read(args argv, std::size_t slot) {
   const long long now = wall_ms();
+  auto counted = std::make_shared<std::atomic<std::size_t>>(0);  // this reply's share
   server_.store().async_query(
-      [argv = std::move(argv), now](const KvState& s) {
+      [argv = std::move(argv), now, counted, total = query_bytes_](const KvState& s) {
         std::string out;
         kv::run_read(s, argv, now, out);
+        const std::size_t before = counted->exchange(out.size());  // f may run again
+        total->fetch_add(out.size());
+        total->fetch_sub(before);
         return out;
       },
-      [self = shared_from_this(), slot](std::error_code ec, std::string reply) {
+      [self = shared_from_this(), slot, counted](std::error_code ec, std::string reply) {
+        self->query_bytes_->fetch_sub(counted->exchange(0));
         if (ec) reply = reply::error_text("ERR " + ec.message());
         self->fill(slot, std::move(reply));
       });

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
@@ -66,7 +67,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // every one before it are filled.
   std::deque<std::optional<std::string>> slots_;
   std::size_t first_slot_ = 0;
-  std::string out_;           // replies ready to write, after `writing_`
+  std::string out_;  // replies ready to write, after `writing_`
+  // Bytes of read replies built (queries build them in the initiating call) but not yet in
+  // out_: counted by the limit before they complete, so one request of a large value stops
+  // the reading at once.
+  std::shared_ptr<std::atomic<std::size_t>> query_bytes_ =
+      std::make_shared<std::atomic<std::size_t>>(0);
   std::string writing_;       // the write in flight
   bool reading_ = false;      // an async read is outstanding
   bool read_closed_ = false;  // EOF, error or shutdown: no more requests

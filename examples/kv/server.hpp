@@ -34,7 +34,7 @@ struct server_options {
   std::string requirepass;
   resp_limits limits;
   std::size_t max_pending_bytes = 64u << 20;  // unsent reply bytes per client before reading stops
-  std::size_t max_pending_replies = 100000;   // requests in flight per client before reading stops
+  std::size_t max_pending_replies = 10000;    // requests in flight per client before reading stops
   std::size_t max_clients = 10000;
   unsigned idle_timeout_s = 0;        // 0: clients are never closed for idling
   unsigned expire_interval_ms = 100;  // how often the expiry timer looks for due keys

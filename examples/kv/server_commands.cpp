@@ -328,7 +328,10 @@ std::optional<std::string> Connection::server_reply(const command_spec& spec, ar
       return out;
     }
     const std::string sub = lower(a[1]);
-    if (sub == "count") return ":" + std::to_string(all.size()) + "\r\n";
+    if (sub == "count") {
+      if (a.size() != 2) return arity_error("command|count");
+      return ":" + std::to_string(all.size()) + "\r\n";
+    }
     if (sub == "info" || sub == "docs") {
       std::vector<const command_spec*> specs;
       if (a.size() == 2) {

@@ -389,12 +389,17 @@ class AsyncStore {
     bool accepting_snapshots = true;  // false once close() began
     bool closed = false;
     std::uint64_t last_snapshot_seq = 0;  // background thread only
+    // The periodic snapshot timer, shared with its pending wait: it may outlive the core.
     struct timer_state {
-      explicit timer_state(const executor_type& ex)
-          : strand(boost::asio::make_strand(ex)), timer(strand) {}
+      timer_state(const executor_type& ex, std::chrono::steady_clock::duration every)
+          : strand(boost::asio::make_strand(ex)), timer(strand), period(every) {}
       boost::asio::strand<executor_type> strand;
-      boost::asio::steady_timer timer;
-      bool stopped = false;  // on the strand
+      boost::asio::steady_timer timer;  // used on the strand only
+      const std::chrono::steady_clock::duration period;
+      // Set by close(). The handler reaches into the core only while holding `mutex` with
+      // `stopped` false, so after close() has set it the core may go away.
+      std::mutex mutex;
+      bool stopped = false;
     };
     std::shared_ptr<timer_state> timer;
 
@@ -562,18 +567,24 @@ class AsyncStore {
 
     void start_timer() {
       if (async.snapshot_every <= std::chrono::steady_clock::duration::zero()) return;
-      timer = std::make_shared<timer_state>(ex);
-      boost::asio::post(timer->strand, [this, t = timer] { arm(t); });
+      timer = std::make_shared<timer_state>(ex, async.snapshot_every);
+      boost::asio::post(timer->strand, [c = this, t = timer] { arm(c, t); });
     }
 
-    // On the timer's strand.
-    void arm(const std::shared_ptr<timer_state>& t) {
-      if (t->stopped) return;
-      t->timer.expires_after(async.snapshot_every);
-      t->timer.async_wait([this, t](const boost::system::error_code& ec) {
-        if (ec || t->stopped) return;
-        periodic_snapshot();
-        arm(t);
+    // On the timer's strand. Touches the core `c` only under the rule of timer_state::mutex.
+    static void arm(core* c, const std::shared_ptr<timer_state>& t) {
+      {
+        std::lock_guard lock(t->mutex);
+        if (t->stopped) return;
+      }
+      t->timer.expires_after(t->period);
+      t->timer.async_wait([c, t](const boost::system::error_code& ec) {
+        {
+          std::lock_guard lock(t->mutex);
+          if (ec || t->stopped) return;
+          c->periodic_snapshot();  // only queues it for the background thread
+        }
+        arm(c, t);
       });
     }
 
@@ -599,11 +610,13 @@ class AsyncStore {
         accepting_snapshots = false;
       }
       if (timer) {
-        // The timer lives on its strand; its last handler (operation_aborted) sees `stopped`.
-        boost::asio::post(timer->strand, [t = timer] {
-          t->stopped = true;
-          t->timer.cancel();
-        });
+        {
+          std::lock_guard lock(timer->mutex);  // waits for a handler inside the core
+          timer->stopped = true;
+        }
+        // The timer object belongs to its strand: cancel it there (its handler then sees
+        // `stopped`, or operation_aborted, and ends).
+        boost::asio::post(timer->strand, [t = timer] { t->timer.cancel(); });
       }
       background.drain();  // a snapshot in progress finishes before the store closes
       std::exception_ptr failure;

@@ -43,7 +43,9 @@ void Connection::arm_idle_timer() {
   if (timeout == 0) return;
   idle_timer_.expires_after(std::chrono::seconds(timeout));
   idle_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-    if (!ec && !self->closed_ && self->slots_.empty()) self->close();
+    if (ec || self->closed_) return;
+    if (self->slots_.empty()) return self->close();
+    self->arm_idle_timer();  // requests in flight: not idle, look again later
   });
 }
 
@@ -145,10 +147,16 @@ void Connection::close() {
 
 std::string Connection::write_error(const std::error_code& ec, const std::string& message) {
   if (ec == prevalent::errc::command_rejected) return reply::error_text(message);
-  std::string cause = message.empty() ? ec.message() : message;
+  const std::string cause = message.empty() ? ec.message() : message;
+  if (ec == prevalent::errc::closed) return reply::error_text("ERR server is shutting down");
+  if (ec == prevalent::errc::store_failed) {  // an earlier write met an I/O error: name it
+    const std::string& first = server_.stats().last_write_error;
+    return reply::error_text("ERR writes are refused after a disk error (reads go on): " +
+                             (first.empty() ? cause : first));
+  }
   server_.stats().last_write_error = cause;
-  return reply::error_text("ERR write failed, nothing was changed or its outcome is unknown: " +
-                           cause);
+  // The write that met the error: it may or may not be on disk (README, "Guarantees").
+  return reply::error_text("ERR disk error, write not acknowledged: " + cause);
 }
 
 void Connection::dispatch(args argv) {
@@ -165,6 +173,14 @@ void Connection::dispatch(args argv) {
     refused = unknown_command_error(argv);
   } else if (!arity_ok(*spec, argv.size())) {
     refused = arity_error(spec->name);
+    if (spec->name == "exec") {  // Redis aborts the transaction (if any) with its own text
+      in_multi_ = false;
+      queued_.clear();
+      watched_.clear();
+      return fill(slot,
+                  reply::error_text("EXECABORT Transaction discarded because of: wrong number of "
+                                    "arguments for 'exec' command"));
+    }
   } else if (!authenticated_ && spec->name != "auth" && spec->name != "hello" &&
              spec->name != "reset") {
     refused = reply::error_text("NOAUTH Authentication required.");

@@ -128,6 +128,11 @@ int main(int argc, char** argv) {
     store.close();
     std::cerr << "prevalent-kv: store closed, exiting" << std::endl;
     return 0;
+  } catch (const boost::system::system_error& e) {  // bind/listen: without Boost's source location
+    std::cerr << "prevalent-kv: cannot listen on " << o.bind << ":" << o.port
+              << (o.unixsocket.empty() ? "" : " or " + o.unixsocket) << ": " << e.code().message()
+              << std::endl;
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "prevalent-kv: " << e.what() << std::endl;
     return 1;

@@ -369,6 +369,8 @@ std::optional<std::string> Connection::server_reply(const command_spec& spec, ar
     return unknown_subcommand(a);
   }
   if (name == "multi") return err("ERR MULTI calls can not be nested");  // only inside MULTI
+  if (name == "bgsave" && a.size() > 1 && (a.size() > 2 || !iequals(a[1], "schedule")))
+    return err(reply::syntax);
   if (name == "save" || name == "bgsave") {
     // Inside MULTI (or as BGSAVE): start it, answer at once.
     if (server_.stats().save_in_progress) return err("ERR Background save already in progress");

@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "server.hpp"
+#include "startup.hpp"
 
 namespace {
 
@@ -100,9 +101,12 @@ int main(int argc, char** argv) {
 
     std::cerr << "prevalent-kv: opening " << o.dir << " (sync " << o.sync << ", codec " << o.codec
               << ")" << std::endl;
+    kv::describe_store_dir(o.dir);
     const auto t0 = std::chrono::steady_clock::now();
     boost::asio::io_context io(1);
+    auto progress = std::make_unique<kv::OpenProgress>();
     kv::KvAsyncStore store(io.get_executor(), o.dir, so);
+    progress.reset();
     const auto& rec = store.sync().recovery();
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)

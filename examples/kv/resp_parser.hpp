@@ -39,7 +39,11 @@ class RequestParser {
   // Empty requests (a blank inline line, "*0", "*-1") are skipped, as Redis does.
   status parse(std::string_view in, std::size_t& consumed);
 
-  std::vector<std::string> take_request() { return std::move(args_); }
+  std::vector<std::string> take_request() {
+    std::vector<std::string> out;
+    out.swap(args_);  // args_ is left empty, not moved-from
+    return out;
+  }
   const std::string& error() const { return error_; }
 
   // Before AUTH on a server with a password, Redis allows at most 10 elements and 16 KiB per

@@ -2,8 +2,12 @@
 
 Byte for byte, except:
 - replies that legitimately differ between two servers are compared by their type byte only,
-  chosen by command name: INFO, TIME, LASTSAVE, RANDOMKEY, HELLO, COMMAND, CLIENT ID/LIST/INFO,
+  chosen by command name: TIME, LASTSAVE, RANDOMKEY, HELLO, COMMAND, CLIENT ID/LIST/INFO,
   CONFIG GET, MEMORY, OBJECT, DEBUG;
+- INFO by its structure (info_same): the sections the issue lists (Server, Clients,
+  Persistence, Stats, Keyspace) are there when Redis has them, every section and every field
+  name is one Redis 7.0 has in that section (fields named prevalent_* excepted), and the
+  keyspace lines have Redis's keys= and expires= counts;
 - replies whose order is unspecified (KEYS, HKEYS, HVALS, HGETALL, and the key list of SCAN)
   are compared with their elements sorted (HGETALL as sorted field/value pairs);
 - with a tolerance T, integers that are >= 0 in both replies may differ by at most T.
@@ -11,7 +15,7 @@ Byte for byte, except:
 
 from kvlib import parse, RespError
 
-SHAPE_ONLY = {b"INFO", b"TIME", b"LASTSAVE", b"RANDOMKEY", b"HELLO", b"COMMAND", b"MEMORY",
+SHAPE_ONLY = {b"TIME", b"LASTSAVE", b"RANDOMKEY", b"HELLO", b"COMMAND", b"MEMORY",
               b"OBJECT", b"DEBUG"}
 SHAPE_ONLY_SUB = {(b"CLIENT", b"ID"), (b"CLIENT", b"LIST"), (b"CLIENT", b"INFO"),
                   (b"CONFIG", b"GET")}
@@ -25,6 +29,8 @@ def kind_of(args):
         return "shape"
     if name in UNORDERED:
         return "unordered"
+    if name == b"INFO":
+        return "info"
     if name == b"HGETALL":
         return "pairs"
     if name == b"SCAN":
@@ -52,6 +58,45 @@ def _close(a, b, tol):
     return a == b and type(a) is type(b)
 
 
+INFO_REQUIRED = {"Server", "Clients", "Persistence", "Stats", "Keyspace"}
+
+
+def _info_sections(text):
+    sections, current = {}, None
+    for line in text.split("\r\n"):
+        if line.startswith("# "):
+            current = sections.setdefault(line[2:], {})
+        elif ":" in line and current is not None:
+            k, v = line.split(":", 1)
+            current[k] = v
+    return sections
+
+
+def info_same(ref, got):
+    """None if got is an acceptable INFO reply where ref is Redis's, else why not."""
+    a, b = parse(ref), parse(got)
+    if not isinstance(a, bytes) or not isinstance(b, bytes):
+        return None if type(a) is type(b) else "not a bulk string"
+    ra, rb = _info_sections(a.decode("latin-1")), _info_sections(b.decode("latin-1"))
+    missing = (set(ra) & INFO_REQUIRED) - set(rb)
+    if missing:
+        return f"sections missing: {sorted(missing)}"
+    for sec, fields in rb.items():
+        if sec not in ra:
+            return f"section {sec} is not one of Redis's here"
+        unknown = [f for f in fields if f not in ra[sec] and not f.startswith("prevalent_")]
+        if unknown and sec != "Keyspace":
+            return f"fields Redis 7.0 does not have in {sec}: {unknown}"
+    ka, kb = ra.get("Keyspace", {}), rb.get("Keyspace", {})
+    counts = {db: ",".join(p for p in v.split(",") if not p.startswith("avg_ttl="))
+              for db, v in ka.items()}
+    countsb = {db: ",".join(p for p in v.split(",") if not p.startswith("avg_ttl="))
+               for db, v in kb.items()}
+    if counts != countsb:
+        return f"keyspace {countsb}, Redis {counts}"
+    return None
+
+
 def same(args, ref, got, tol=None, shape=False):
     """True if got (bytes) is an acceptable answer where ref (bytes) is Redis's."""
     if ref == got:
@@ -59,6 +104,11 @@ def same(args, ref, got, tol=None, shape=False):
     how = "shape" if shape else kind_of(args)
     if how == "shape":
         return ref[:1] == got[:1]
+    if how == "info":
+        try:
+            return info_same(ref, got) is None
+        except (ValueError, AssertionError, IndexError):
+            return False
     if how == "exact" and tol is None:
         return False
     try:
@@ -69,6 +119,16 @@ def same(args, ref, got, tol=None, shape=False):
     if tol is not None:
         return _close(a, b, tol)
     return a == b
+
+
+def explain(args, ref, got):
+    """Why two replies differ, where the bytes alone do not say it (INFO), else None."""
+    if kind_of(args) != "info":
+        return None
+    try:
+        return info_same(ref, got)
+    except (ValueError, AssertionError, IndexError) as e:
+        return f"not a RESP reply: {e}"
 
 
 def show(args):

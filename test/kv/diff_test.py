@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvlib  # noqa: E402
-from compare import same, show  # noqa: E402
+from compare import explain, same, show  # noqa: E402
 from script import parse_script  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -156,8 +156,11 @@ def run_script(path, ref, sut, out):
         for (args, tol, shape, line), ra, rb in zip(cmds, a, b):
             if not same(args, ra, rb, tol=tol, shape=shape):
                 diffs += 1
-                print(f"DIFF {name}:{line}: {show(args)}\n  redis: {ra!r}\n  other: {rb!r}",
-                      file=out)
+                why = explain(args, ra, rb)
+                if why:
+                    ra, rb = ra[:200] + b"...", rb[:200] + b"..."
+                print(f"DIFF {name}:{line}: {show(args)}\n  redis: {ra!r}\n  other: {rb!r}"
+                      + (f"\n  why: {why}" if why else ""), file=out)
     return diffs
 
 

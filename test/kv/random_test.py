@@ -14,6 +14,11 @@ absolute deadlines (two relative deadlines set milliseconds apart would compare 
 the two servers). TTL and EXPIRETIME may differ by 1, PTTL and PEXPIRETIME by 1,500 ms
 (rounding, and the commands run a few ms apart on the two servers).
 
+After each seed the server under test (durable: --sync always; a redis-server stand-in gets
+appendfsync always) is SIGKILLed and restarted on its directory, and its whole keyspace (keys,
+types, values, PEXPIRETIME) must be exactly what it was: replay reproduces the same keys and
+deadlines.
+
   KV_SERVER=build/examples/kv/prevalent-kv test/kv/random_test.py [--seed S] [--seeds N]
       [--commands N] [--without CMD,CMD]
 """
@@ -242,6 +247,36 @@ def run_seed(seed, n, ref_port, sut_port, without=()):
                 x.close()
 
 
+def dump(port):
+    """The whole keyspace: (key, type, value, PEXPIRETIME) sorted, hash fields sorted."""
+    c, out = kvlib.Conn(port, timeout=30), []
+    try:
+        for k in sorted(kvlib.parse(c.call("KEYS", "*"))):
+            t = kvlib.parse(c.call("TYPE", k))
+            v = kvlib.parse(c.call("GET", k) if t == b"string" else c.call("HGETALL", k))
+            if isinstance(v, list):
+                v = sorted(zip(v[0::2], v[1::2]))
+            out.append((k, t, v, kvlib.parse(c.call("PEXPIRETIME", k))))
+    finally:
+        c.close()
+    return out
+
+
+def restart_check(argv, sut, seed):
+    """SIGKILL the server under test and restart it on its directory: every key, value and
+    deadline must be back (every write was acknowledged, --sync always). Returns the new
+    server and the number of keys compared, or a failure message."""
+    before = dump(sut.port)
+    sut.kill()
+    sut = kvlib.start_kv(argv, sut.dir, durable=True)
+    after = dump(sut.port)
+    if before == after:
+        return sut, len(before)
+    diff = [(b, a) for b, a in zip(before, after) if b != a][:3]
+    return sut, (f"seed {seed}: the keyspace after SIGKILL and restart differs: {len(before)} "
+                 f"keys before, {len(after)} after; first differences (before, after): {diff}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--seed", type=int, help="first seed (default: from the clock, printed)")
@@ -257,8 +292,8 @@ def main():
         ref = kvlib.start_redis(os.path.join(tmp, "redis"))
         sut = None
         try:
-            sut = kvlib.start_kv(argv, os.path.join(tmp, "sut"))
-            failed = []
+            sut = kvlib.start_kv(argv, os.path.join(tmp, "sut"), durable=True)
+            failed, restarts, compared = [], 0, 0
             for seed in range(first, first + opts.seeds):
                 ok = run_seed(seed, opts.commands, ref.port, sut.port,
                               [w.upper().encode() for w in opts.without.split(",") if w])
@@ -268,9 +303,17 @@ def main():
                 if not sut.alive():
                     print(f"{sut.name} died (exit status {sut.proc.returncode})")
                     return 1
+                sut, why = restart_check(argv, sut, seed)
+                restarts += 1
+                if isinstance(why, str):
+                    print("FAIL", why)
+                    failed.append(seed)
+                else:
+                    compared += why
             print("Redis's replies included: "
                   + ", ".join(f"{v} {k}" for k, v in STATS.items()))
             print(f"{opts.seeds} seeds from {first}, {opts.seeds * opts.commands} commands, "
+                  f"{restarts} SIGKILL restarts with the keyspace compared ({compared} keys), "
                   f"failing seeds: {failed or 'none'} ({sut.name} against redis-server)")
             return 1 if failed else 0
         finally:

@@ -139,3 +139,18 @@ TEST_CASE("kv commands: replay rebuilds the same keyspace, binary keys included"
     CHECK(run(reopened, {"GET", "t2"}) == "$2\r\nvw\r\n");
   }
 }
+
+TEST_CASE("kv commands: WATCH sees a key created and removed again, not a no-op GETEX PERSIST") {
+  kv::KvStore store{prevalent::in_memory};
+  const auto version = [&](const std::string& k) {
+    return store.query([&](const kv::KvState& s) { return kv::key_version(s, k, 0); });
+  };
+  run(store, {"SET", "k", "v"});
+  const auto before = version("k");
+  run(store, {"GETEX", "k", "PERSIST"});  // no TTL: nothing changes
+  CHECK(version("k") == before);
+  const auto absent = version("gone");
+  run(store, {"SET", "gone", "v"});
+  run(store, {"DEL", "gone"});
+  CHECK(version("gone") != absent);  // absent at both times, but touched in between
+}

@@ -175,3 +175,9 @@ TEST_CASE("kv parser: a NUL byte hides a line end, as strchr() does in Redis") {
   REQUIRE(out.requests.size() == 1);
   CHECK(out.requests[0][0] == std::string("PI\0G", 4));
 }
+
+TEST_CASE("kv numbers: a NUL byte inside a float makes it no number, as in Redis") {
+  CHECK_FALSE(kv::parse_ld(std::string("-18\0 4.8", 8)));
+  CHECK_FALSE(kv::parse_ld(std::string("\0", 1)));
+  CHECK(kv::parse_ld(std::string("1.5", 3)) == 1.5L);
+}

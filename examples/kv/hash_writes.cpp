@@ -59,7 +59,7 @@ std::string HdelCommand::run(KvState& s, const write_context& c) const {
   for (const auto& f : fields)
     if (e->hash().erase(f)) ++n;
   if (e->hash().empty())
-    s.erase(key);
+    s.erase(key, c.sequence);
   else if (n > 0)
     KvState::touch(*e, c);
   return ":" + std::to_string(n) + "\r\n";

@@ -8,7 +8,7 @@ namespace kv {
 std::string DelCommand::run(KvState& s, const write_context& c) const {
   long long n = 0;
   for (const auto& key : keys)
-    if (s.find(key, c) != nullptr && s.erase(key)) ++n;
+    if (s.find(key, c) != nullptr && s.erase(key, c.sequence)) ++n;
   return ":" + std::to_string(n) + "\r\n";
 }
 
@@ -22,7 +22,7 @@ std::string ExpireCommand::run(KvState& s, const write_context& c) const {
   if ((flags & gt) && (current == no_expiry || at <= current)) return ":0\r\n";
   if ((flags & lt) && current != no_expiry && at >= current) return ":0\r\n";
   if (at <= c.now_ms) {
-    s.erase(key);
+    s.erase(key, c.sequence);
   } else {
     s.set_expiry(key, *e, at);
     KvState::touch(*e, c);
@@ -50,8 +50,8 @@ std::string RenameCommand::run(KvState& s, const write_context& c) const {
   if (nx && s.find(to, c) != nullptr) return ":0\r\n";
   Entry moved = std::move(*e);
   const long long at = moved.expire_at;
-  s.erase(from);
-  s.erase(to);
+  s.erase(from, c.sequence);
+  s.erase(to, c.sequence);
   bool created = false;
   Entry& target = s.upsert(to, c, created);
   target.value = std::move(moved.value);
@@ -72,12 +72,12 @@ void ExpireDueCommand::validate(const KvState& s, const prevalent::Context& c) c
 
 long long ExpireDueCommand::apply(KvState& s, const prevalent::Context& c) const {
   return static_cast<long long>(
-      s.expire_due(context_of(c).now_ms, static_cast<std::size_t>(limit)));
+      s.expire_due(context_of(c).now_ms, static_cast<std::size_t>(limit), c.sequence()));
 }
 
 std::uint64_t key_version(const KvState& s, std::string_view key, long long now_ms) {
   const Entry* e = s.find(key, now_ms);
-  return e == nullptr ? 0 : e->version;
+  return e == nullptr ? s.tombstone(key) : e->version;
 }
 
 }  // namespace kv

@@ -118,8 +118,7 @@ Entry* KvState::find(std::string_view key, const write_context& ctx) {
   const auto it = keys_.find(key);
   if (it == keys_.end()) return nullptr;
   if (it->second.expire_at != no_expiry && it->second.expire_at <= ctx.now_ms) {
-    deadlines_.erase({it->second.expire_at, it->first});
-    keys_.erase(it);
+    erase(key, ctx.sequence);
     return nullptr;
   }
   return &it->second;
@@ -141,12 +140,27 @@ void KvState::set_expiry(std::string_view key, Entry& e, long long at) {
   if (at != no_expiry) deadlines_.emplace(at, std::string(key));
 }
 
-bool KvState::erase(std::string_view key) {
+bool KvState::erase(std::string_view key, std::uint64_t seq) {
   const auto it = keys_.find(key);
   if (it == keys_.end()) return false;
   if (it->second.expire_at != no_expiry) deadlines_.erase({it->second.expire_at, it->first});
-  keys_.erase(it);
+  auto node = keys_.extract(it);
+  bury(std::move(node.key()), seq);
   return true;
+}
+
+void KvState::bury(std::string key, std::uint64_t seq) {
+  auto [it, added] = tombstones_.insert_or_assign(key, seq);
+  if (added) tombstone_order_.push_back(std::move(key));
+  while (tombstone_order_.size() > max_tombstones) {
+    tombstones_.erase(tombstone_order_.front());
+    tombstone_order_.pop_front();
+  }
+}
+
+std::uint64_t KvState::tombstone(std::string_view key) const {
+  const auto it = tombstones_.find(std::string(key));
+  return it == tombstones_.end() ? 0 : it->second;
 }
 
 void KvState::clear() {
@@ -154,11 +168,12 @@ void KvState::clear() {
   deadlines_.clear();
 }
 
-std::size_t KvState::expire_due(long long now_ms, std::size_t limit) {
+std::size_t KvState::expire_due(long long now_ms, std::size_t limit, std::uint64_t seq) {
   std::size_t n = 0;
   while (n < limit && !deadlines_.empty() && deadlines_.begin()->first <= now_ms) {
     auto node = deadlines_.extract(deadlines_.begin());
     keys_.erase(node.value().second);
+    bury(std::move(node.value().second), seq);
     ++n;
   }
   return n;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <set>
 #include <string>
@@ -76,11 +77,14 @@ class KvState {
   // Marks `e` changed by the command in `ctx` (WATCH sees it).
   static void touch(Entry& e, const write_context& ctx) { e.version = ctx.sequence; }
   void set_expiry(std::string_view key, Entry& e, long long at);  // no_expiry: persist
-  bool erase(std::string_view key);
+  // Removes `key` (if present) for the command with sequence `seq` (WATCH sees it).
+  bool erase(std::string_view key, std::uint64_t seq);
   void clear();
 
   // Removes up to `limit` keys whose deadline is at or before `now_ms`; returns how many.
-  std::size_t expire_due(long long now_ms, std::size_t limit);
+  std::size_t expire_due(long long now_ms, std::size_t limit, std::uint64_t seq);
+  // The sequence of the command that last removed the absent `key`, if remembered, else 0.
+  std::uint64_t tombstone(std::string_view key) const;
   // The earliest deadline, or no_expiry.
   long long next_deadline() const;
 
@@ -95,7 +99,14 @@ class KvState {
 
  private:
   map_type keys_;
+  void bury(std::string key, std::uint64_t seq);
+
   std::set<std::pair<long long, std::string>, std::less<>> deadlines_;  // (deadline, key)
+  // The last removals (key -> sequence), so that WATCH of an absent key notices a key created
+  // and removed again before EXEC. Bounded; not part of snapshots (WATCH ends with the process).
+  static constexpr std::size_t max_tombstones = 65536;
+  std::unordered_map<std::string, std::uint64_t> tombstones_;
+  std::deque<std::string> tombstone_order_;
 };
 
 // Binary-safe strings in the journal and snapshots: a valid UTF-8 string as a JSON string,

@@ -47,6 +47,7 @@ std::optional<long double> parse_ld(std::string_view s) {
   char* end = nullptr;
   const long double v = std::strtold(buf, &end);
   if (std::isspace(static_cast<unsigned char>(buf[0])) || end[0] != '\0' ||
+      end != buf + s.size() ||  // a NUL byte inside: not a number
       (errno == ERANGE && (v == HUGE_VALL || v == -HUGE_VALL || std::fpclassify(v) == FP_ZERO)) ||
       std::isnan(v))
     return std::nullopt;

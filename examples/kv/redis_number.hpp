@@ -13,8 +13,8 @@ namespace kv {
 // in range of long long. "-0" is not an integer.
 std::optional<long long> parse_ll(std::string_view s);
 
-// Redis's string2ld: strtold on the bytes (a NUL ends the number), no leading space, nothing
-// left over, no NaN, no overflow to infinity.
+// Redis's string2ld: strtold on the bytes, no leading space, nothing left over (a NUL byte
+// inside makes it no number), no NaN, no overflow to infinity.
 std::optional<long double> parse_ld(std::string_view s);
 
 // Redis's ld2string in human mode: "%.17Lf" without trailing zeros, "inf"/"-inf", "-0" as "0".

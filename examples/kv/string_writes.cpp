@@ -93,7 +93,7 @@ std::string GetdelCommand::run(KvState& s, const write_context& c) const {
   if (!e->is_string()) return error(reply::wrong_type);
   std::string out;
   reply::bulk(out, e->str());
-  s.erase(key);
+  s.erase(key, c.sequence);
   return out;
 }
 
@@ -113,9 +113,10 @@ std::string GetexCommand::run(KvState& s, const write_context& c) const {
   reply::bulk(out, e->str());
   if (expiry == static_cast<int>(expiry_kind::keep)) return out;
   if (expiry == static_cast<int>(expiry_kind::persist)) {
+    if (e->expire_at == no_expiry) return out;  // nothing changed: WATCH must not see it
     s.set_expiry(key, *e, no_expiry);
   } else if (expiry == static_cast<int>(expiry_kind::absolute) && when <= c.now_ms) {
-    s.erase(key);  // Redis deletes a key given a deadline already passed
+    s.erase(key, c.sequence);  // Redis deletes a key given a deadline already passed
     return out;
   } else {
     s.set_expiry(key, *e, deadline(expiry, when, c));

@@ -2,7 +2,7 @@
 """prevalent-kv against redis-server, side by side in one run (issue 8, part 5).
 
   python3 bench/kv/bench_kv.py [--kv build/examples/kv/prevalent-kv] [--runs 5]
-      [--keys 1000000] [--dir DIR]
+      [--keys 1000000] [--dir DIR] [--configs "-c 50,-c 50 -P 16"] [--skip-throughput]
 
 1. Throughput: `redis-benchmark -t set,get -r 100000 --csv` at -c 1, -c 50 and -c 50 -P 16
    against `prevalent-kv --sync always` and `redis-server --appendonly yes --appendfsync always`
@@ -141,7 +141,10 @@ def main():
     ap.add_argument("--restarts", type=int, default=3)
     ap.add_argument("--dir", default=None, help="parent of the servers' directories")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--configs", default=",".join(c[0] for c in CONFIGS),
+                    help="which client settings, comma-separated (default: all three)")
     opts = ap.parse_args()
+    configs = [c for c in CONFIGS if c[0] in [x.strip() for x in opts.configs.split(",")]]
     argv = shlex.split(opts.kv)
     if not kvlib.is_redis(argv) and not os.access(argv[0], os.X_OK):
         sys.exit(f"{argv[0]} is not built (ninja -C build examples/kv/prevalent-kv)")
@@ -156,7 +159,7 @@ def main():
         if not opts.skip_throughput:
             results = {}
             for run in range(opts.runs):
-                for label, args, n in CONFIGS:
+                for label, args, n in configs:
                     for kind in (("kv", "redis") if run % 2 == 0 else ("redis", "kv")):
                         d = os.path.join(parent, f"{kind}-{run}-{label.replace(' ', '')}")
                         srv = start(kind, argv, d)
@@ -172,7 +175,7 @@ def main():
             lines += [f"| test | clients | {names['kv']} (req/s) | {names['redis']} (req/s) "
                       f"| ratio | target |", "|---|---|---:|---:|---:|---:|"]
             for t in ("SET", "GET"):
-                for label, _, _ in CONFIGS:
+                for label, _, _ in configs:
                     a = statistics.median(results[(t, label, "kv")])
                     b = statistics.median(results[(t, label, "redis")])
                     target = TARGETS.get((t, label))

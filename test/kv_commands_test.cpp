@@ -4,6 +4,7 @@
 // keys) rebuilding exactly the live keyspace.
 #include <doctest/doctest.h>
 
+#include <set>
 #include <string>
 
 #include "command_table.hpp"
@@ -153,4 +154,55 @@ TEST_CASE("kv commands: WATCH sees a key created and removed again, not a no-op 
   run(store, {"SET", "gone", "v"});
   run(store, {"DEL", "gone"});
   CHECK(version("gone") != absent);  // absent at both times, but touched in between
+}
+
+TEST_CASE("kv commands: a SCAN iteration returns every key present throughout exactly once") {
+  kv::KvStore store{prevalent::in_memory};
+  for (int i = 0; i < 500; ++i) run(store, {"SET", "key:" + std::to_string(i), "v"});
+  std::multiset<std::string> seen;
+  std::string cursor = "0";
+  int pages = 0, added = 0;
+  do {
+    const std::string reply = run(store, {"SCAN", cursor, "COUNT", "7"});
+    // *2 $len cursor *n ($len key)...
+    std::size_t at = reply.find('$');
+    const std::size_t len = std::stoul(reply.substr(at + 1));
+    at = reply.find("\r\n", at) + 2;
+    cursor = reply.substr(at, len);
+    at = reply.find('*', at);
+    const std::size_t n = std::stoul(reply.substr(at + 1));
+    at = reply.find("\r\n", at) + 2;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t klen = std::stoul(reply.substr(at + 1));
+      at = reply.find("\r\n", at) + 2;
+      seen.insert(reply.substr(at, klen));
+      at += klen + 2;
+    }
+    run(store, {"SET", "new:" + std::to_string(added++), "v"});  // keys added meanwhile
+    ++pages;
+  } while (cursor != "0" && pages < 10000);
+  CHECK(pages > 50);
+  for (int i = 0; i < 500; ++i) CHECK(seen.count("key:" + std::to_string(i)) == 1);
+}
+
+TEST_CASE("kv commands: a batch of pipelined writes is one record, replayed the same") {
+  test::temp_dir dir;
+  std::string live;
+  {
+    kv::KvStore store(dir.path(), {});
+    kv::BatchCommand batch;
+    for (const args& a : {args{"SET", "a", "1"}, args{"INCR", "a"}, args{"HSET", "a", "f", "v"},
+                          args{"APPEND", "b", "x"}})
+      batch.ops.push_back(*kv::find_command(a[0])->parse(a, 0).op);
+    const auto before = store.last_sequence();
+    const auto replies = store.execute(batch);
+    CHECK(store.last_sequence() == before + 1);
+    REQUIRE(replies.size() == 4);
+    CHECK(replies[1] == ":2\r\n");
+    CHECK(replies[2] == "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    CHECK(replies[3] == ":1\r\n");
+    live = dump(store);
+  }
+  kv::KvStore reopened(dir.path(), {});
+  CHECK(dump(reopened) == live);
 }

@@ -87,6 +87,7 @@ void Connection::process() {
     }
     dispatch(parser_.take_request());
   }
+  flush_batch();
   in_.erase(0, offset);
   processing_ = false;
 }
@@ -194,14 +195,21 @@ void Connection::dispatch(args argv) {
     queued_.push_back(std::move(argv));
     return fill(slot, "+QUEUED\r\n");
   }
+  if (spec->kind != command_kind::write) flush_batch();  // the store sees requests in order
   switch (spec->kind) {
-    case command_kind::read:
-      if (spec->name == "scan") return run_server(*spec, argv, slot);
-      return run_read(std::move(argv), slot);
+    case command_kind::read: return run_read(std::move(argv), slot);
     case command_kind::write: {
       parsed_write parsed = spec->parse(argv, wall_ms());
       if (!parsed.op) return fill(slot, std::move(parsed.error));
-      return run_write(std::move(*parsed.op), slot);
+      std::size_t bytes = 0;
+      for (const auto& a : argv) bytes += a.size();
+      // A batch stays far below store_options::max_record_bytes.
+      if (!batch_.empty() && (batch_bytes_ + bytes > (1u << 20) || batch_.size() >= 256))
+        flush_batch();
+      batch_.push_back(std::move(*parsed.op));
+      batch_slots_.push_back(slot);
+      batch_bytes_ += bytes;
+      return;
     }
     case command_kind::server: return run_server(*spec, argv, slot);
   }
@@ -236,6 +244,30 @@ void Connection::run_write(write_op op, std::size_t slot) {
     self->fill(slot, std::move(reply));
   };
   std::visit([&](auto& cmd) { server_.store().async_execute(std::move(cmd), *diag, done); }, op);
+}
+
+void Connection::flush_batch() {
+  if (batch_.empty()) return;
+  std::vector<write_op> ops;
+  std::vector<std::size_t> slots;
+  ops.swap(batch_);
+  slots.swap(batch_slots_);
+  batch_bytes_ = 0;
+  if (ops.size() == 1) return run_write(std::move(ops[0]), slots[0]);
+  auto diag = std::make_shared<prevalent::diagnostics>();
+  server_.store().async_execute(BatchCommand{std::move(ops)}, *diag,
+                                [self = shared_from_this(), slots = std::move(slots), diag](
+                                    std::error_code ec, std::vector<std::string> replies) {
+                                  if (ec) {
+                                    const std::string error =
+                                        self->write_error(ec, diag->message());
+                                    for (const std::size_t slot : slots) self->fill(slot, error);
+                                    return;
+                                  }
+                                  self->server_.stats().changes_since_save += slots.size();
+                                  for (std::size_t i = 0; i < slots.size(); ++i)
+                                    self->fill(slots[i], std::move(replies[i]));
+                                });
 }
 
 void Connection::run_exec(std::size_t slot) {

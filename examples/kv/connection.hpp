@@ -44,6 +44,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void dispatch(args argv);
   void run_read(args argv, std::size_t slot);
   void run_write(write_op op, std::size_t slot);
+  // Runs the writes collected from consecutive pipelined requests (one record if several).
+  void flush_batch();
   void run_exec(std::size_t slot);
   void run_server(const command_spec& spec, args& argv, std::size_t slot);
   // The reply of a server command that can answer at once (nullopt: it answers later).
@@ -80,6 +82,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closed_ = false;
   bool processing_ = false;  // inside process(): fill() must not start it again
 
+  // Consecutive writes of the requests being processed, and their slots; flushed before any
+  // request that reads the store, and at the end of each process().
+  std::vector<write_op> batch_;
+  std::vector<std::size_t> batch_slots_;
+  std::size_t batch_bytes_ = 0;
+
   // Session.
   bool authenticated_ = false;
   std::string name_;
@@ -87,8 +95,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool multi_failed_ = false;
   std::vector<args> queued_;
   std::vector<std::pair<std::string, std::uint64_t>> watched_;
-  std::map<unsigned long long, std::string> scan_cursors_;  // cursor -> resume after this key
-  unsigned long long next_cursor_ = 1;
 };
 
 }  // namespace kv

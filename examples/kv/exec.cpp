@@ -20,7 +20,46 @@ void op_from_json(const std::string& name, const nlohmann::json& a, write_op& op
   }
 }
 
+nlohmann::json op_to_json(const write_op& op) {
+  nlohmann::json out;
+  std::visit([&](const auto& cmd) { out = {{"w", cmd.name}, {"a", cmd}}; }, op);
+  return out;
+}
+
+write_op op_from_json(const nlohmann::json& item) {
+  write_op op;
+  op_from_json(item.at("w").get<std::string>(), item.at("a"), op);
+  return op;
+}
+
+std::string run_op(const write_op& op, KvState& s, const write_context& ctx) {
+  return std::visit(
+      [&](const auto& cmd) {
+        if (auto err = cmd.check(s, ctx)) return reply::error_text(*err);
+        return cmd.run(s, ctx);
+      },
+      op);
+}
+
 }  // namespace
+
+std::vector<std::string> BatchCommand::apply(KvState& s, const prevalent::Context& c) const {
+  const write_context ctx = context_of(c);
+  std::vector<std::string> replies;
+  replies.reserve(ops.size());
+  for (const auto& op : ops) replies.push_back(run_op(op, s, ctx));
+  return replies;
+}
+
+void to_json(nlohmann::json& j, const BatchCommand& c) {
+  j = nlohmann::json::array();
+  for (const auto& op : c.ops) j.push_back(op_to_json(op));
+}
+
+void from_json(const nlohmann::json& j, BatchCommand& c) {
+  c.ops.clear();
+  for (const auto& item : j) c.ops.push_back(op_from_json(item));
+}
 
 void ExecCommand::validate(const KvState& s, const prevalent::Context& c) const {
   const long long now = context_of(c).now_ms;
@@ -34,12 +73,7 @@ std::string ExecCommand::apply(KvState& s, const prevalent::Context& c) const {
   reply::array(out, items.size());
   for (const auto& item : items) {
     if (const auto* op = std::get_if<write_op>(&item)) {
-      out += std::visit(
-          [&](const auto& cmd) {
-            if (auto err = cmd.check(s, ctx)) return reply::error_text(*err);
-            return cmd.run(s, ctx);
-          },
-          *op);
+      out += run_op(*op, s, ctx);
     } else if (const auto* read = std::get_if<read_op>(&item)) {
       run_read(s, read->argv, ctx.now_ms, out);
     } else {
@@ -53,7 +87,7 @@ void to_json(nlohmann::json& j, const ExecCommand& c) {
   auto items = nlohmann::json::array();
   for (const auto& item : c.items) {
     if (const auto* op = std::get_if<write_op>(&item)) {
-      std::visit([&](const auto& cmd) { items.push_back({{"w", cmd.name}, {"a", cmd}}); }, *op);
+      items.push_back(op_to_json(*op));
     } else if (const auto* read = std::get_if<read_op>(&item)) {
       auto argv = nlohmann::json::array();
       for (const auto& a : read->argv) argv.push_back(bytes_to_json(a));
@@ -71,9 +105,7 @@ void from_json(const nlohmann::json& j, ExecCommand& c) {
   c.items.clear();
   for (const auto& item : j.at("items")) {
     if (item.contains("w")) {
-      write_op op;
-      op_from_json(item.at("w").get<std::string>(), item.at("a"), op);
-      c.items.emplace_back(std::move(op));
+      c.items.emplace_back(op_from_json(item));
     } else if (item.contains("r")) {
       read_op r;
       for (const auto& a : item.at("r")) r.argv.push_back(bytes_from_json(a));

@@ -51,9 +51,9 @@ void pexpiretime(const KvState& s, const args& a, long long now, std::string& ou
 void keys(const KvState& s, const args& a, long long now, std::string& out) {
   const bool all = a[1] == "*";
   std::vector<const std::string*> found;
-  for (const auto& [key, e] : s.keys()) {
+  for (const auto& [slot, e] : s.keys()) {
     if (e.expire_at != no_expiry && e.expire_at <= now) continue;
-    if (all || glob_match(a[1], key)) found.push_back(&key);
+    if (all || glob_match(a[1], slot.name)) found.push_back(&slot.name);
   }
   reply::array(out, found.size());
   for (const auto* k : found) reply::bulk(out, *k);
@@ -63,11 +63,12 @@ void randomkey(const KvState& s, const args&, long long now, std::string& out) {
   const std::size_t n = s.size();
   if (n == 0) return reply::null_bulk(out);
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  auto it = s.keys().begin();
-  std::advance(it, static_cast<std::ptrdiff_t>(rng() % n));
-  for (std::size_t tried = 0; tried < n; ++tried) {  // the next live key, wrapping around
+  // A random point of the hash order (keys are ordered by hash), then the next live key.
+  auto it = s.keys().lower_bound(key_probe{rng(), {}});
+  if (it == s.keys().end()) it = s.keys().begin();
+  for (std::size_t tried = 0; tried < n; ++tried) {
     if (it->second.expire_at == no_expiry || it->second.expire_at > now)
-      return reply::bulk(out, it->first);
+      return reply::bulk(out, it->first.name);
     if (++it == s.keys().end()) it = s.keys().begin();
   }
   reply::null_bulk(out);
@@ -77,14 +78,12 @@ void dbsize(const KvState& s, const args&, long long now, std::string& out) {
   reply::integer(out, static_cast<long long>(s.live_size(now)));
 }
 
-// SCAN inside MULTI (no cursor state there): everything from the start, cursor 0.
-void scan_in_batch(const KvState& s, const args& a, long long now, std::string& out) {
+void scan(const KvState& s, const args& a, long long now, std::string& out) {
   scan_request r;
   if (auto err = parse_scan(a, r)) return reply::error(out, *err);
-  r.count = SIZE_MAX;
-  scan_page page = scan(s, r, nullptr, now);
+  const scan_page page = kv::scan(s, r, now);
   reply::array(out, 2);
-  reply::bulk(out, "0");
+  reply::bulk(out, std::to_string(page.next_cursor));
   reply::array(out, page.keys.size());
   for (const auto& k : page.keys) reply::bulk(out, k);
 }
@@ -180,7 +179,7 @@ void add_key_commands(std::vector<command_spec>& t) {
   t.push_back({"expiretime", 2, k::read, expiretime, nullptr, "readonly fast", 1, 1, 1});
   t.push_back({"pexpiretime", 2, k::read, pexpiretime, nullptr, "readonly fast", 1, 1, 1});
   t.push_back({"keys", 2, k::read, keys, nullptr, "readonly", 0, 0, 0});
-  t.push_back({"scan", -2, k::read, scan_in_batch, nullptr, "readonly", 0, 0, 0});
+  t.push_back({"scan", -2, k::read, scan, nullptr, "readonly", 0, 0, 0});
   t.push_back({"randomkey", 1, k::read, randomkey, nullptr, "readonly", 0, 0, 0});
   t.push_back({"dbsize", 1, k::read, dbsize, nullptr, "readonly fast", 0, 0, 0});
   t.push_back({"del", -2, k::write, nullptr, parse_del, "write", 1, -1, 1});

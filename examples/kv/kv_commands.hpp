@@ -289,6 +289,19 @@ void to_json(nlohmann::json& j, const ExecCommand& c);
 void from_json(const nlohmann::json& j, ExecCommand& c);
 inline constexpr std::string_view watched_changed = "WATCHED";
 
+// Consecutive writes one client pipelined (no MULTI), journaled as one record: each runs as
+// its own command would (an error leaves the state as it was and is that command's reply) and
+// the replies come back one per write. Fewer records and completions per pipelined request;
+// the batch is also atomic across a crash, which no client relies on.
+struct BatchCommand {
+  static constexpr std::string_view name = "batch";
+  static constexpr bool atomic_apply = true;
+  std::vector<write_op> ops;
+  std::vector<std::string> apply(KvState& s, const prevalent::Context& c) const;
+};
+void to_json(nlohmann::json& j, const BatchCommand& c);
+void from_json(const nlohmann::json& j, BatchCommand& c);
+
 // Issued by the server's timer: removes up to `limit` keys whose deadline has passed at the
 // Context's time. Rejected (nothing written) when none has.
 struct ExpireDueCommand {

@@ -108,14 +108,14 @@ bool Hash::erase(std::string_view field) {
 }
 
 const Entry* KvState::find(std::string_view key, long long now_ms) const {
-  const auto it = keys_.find(key);
+  const auto it = keys_.find(key_probe{key_hash(key), key});
   if (it == keys_.end()) return nullptr;
   if (it->second.expire_at != no_expiry && it->second.expire_at <= now_ms) return nullptr;
   return &it->second;
 }
 
 Entry* KvState::find(std::string_view key, const write_context& ctx) {
-  const auto it = keys_.find(key);
+  const auto it = keys_.find(key_probe{key_hash(key), key});
   if (it == keys_.end()) return nullptr;
   if (it->second.expire_at != no_expiry && it->second.expire_at <= ctx.now_ms) {
     erase(key, ctx.sequence);
@@ -130,7 +130,7 @@ Entry& KvState::upsert(std::string_view key, const write_context& ctx, bool& cre
     return *e;
   }
   created = true;
-  return keys_.emplace(std::string(key), Entry{}).first->second;
+  return keys_.emplace(key_slot{key_hash(key), std::string(key)}, Entry{}).first->second;
 }
 
 void KvState::set_expiry(std::string_view key, Entry& e, long long at) {
@@ -141,11 +141,11 @@ void KvState::set_expiry(std::string_view key, Entry& e, long long at) {
 }
 
 bool KvState::erase(std::string_view key, std::uint64_t seq) {
-  const auto it = keys_.find(key);
+  const auto it = keys_.find(key_probe{key_hash(key), key});
   if (it == keys_.end()) return false;
-  if (it->second.expire_at != no_expiry) deadlines_.erase({it->second.expire_at, it->first});
+  if (it->second.expire_at != no_expiry) deadlines_.erase({it->second.expire_at, it->first.name});
   auto node = keys_.extract(it);
-  bury(std::move(node.key()), seq);
+  bury(std::move(node.key().name), seq);
   return true;
 }
 
@@ -172,7 +172,9 @@ std::size_t KvState::expire_due(long long now_ms, std::size_t limit, std::uint64
   std::size_t n = 0;
   while (n < limit && !deadlines_.empty() && deadlines_.begin()->first <= now_ms) {
     auto node = deadlines_.extract(deadlines_.begin());
-    keys_.erase(node.value().second);
+    const std::string& key = node.value().second;
+    if (const auto it = keys_.find(key_probe{key_hash(key), key}); it != keys_.end())
+      keys_.erase(it);
     bury(std::move(node.value().second), seq);
     ++n;
   }
@@ -209,7 +211,7 @@ void to_json(nlohmann::json& j, const KvState& s) {
         value.push_back(bytes_to_json(v));
       }
     }
-    arr.push_back(nlohmann::json::array({bytes_to_json(key), e.expire_at, std::move(value)}));
+    arr.push_back(nlohmann::json::array({bytes_to_json(key.name), e.expire_at, std::move(value)}));
   }
 }
 
@@ -228,7 +230,7 @@ void from_json(const nlohmann::json& j, KvState& s) {
     } else {
       e.value = bytes_from_json(value);
     }
-    auto& placed = s.keys_.emplace(key, std::move(e)).first->second;
+    auto& placed = s.keys_.emplace(key_slot{key_hash(key), key}, std::move(e)).first->second;
     s.set_expiry(key, placed, at);
   }
 }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -64,9 +65,32 @@ struct write_context {
   std::uint64_t sequence = 0;
 };
 
+// Keys are ordered by (hash, bytes): a lookup compares 64-bit hashes, not long common key
+// prefixes, and SCAN resumes from a hash (its cursor), as Redis's cursor is a position too.
+inline std::uint64_t key_hash(std::string_view key) {
+  const std::uint64_t h = std::hash<std::string_view>{}(key);
+  return h == 0 ? 1 : h;  // 0 is the cursor of a whole iteration
+}
+struct key_slot {
+  std::uint64_t hash = 0;
+  std::string name;
+};
+struct key_probe {
+  std::uint64_t hash;
+  std::string_view name;
+};
+struct key_order {
+  using is_transparent = void;
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    if (a.hash != b.hash) return a.hash < b.hash;
+    return std::string_view(a.name) < std::string_view(b.name);
+  }
+};
+
 class KvState {
  public:
-  using map_type = std::map<std::string, Entry, std::less<>>;
+  using map_type = std::map<key_slot, Entry, key_order>;
 
   // The live entry for `key` at time `now_ms`, or nullptr (absent or expired).
   const Entry* find(std::string_view key, long long now_ms) const;

@@ -11,6 +11,6 @@ using KvStore = prevalent::Store<KvState, SetCommand, MsetCommand, DelCommand, G
                                  GetexCommand, IncrbyCommand, IncrbyfloatCommand, AppendCommand,
                                  SetrangeCommand, ExpireCommand, PersistCommand, RenameCommand,
                                  FlushallCommand, HsetCommand, HdelCommand, HincrbyCommand,
-                                 HincrbyfloatCommand, ExecCommand, ExpireDueCommand>;
+                                 HincrbyfloatCommand, ExecCommand, BatchCommand, ExpireDueCommand>;
 
 }  // namespace kv

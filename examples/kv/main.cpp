@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
   app.add_option("--keep-snapshots", keep_snapshots, "snapshots kept on disk")
       ->capture_default_str();
   app.add_flag("--compress-snapshots", compress, "zstd-compress snapshots");
+  bool no_verify = false;
+  app.add_flag("--no-verify-encoding", no_verify,
+               "apply commands as built, not as decoded from their journal bytes (faster; the "
+               "store's verify_encoding off)");
   app.add_option("--max-bulk-bytes", max_bulk, "largest bulk string in a request")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1} << 20, std::size_t{1} << 30));
@@ -97,6 +101,7 @@ int main(int argc, char** argv) {
     so.snapshots.every = std::chrono::seconds(snapshot_every_s);
     so.keep_snapshots = keep_snapshots;
     so.compress_snapshots = compress;
+    so.verify_encoding = !no_verify;
     so.log = [](const std::string& m) { std::cerr << "prevalent-kv: store: " << m << std::endl; };
 
     std::cerr << "prevalent-kv: opening " << o.dir << " (sync " << o.sync << ", codec " << o.codec

@@ -40,19 +40,22 @@ std::optional<std::string> parse_scan(const args& a, scan_request& r) {
   return std::nullopt;
 }
 
-scan_page scan(const KvState& s, const scan_request& r, const std::string* after, long long now) {
+scan_page scan(const KvState& s, const scan_request& r, long long now) {
   scan_page page;
-  auto it = after == nullptr ? s.keys().begin() : s.keys().upper_bound(*after);
+  auto it = s.keys().lower_bound(key_probe{r.cursor, {}});
   std::size_t examined = 0;
-  for (; it != s.keys().end() && examined < r.count; ++it, ++examined) {
-    const auto& [key, e] = *it;
-    page.last = key;
+  std::uint64_t last_hash = 0;
+  for (; it != s.keys().end(); ++it) {
+    const auto& [slot, e] = *it;
+    if (examined >= r.count && slot.hash != last_hash) break;
+    last_hash = slot.hash;
+    ++examined;
     if (e.expire_at != no_expiry && e.expire_at <= now) continue;
-    if (r.match && !glob_match(*r.match, key)) continue;
+    if (r.match && !glob_match(*r.match, slot.name)) continue;
     if (r.type && !iequals(*r.type, e.is_string() ? "string" : "hash")) continue;
-    page.keys.push_back(key);
+    page.keys.push_back(slot.name);
   }
-  page.done = it == s.keys().end();
+  page.next_cursor = it == s.keys().end() ? 0 : it->first.hash;
   return page;
 }
 

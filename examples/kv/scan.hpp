@@ -1,6 +1,7 @@
-// SCAN over the keyspace (kept in key order): a page of keys after a resume point, filtered by
-// MATCH and TYPE. The cursor numbers a client sees map to resume keys per connection
-// (connection.cpp), so every key present for a whole iteration is returned exactly once.
+// SCAN over the keyspace, which is kept in (hash, key) order: a cursor is the hash to resume
+// from (0: the start; a reply's cursor 0: the end), so cursors need no server state, work on
+// any connection and inside MULTI, and every key present for a whole iteration is returned
+// exactly once (a page never ends inside a group of equal hashes).
 #pragma once
 
 #include <optional>
@@ -18,13 +19,12 @@ struct scan_request {
 };
 struct scan_page {
   std::vector<std::string> keys;
-  std::string last;   // the last key examined: where the next page starts after
-  bool done = false;  // no key after `last`
+  unsigned long long next_cursor = 0;  // 0: the iteration is complete
 };
 
 // SCAN's arguments (argv[1] cursor, then MATCH/COUNT/TYPE); an error text as Redis gives it.
 std::optional<std::string> parse_scan(const args& a, scan_request& r);
-// Examines up to r.count keys after `*after` (from the start if null).
-scan_page scan(const KvState& s, const scan_request& r, const std::string* after, long long now);
+// Examines about r.count keys from r.cursor on.
+scan_page scan(const KvState& s, const scan_request& r, long long now);
 
 }  // namespace kv

@@ -24,7 +24,7 @@ using KvAsyncStore =
                           IncrbyCommand, IncrbyfloatCommand, AppendCommand, SetrangeCommand,
                           ExpireCommand, PersistCommand, RenameCommand, FlushallCommand,
                           HsetCommand, HdelCommand, HincrbyCommand, HincrbyfloatCommand,
-                          ExecCommand, ExpireDueCommand>;
+                          ExecCommand, BatchCommand, ExpireDueCommand>;
 
 struct server_options {
   std::string dir;

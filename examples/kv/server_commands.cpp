@@ -440,43 +440,6 @@ void Connection::run_server(const command_spec& spec, args& a, std::size_t slot)
     watched_.insert(watched_.end(), versions->begin(), versions->end());
     return;
   }
-  if (name == "scan") {
-    scan_request r;
-    if (auto e = parse_scan(a, r)) return fill(slot, err(*e));
-    std::optional<std::string> after;
-    if (r.cursor != 0) {
-      const auto it = scan_cursors_.find(r.cursor);
-      if (it == scan_cursors_.end()) {  // unknown cursor: the iteration is over
-        return fill(slot, "*2\r\n$1\r\n0\r\n*0\r\n");
-      }
-      after = it->second;
-      scan_cursors_.erase(it);
-    }
-    const long long now = wall_ms();
-    auto page = std::make_shared<scan_page>();
-    server_.store().async_query(
-        [r, after, now, page](const KvState& s) {
-          *page = scan(s, r, after ? &*after : nullptr, now);
-          return 0;
-        },
-        [self = shared_from_this(), slot, page](std::error_code ec, int) {
-          if (ec) return self->fill(slot, err("ERR " + ec.message()));
-          unsigned long long cursor = 0;
-          if (!page->done) {
-            cursor = self->next_cursor_++;
-            self->scan_cursors_.emplace(cursor, page->last);
-            if (self->scan_cursors_.size() > 64)
-              self->scan_cursors_.erase(self->scan_cursors_.begin());
-          }
-          std::string out;
-          reply::array(out, 2);
-          reply::bulk(out, std::to_string(cursor));
-          reply::array(out, page->keys.size());
-          for (const auto& k : page->keys) reply::bulk(out, k);
-          self->fill(slot, std::move(out));
-        });
-    return;
-  }
   if (name == "save") {
     server_.save([self = shared_from_this(), slot](std::string error) {
       self->fill(slot, error.empty() ? "+OK\r\n" : err("ERR " + error));

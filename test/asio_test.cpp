@@ -225,10 +225,14 @@ TEST_CASE("use_awaitable token: a coroutine runs commands and queries on the io 
         co_await store.async_query([](const Counter& c) { return c.value; }, asio::use_awaitable);
     CHECK(!ec);
     CHECK(seen == last);
-    co_return last;
+    // The default token, deferred, is awaitable too.
+    auto [dec, dv] = co_await store.async_execute(Add{1});
+    CHECK(!dec);
+    CHECK(dv == last + 1);
+    co_return dv;
   };
   auto f = asio::co_spawn(threads.io(), body(), asio::use_future);
-  CHECK(f.get() == 210);
+  CHECK(f.get() == 211);
 }
 
 TEST_CASE("commands with string members, through every token kind") {
@@ -277,6 +281,16 @@ TEST_CASE("rejected command: command_rejected with the validate() message; nothi
   CHECK(ec2 == errc::command_failed);
   CHECK(diag.message() == "explode: on purpose");
   CHECK(store.sync().last_sequence() == 0);
+
+  // A query whose function throws: query_failed, with the message.
+  auto [qec, q] =
+      store
+          .async_query([](const Counter&) -> int { throw std::out_of_range("no such key"); }, diag,
+                       asio::use_future)
+          .get();
+  CHECK(qec == errc::query_failed);
+  CHECK(q == 0);
+  CHECK(diag.message() == "no such key");
 
   // A success clears what a failure left.
   auto [ec3, v3] = store.async_execute(Add{2}, diag, asio::use_future).get();
@@ -556,4 +570,164 @@ TEST_CASE("snapshots run on the background thread: async_snapshot and the period
   std::lock_guard lock(mutex);
   CHECK(!snapshot_writers.empty());
   for (auto id : snapshot_writers) CHECK(!threads.is_io_thread_id(id));
+}
+
+TEST_CASE("no completion runs on a non-io thread, whatever completes it") {
+  // Completions decided on the committer thread (syncs), on the initiating thread (rejections,
+  // an already-durable query), on the background thread (snapshots, the rollback after an I/O
+  // error) and on the closing thread (the final sync of close()) must all be posted to io.
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
+  io_threads threads;
+  CounterStore store(threads.executor(), CounterStore::store_type(faulty));
+  // Injected: a slow disk, every journal fdatasync takes 2 ms (and succeeds).
+  faulty->fail_when([](FaultInjectingDirectory::op o, const std::string& name) {
+    if (o == FaultInjectingDirectory::op::sync && name.rfind("journal-", 0) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return false;
+  });
+  std::atomic<int> started{0}, finished{0}, off_io{0};
+  auto record = [&] {
+    if (!threads.is_io_thread()) ++off_io;
+    ++finished;
+  };
+  for (int i = 0; i < 300; ++i) {
+    started += 3;
+    store.async_execute(Add{1}, [&](std::error_code, std::int64_t) { record(); });
+    store.async_execute(Add{0}, [&](std::error_code ec, std::int64_t) {
+      CHECK(ec == errc::command_rejected);
+      record();
+    });
+    store.async_query([](const Counter& c) { return c.value; },
+                      [&](std::error_code, std::int64_t) { record(); });
+    if (i % 100 == 0) {
+      ++started;
+      store.async_snapshot([&](std::error_code ec) {
+        CHECK(!ec);
+        record();
+      });
+    }
+  }
+  store.close();  // from the test's thread, with commands still waiting for their sync
+  // After close: errors decided at once on this thread.
+  started += 2;
+  store.async_execute(Add{1}, [&](std::error_code ec, std::int64_t) {
+    CHECK(ec == errc::closed);
+    record();
+  });
+  store.async_snapshot([&](std::error_code ec) {
+    CHECK(ec == errc::closed);
+    record();
+  });
+  threads.join();  // returns once every handler has run (they hold work on the io_context)
+  CHECK(finished == started.load());
+  CHECK(off_io == 0);
+  faulty->fail_when({});
+}
+
+TEST_CASE("a completion never comes before the safety its sync policy promises") {
+  // Each Add{1} on an empty counter returns its own sequence number, so its handler can check
+  // the journal's marks: durable under `always`, written under `interval`.
+  for (bool always : {true, false}) {
+    CAPTURE(always);
+    test::temp_dir tmp;
+    io_threads threads;
+    store_options o;
+    o.sync = always ? sync_policy::always() : sync_policy::interval(std::chrono::milliseconds(5));
+    CounterStore store(threads.executor(), tmp.path(), o);
+    constexpr int n = 2000;
+    std::atomic<int> done{0}, early{0}, early_queries{0};
+    std::promise<void> all;
+    auto mark = [&] {
+      return always ? store.sync().durable_sequence() : store.sync().written_sequence();
+    };
+    for (int i = 0; i < n; ++i) {
+      store.async_execute(Add{1}, [&](std::error_code ec, std::int64_t seq) {
+        CHECK(!ec);
+        if (mark() < static_cast<std::uint64_t>(seq)) ++early;
+        if (++done == 2 * n) all.set_value();
+      });
+      // The query saw every command started before it: it may answer only once they are safe.
+      store.async_query([](const Counter& c) { return c.value; },
+                        [&](std::error_code ec, std::int64_t seen) {
+                          CHECK(!ec);
+                          if (mark() < static_cast<std::uint64_t>(seen)) ++early_queries;
+                          if (++done == 2 * n) all.set_value();
+                        });
+    }
+    all.get_future().get();
+    CHECK(early == 0);
+    CHECK(early_queries == 0);
+  }
+}
+
+TEST_CASE("async_close: the store closes off the io threads while commands are in flight") {
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
+  io_threads threads(1);
+  auto store = std::make_unique<CounterStore>(threads.executor(), CounterStore::store_type(faulty));
+  // Injected: a slow disk, every journal fdatasync takes 5 ms (and succeeds).
+  faulty->fail_when([](FaultInjectingDirectory::op o, const std::string& name) {
+    if (o == FaultInjectingDirectory::op::sync && name.rfind("journal-", 0) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return false;
+  });
+  std::atomic<int> ok{0}, closed_after{0};
+  std::promise<std::error_code> closed;
+  std::atomic<bool> close_on_io{false};
+  // From the only io thread: start commands, then close without blocking that thread.
+  asio::post(threads.io(), [&] {
+    for (int i = 0; i < 500; ++i)
+      store->async_execute(Add{1}, [&](std::error_code ec, std::int64_t) {
+        if (!ec) ++ok;
+      });
+    store->async_close([&](std::error_code ec) {
+      close_on_io = threads.is_io_thread();
+      // Every command started before async_close completed before its handler.
+      closed_after = ok.load();
+      closed.set_value(ec);
+    });
+  });
+  CHECK(!closed.get_future().get());
+  CHECK(close_on_io);
+  CHECK(closed_after == 500);
+  CHECK(value_of(*store) == 500);
+  store.reset();  // joins the closing thread
+  faulty->fail_when({});
+  CounterStore::store_type reopened(faulty);
+  CHECK(reopened.query([](const Counter& c) { return c.value; }) == 500);
+}
+
+TEST_CASE("the final sync of close() fails: every pending command completes with the error") {
+  auto faulty = std::make_shared<FaultInjectingDirectory>(make_memory_directory());
+  io_threads threads;
+  CounterStore store(threads.executor(), CounterStore::store_type(faulty));
+  CHECK(std::get<1>(store.async_execute(Add{1}, asio::use_future).get()) == 1);
+  // Injected: journal fdatasyncs block until close() has begun, then fail with EIO.
+  std::atomic<bool> closing{false};
+  faulty->fail_when([&](FaultInjectingDirectory::op o, const std::string& name) {
+    if (o != FaultInjectingDirectory::op::sync || name.rfind("journal-", 0) != 0) return false;
+    while (!closing) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return true;
+  });
+  constexpr int n = 200;
+  std::atomic<int> calls{0}, io_errors{0}, others{0}, off_io{0};
+  std::promise<void> all;
+  for (int i = 0; i < n; ++i)
+    store.async_execute(Add{1}, [&](std::error_code ec, std::int64_t) {
+      if (!threads.is_io_thread()) ++off_io;
+      if (ec == std::errc::io_error)
+        ++io_errors;
+      else
+        ++others;
+      if (++calls == n) all.set_value();
+    });
+  closing = true;
+  CHECK_THROWS_AS(store.close(), std::system_error);  // reports the failed final sync
+  all.get_future().get();
+  CHECK(calls == n);
+  CHECK(io_errors == n);  // none of them became durable
+  CHECK(others == 0);
+  CHECK(off_io == 0);
+  // Verified: the live state dropped every command that never became durable.
+  CHECK(value_of(store) == 1);
+  faulty->fail_when({});
 }

@@ -88,6 +88,7 @@ void Connection::process() {
     dispatch(parser_.take_request());
   }
   flush_batch();
+  flush_reads();
   in_.erase(0, offset);
   processing_ = false;
 }
@@ -195,9 +196,18 @@ void Connection::dispatch(args argv) {
     queued_.push_back(std::move(argv));
     return fill(slot, "+QUEUED\r\n");
   }
-  if (spec->kind != command_kind::write) flush_batch();  // the store sees requests in order
+  // The store sees the requests in order: a run of reads or of writes is flushed before a
+  // request of another kind.
+  if (spec->kind != command_kind::write) flush_batch();
+  if (spec->kind != command_kind::read) flush_reads();
   switch (spec->kind) {
-    case command_kind::read: return run_read(std::move(argv), slot);
+    case command_kind::read:
+      reads_.push_back(std::move(argv));
+      read_slots_.push_back(slot);
+      // A run of reads is built in one query: at most 16, so the replies built before the
+      // pending-bytes limit is seen exceed it by at most 16 replies.
+      if (reads_.size() >= 16) flush_reads();
+      return;
     case command_kind::write: {
       parsed_write parsed = spec->parse(argv, wall_ms());
       if (!parsed.op) return fill(slot, std::move(parsed.error));
@@ -268,6 +278,37 @@ void Connection::flush_batch() {
                                   for (std::size_t i = 0; i < slots.size(); ++i)
                                     self->fill(slots[i], std::move(replies[i]));
                                 });
+}
+
+void Connection::flush_reads() {
+  if (reads_.empty()) return;
+  std::vector<args> reads;
+  std::vector<std::size_t> slots;
+  reads.swap(reads_);
+  slots.swap(read_slots_);
+  if (reads.size() == 1) return run_read(std::move(reads[0]), slots[0]);
+  const long long now = wall_ms();
+  auto counted = std::make_shared<std::atomic<std::size_t>>(0);  // these replies' share
+  server_.store().async_query(
+      [reads = std::move(reads), now, counted, total = query_bytes_](const KvState& s) {
+        std::vector<std::string> replies(reads.size());
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < reads.size(); ++i) {
+          kv::run_read(s, reads[i], now, replies[i]);
+          bytes += replies[i].size();
+        }
+        const std::size_t before = counted->exchange(bytes);  // f may run again
+        total->fetch_add(bytes);
+        total->fetch_sub(before);
+        return replies;
+      },
+      [self = shared_from_this(), slots = std::move(slots), counted](
+          std::error_code ec, std::vector<std::string> replies) {
+        self->query_bytes_->fetch_sub(counted->exchange(0));
+        for (std::size_t i = 0; i < slots.size(); ++i)
+          self->fill(slots[i],
+                     ec ? reply::error_text("ERR " + ec.message()) : std::move(replies[i]));
+      });
 }
 
 void Connection::run_exec(std::size_t slot) {

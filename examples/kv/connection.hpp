@@ -46,6 +46,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void run_write(write_op op, std::size_t slot);
   // Runs the writes collected from consecutive pipelined requests (one record if several).
   void flush_batch();
+  // Runs the reads collected from consecutive pipelined requests (one query if several).
+  void flush_reads();
   void run_exec(std::size_t slot);
   void run_server(const command_spec& spec, args& argv, std::size_t slot);
   // The reply of a server command that can answer at once (nullopt: it answers later).
@@ -87,6 +89,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<write_op> batch_;
   std::vector<std::size_t> batch_slots_;
   std::size_t batch_bytes_ = 0;
+  std::vector<args> reads_;
+  std::vector<std::size_t> read_slots_;
 
   // Session.
   bool authenticated_ = false;

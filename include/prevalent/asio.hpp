@@ -5,8 +5,8 @@
 //   boost::asio::io_context io;
 //   prevalent::AsyncStore<Bank, Deposit> store{io.get_executor(), "/var/lib/bank"};
 //   // in a coroutine:
-//   auto [ec, balance] = co_await store.async_execute(Deposit{"alice", 100},
-//                                                     boost::asio::use_awaitable);
+//   Deposit deposit{"alice", 100};
+//   auto [ec, balance] = co_await store.async_execute(deposit, boost::asio::use_awaitable);
 //
 // Opt-in: only programs that include this header need Boost.Asio (header-only, Boost >= 1.81).
 //
@@ -16,7 +16,9 @@
 // use_future, deferred (the default), as_tuple(...), bind_executor(...). Because the error is
 // a std::error_code (not a boost::system::error_code), Boost 1.81's use_awaitable and
 // use_future do not turn it into an exception: `co_await` yields std::tuple<std::error_code,
-// R>, the future holds that tuple.
+// R>, the future holds that tuple. GCC 12 miscompiles a braced temporary with a non-trivial
+// member inside a co_await expression (`co_await s.async_execute(Put{key, value}, ...)` with
+// std::string members frees a bitwise copy): build the command in a variable first.
 //
 // Where the work runs. The initiating call does what the synchronous API does before it
 // waits: a command is encoded, validated and applied under the exclusive lock and queued for
@@ -34,6 +36,9 @@
 // ready on one of its threads.) A command completes once its record is as safe as the sync
 // policy promises; a query once every command its result could reflect is (durable under
 // `always`, written under `interval`): the same rules as Store::execute and Store::query.
+// Notifications arrive in sequence order and are posted in that order; on an io_context run
+// by several threads, handlers posted in order may still run concurrently (use a strand for
+// ordered completions).
 //
 // Errors (the std::error_code; `diagnostics` keeps the exception and its message):
 //   errc::command_rejected  validate() threw; nothing changed, nothing was written.
@@ -81,6 +86,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -293,7 +299,9 @@ class AsyncStore {
 
   // close(), best effort: an error goes to store_options::log.
   ~AsyncStore() {
-    if (core_) core_->close_quietly();
+    if (!core_) return;
+    core_->join_closers();
+    core_->close_quietly();
   }
   AsyncStore(AsyncStore&&) noexcept = default;
   AsyncStore& operator=(AsyncStore&&) noexcept = delete;
@@ -339,9 +347,17 @@ class AsyncStore {
   // store (Store::close: the closing snapshot if configured, then every queued record written
   // and synced) and stops the background thread. Blocks for that final sync: call it from a
   // thread that may block. Operations pending complete normally (their records were synced);
-  // operations started later fail with errc::closed. Throws what Store::close throws. Later
-  // calls do nothing.
+  // operations started later fail with errc::closed. Throws what Store::close throws. A
+  // concurrent call waits for the first one to finish; later calls do nothing.
   void close() { core_->close(); }
+
+  // close() without blocking the caller: it runs on a thread of its own (joined by the
+  // destructor), then completes with void(std::error_code): what close() threw, or success.
+  template <class Token = boost::asio::deferred_t>
+  auto async_close(Token&& token = {}) {
+    return boost::asio::async_initiate<Token, void(std::error_code)>(
+        [c = core_.get()](auto handler) { c->close_then(std::move(handler)); }, token);
+  }
 
  private:
   template <class Command, class Token>
@@ -388,6 +404,10 @@ class AsyncStore {
     std::mutex mutex;                 // guards the two flags below
     bool accepting_snapshots = true;  // false once close() began
     bool closed = false;
+    std::mutex close_mutex;  // held for the whole of close()
+    // The threads of async_close(), joined by the AsyncStore's destructor.
+    std::mutex closers_mutex;
+    std::vector<std::thread> closers;
     std::uint64_t last_snapshot_seq = 0;  // background thread only
     // The periodic snapshot timer, shared with its pending wait: it may outlive the core.
     struct timer_state {
@@ -603,6 +623,8 @@ class AsyncStore {
     }
 
     void close() {
+      // A second caller waits here until the first one has closed the store.
+      std::lock_guard one_at_a_time(close_mutex);
       {
         std::lock_guard lock(mutex);
         if (closed) return;
@@ -627,6 +649,31 @@ class AsyncStore {
       }
       background.stop();  // rebuilds queued by failures in that final sync run first
       if (failure) std::rethrow_exception(failure);
+    }
+
+    // async_close(): close() on a thread of its own, then the handler.
+    template <class Handler>
+    void close_then(Handler handler) {
+      auto done = std::make_shared<detail::async_completion<Handler, executor_type>>(
+          std::move(handler), ex);
+      std::lock_guard lock(closers_mutex);
+      closers.emplace_back([this, done] {
+        try {
+          close();
+          done->complete(std::error_code{});
+        } catch (...) {
+          done->complete(detail::exception_code(std::current_exception(), errc::store_failed));
+        }
+      });
+    }
+
+    void join_closers() {
+      std::vector<std::thread> joining;
+      {
+        std::lock_guard lock(closers_mutex);
+        joining.swap(closers);
+      }
+      for (auto& t : joining) t.join();
     }
 
     void close_quietly() noexcept {

@@ -111,7 +111,6 @@ std::string info_text(Server& server, const args& a, std::size_t keys, std::size
     section("Server");
     field("redis_version", std::string(redis_version));
     field("redis_mode", "standalone");
-    field("server_name", "prevalent-kv");
     field("arch_bits", "64");
     field("multiplexing_api", "epoll");
     field("process_id", std::to_string(::getpid()));

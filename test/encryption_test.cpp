@@ -10,10 +10,12 @@
 #include <prevalent/cipher.hpp>
 
 #include "support.hpp"
+#include "thrown_error.hpp"
 
 using namespace prevalent;
 using test::Deposit;
 using test::LedgerStore;
+using test::thrown_error;
 using test::Transfer;
 
 namespace {
@@ -29,17 +31,6 @@ store_options encrypted(std::uint8_t fill = 1) {
   o.segment_bytes = 1024;
   o.encryption_key = key_of(fill);
   return o;
-}
-
-template <class F>
-error thrown_error(F&& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return e;
-  }
-  FAIL("no prevalent::error was thrown");
-  return error(std::error_code(), "");  // not reached: FAIL throws
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {

@@ -9,10 +9,12 @@
 #include <vector>
 
 #include "support.hpp"
+#include "thrown_error.hpp"
 
 using namespace prevalent;
 using test::Deposit;
 using test::LedgerStore;
+using test::thrown_error;
 
 namespace {
 
@@ -57,17 +59,6 @@ store_options rolling() {
 
 void deposit(LedgerStore& s, int n) {
   for (int i = 0; i < n; ++i) s.execute(Deposit{"acct" + std::to_string(i % 7), 1});
-}
-
-template <class F>
-error thrown_error(F&& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return e;
-  }
-  FAIL("no prevalent::error was thrown");
-  return error(errc::closed, "unreachable");
 }
 
 bool contains(const std::string& s, const std::string& part) {

@@ -10,10 +10,12 @@
 #include <random>
 
 #include "support.hpp"
+#include "thrown_error.hpp"
 
 using namespace prevalent;
 using test::Deposit;
 using test::LedgerStore;
+using test::thrown_error;
 using test::Transfer;
 
 namespace {
@@ -28,17 +30,6 @@ std::uintmax_t journal_bytes(const std::filesystem::path& dir) {
   std::uintmax_t n = 0;
   for (auto& p : test::files_with_prefix(dir, "journal-")) n += std::filesystem::file_size(p);
   return n;
-}
-
-template <class F>
-error thrown_error(F&& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return e;
-  }
-  FAIL("no prevalent::error was thrown");
-  return error(std::error_code(), "");  // not reached: FAIL throws
 }
 
 }  // namespace

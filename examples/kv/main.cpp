@@ -8,6 +8,7 @@
 // SIGINT: stop accepting, finish the requests in flight, close the store, exit 0.
 #include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <charconv>
 #include <iostream>
 
 #include "server.hpp"
@@ -19,8 +20,14 @@ prevalent::sync_policy parse_sync(const std::string& s) {
   if (s == "always") return prevalent::sync_policy::always();
   if (s == "none") return prevalent::sync_policy::none();
   if (s.rfind("interval:", 0) == 0) {
-    const long ms = std::stol(s.substr(9));
-    if (ms <= 0) throw std::invalid_argument("--sync interval:MS needs MS > 0");
+    const std::string digits = s.substr(9);
+    long ms = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), ms);
+    if (ec != std::errc() || end != digits.data() + digits.size() || ms <= 0 || ms > 3'600'000)
+      throw std::invalid_argument(
+          "--sync interval:MS needs MS a whole number of milliseconds "
+          "from 1 to 3600000, not '" +
+          digits + "'");
     return prevalent::sync_policy::interval(std::chrono::milliseconds(ms));
   }
   throw std::invalid_argument("--sync must be always, interval:MS or none, not '" + s + "'");
@@ -46,7 +53,8 @@ int main(int argc, char** argv) {
   app.add_option("--dir", o.dir, "store directory (created if missing)")->required();
   app.add_option("--bind", o.bind, "address to listen on")->capture_default_str();
   app.add_option("--port", o.port, "TCP port (0: any free port; -1: no TCP)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 65535));
   app.add_option("--unixsocket", o.unixsocket, "also listen on this unix socket");
   app.add_option("--requirepass", o.requirepass, "password clients must AUTH with");
   app.add_option("--sync", o.sync, "always | interval:MS | none")->capture_default_str();
@@ -62,7 +70,8 @@ int main(int argc, char** argv) {
                  "snapshot this often if anything changed (0: off)")
       ->capture_default_str();
   app.add_option("--keep-snapshots", keep_snapshots, "snapshots kept on disk")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000u));
   app.add_flag("--compress-snapshots", compress, "zstd-compress snapshots");
   bool no_verify = false;
   app.add_flag("--no-verify-encoding", no_verify,
@@ -87,6 +96,10 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", o.idle_timeout_s, "close clients idle this many seconds (0: never)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (o.port < 0 && o.unixsocket.empty()) {
+    std::cerr << "prevalent-kv: --port -1 (no TCP) needs --unixsocket: nothing to listen on\n";
+    return 2;
+  }
 
   try {
     o.limits.max_bulk_bytes = max_bulk;

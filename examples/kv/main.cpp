@@ -130,8 +130,9 @@ int main(int argc, char** argv) {
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
             .count();
     std::cerr << "prevalent-kv: opened in " << ms << " ms: replayed " << rec.replayed << " of "
-              << rec.records << " journal records (the rest are in the snapshot), last sequence "
-              << store.sync().last_sequence() << ", "
+              << rec.records << " journal records"
+              << (rec.replayed < rec.records ? " (the rest are in the snapshot)" : "")
+              << ", last sequence " << store.sync().last_sequence() << ", "
               << store.sync().query([](const kv::KvState& s) { return s.size(); }) << " keys"
               << std::endl;
 

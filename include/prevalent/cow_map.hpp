@@ -41,7 +41,7 @@
 
 namespace prevalent {
 
-template <class Key, class T, class Compare = std::less<Key>, std::size_t MaxLeaf = 128>
+template <class Key, class T, class Compare = std::less<Key>, std::size_t MaxLeaf = 64>
 class cow_map {
   static_assert(MaxLeaf >= 8, "cow_map: MaxLeaf must be at least 8");
 

@@ -457,12 +457,14 @@ class cow_map {
 
   // If the (unique) leaf li is under min_fill, takes in a neighbour whose entries fit, and
   // adjusts (li, pos) to keep naming the same place. The neighbour's entries are moved when no
-  // copy holds it, else copied (counted as a clone).
-  void merge_small(std::size_t& li, std::size_t& pos) {
+  // copy holds it, else copied (counted as a clone). erase_if takes only the left neighbour,
+  // whose entries it has already checked.
+  void merge_small(std::size_t& li, std::size_t& pos, bool right_too = true) {
     auto& items = leaves_[li]->items;
     if (items.size() >= min_fill) return;
     const std::size_t fits = MaxLeaf / 2;
-    if (li + 1 < leaves_.size() && items.size() + leaves_[li + 1]->items.size() <= fits) {
+    if (right_too && li + 1 < leaves_.size() &&
+        items.size() + leaves_[li + 1]->items.size() <= fits) {
       take(items, li + 1, items.end());
     } else if (li > 0 && items.size() + leaves_[li - 1]->items.size() <= fits) {
       pos += leaves_[li - 1]->items.size();
@@ -501,7 +503,7 @@ class cow_map {
         continue;
       }
       std::size_t pos = 0;
-      merge_small(li, pos);
+      merge_small(li, pos, false);
       ++li;
     }
     return removed;

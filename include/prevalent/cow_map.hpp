@@ -425,20 +425,21 @@ class cow_map {
   }
   T& value_at(place p) { return writable(p.leaf).items[p.pos].second; }
 
-  // Splits the (unique) leaf li in two halves, each with a snug capacity.
+  // Splits the (unique) leaf li in two halves, each with a snug capacity. Everything that
+  // can fail to allocate does so before an entry moves.
   void split(std::size_t li) {
     auto& items = leaves_[li]->items;
     const std::size_t half = items.size() / 2;
-    std::vector<value_type> left, right;
+    std::vector<value_type> left;
     left.reserve(half + half / 4);
-    right.reserve(items.size() - half + half / 4);
-    std::move(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(half),
-              std::back_inserter(left));
-    std::move(items.begin() + static_cast<std::ptrdiff_t>(half), items.end(),
-              std::back_inserter(right));
+    leaf_ref right(new leaf);
+    right->items.reserve(items.size() - half + half / 4);
+    leaves_.reserve(leaves_.size() + 1);
+    const auto mid = items.begin() + static_cast<std::ptrdiff_t>(half);
+    std::move(items.begin(), mid, std::back_inserter(left));
+    std::move(mid, items.end(), std::back_inserter(right->items));
     items = std::move(left);
-    leaves_.insert(leaves_.begin() + static_cast<std::ptrdiff_t>(li) + 1,
-                   leaf_ref(new leaf(std::move(right))));
+    leaves_.insert(leaves_.begin() + static_cast<std::ptrdiff_t>(li) + 1, std::move(right));
   }
 
   // Erases entry pos of leaf li; returns where the next entry is (leaf, position).

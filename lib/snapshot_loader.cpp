@@ -1,4 +1,5 @@
 // The streaming snapshot loader (detail/snapshot_load.hpp).
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <memory>
@@ -11,15 +12,13 @@
 #include "prevalent/detail/snapshot_parts.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/parallel.hpp"
+#include "prevalent/snapshot_loader.hpp"
 #include "prevalent/snapshot_parts_scope.hpp"
 #include "prevalent/snapshot_scan.hpp"
 
 namespace prevalent::detail {
 
 namespace {
-
-constexpr std::size_t large_container = 1024;
-constexpr std::size_t chunk_entries = 4096;
 
 std::string random_nonce() {
   std::random_device rd;
@@ -28,8 +27,10 @@ std::string random_nonce() {
 
 class PartsReader final : public snapshot_reading {
  public:
-  PartsReader(byte_view payload, codec c, const std::vector<scanned_part>& parts)
-      : payload_(payload),
+  PartsReader(byte_view payload, codec c, const std::vector<scanned_part>& parts,
+              std::size_t chunk_entries)
+      : chunk_entries_(chunk_entries),
+        payload_(payload),
         codec_(c),
         parts_(parts),
         prefix_("prevalent-snapshot-part:" + random_nonce() + ":"),
@@ -51,7 +52,7 @@ class PartsReader final : public snapshot_reading {
     part_reader r;
     r.object = p.object;
     r.size = p.entries.size();
-    r.chunks = (r.size + chunk_entries - 1) / chunk_entries;
+    r.chunks = chunks(p);
     r.visit_chunk = [this, &p](std::size_t k, const entry_visitor& visit) {
       visit_chunk(p, k, visit);
     };
@@ -67,10 +68,15 @@ class PartsReader final : public snapshot_reading {
     return true;
   }
 
+  std::size_t chunks(const scanned_part& p) const {
+    return (p.entries.size() + chunk_entries_ - 1) / chunk_entries_;
+  }
+  std::size_t chunk_entries() const { return chunk_entries_; }
+
   // Decodes entries [k * chunk_entries, ...) of part p and visits them in order.
   void visit_chunk(const scanned_part& p, std::size_t k, const entry_visitor& visit) const {
-    const std::size_t first = k * chunk_entries;
-    const std::size_t last = std::min(p.entries.size(), first + chunk_entries);
+    const std::size_t first = k * chunk_entries_;
+    const std::size_t last = std::min(p.entries.size(), first + chunk_entries_);
     for (std::size_t e = first; e < last; ++e) {
       const scanned_entry& at = p.entries[e];
       auto bad = [&](std::uint64_t offset, const char* what) {
@@ -92,6 +98,7 @@ class PartsReader final : public snapshot_reading {
   }
 
  private:
+  std::size_t chunk_entries_;
   byte_view payload_;
   codec codec_;
   const std::vector<scanned_part>& parts_;
@@ -101,11 +108,10 @@ class PartsReader final : public snapshot_reading {
 
 // The container of part p as a tree, its chunks decoded in parallel.
 nlohmann::json assemble(const PartsReader& reader, const scanned_part& p) {
-  const std::size_t chunks = (p.entries.size() + chunk_entries - 1) / chunk_entries;
-  std::vector<std::vector<std::pair<std::string, nlohmann::json>>> decoded(chunks);
-  parallel_for(chunks, [&](std::size_t k) {
+  std::vector<std::vector<std::pair<std::string, nlohmann::json>>> decoded(reader.chunks(p));
+  parallel_for(decoded.size(), [&](std::size_t k) {
     auto& out = decoded[k];
-    out.reserve(chunk_entries);
+    out.reserve(reader.chunk_entries());
     reader.visit_chunk(p, k, [&](const nlohmann::json* key, nlohmann::json& value) {
       out.emplace_back(key ? key->get<std::string>() : std::string(), std::move(value));
     });
@@ -145,14 +151,20 @@ void put_back(nlohmann::json& j, const PartsReader& reader, const std::vector<sc
 
 void load_snapshot_payload(byte_view payload, codec c,
                            const std::function<void(const nlohmann::json&)>& from_tree) {
+  load_snapshot_payload(payload, c, from_tree, loader_limits{});
+}
+
+void load_snapshot_payload(byte_view payload, codec c,
+                           const std::function<void(const nlohmann::json&)>& from_tree,
+                           const loader_limits& limits) {
   auto whole = [&] {
     auto decoded = decode(payload, c);
     if (!decoded) throw std::runtime_error(std::string("not valid ") + codec_name(c));
     from_tree(*decoded);
   };
-  auto parts = scan_large_containers(payload, c, large_container);
+  auto parts = scan_large_containers(payload, c, limits.large_container);
   if (!parts || parts->empty()) return whole();
-  PartsReader reader(payload, c, *parts);
+  PartsReader reader(payload, c, *parts, std::max<std::size_t>(limits.chunk_entries, 1));
   std::string skeleton;
   std::size_t done = 0;
   for (std::size_t i = 0; i < parts->size(); ++i) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <prevalent/cow_map.hpp>
 #include <prevalent/detail/snapshot_load.hpp>
 
 #include "parted_map.hpp"
@@ -303,4 +304,56 @@ TEST_CASE("a newest snapshot damaged inside a large container falls back to the 
                       m.find("payload offset " + std::to_string(name + key_of(1234).size() + 3)) !=
                           std::string::npos);
   CHECK(named);
+}
+
+namespace {
+
+// The library's own container that opts in (cow_map.hpp), with string and non-string keys.
+struct CowState {
+  cow_map<std::string, Item> sessions;
+  cow_map<int, std::string> by_id;
+  std::vector<int> list;
+  bool operator==(const CowState&) const = default;
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(CowState, sessions, by_id, list)
+};
+struct CowFill {
+  static constexpr std::string_view name = "cow_fill";
+  int from = 0, n = 0;
+  void apply(CowState& s, const Context&) const {
+    for (int i = from; i < from + n; ++i) {
+      s.sessions[key_of(static_cast<std::size_t>(i))] = Item{"u" + std::to_string(i), 0.5, {i}};
+      s.by_id[i - 100] = std::to_string(i);
+      s.list.push_back(i);
+    }
+  }
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(CowFill, from, n)
+};
+using CowStore = Store<CowState, CowFill>;
+
+}  // namespace
+
+TEST_CASE("a store of cow_maps snapshots with std::map's bytes and loads them back") {
+  for (codec c : all_codecs) {
+    CAPTURE(codec_name(c));
+    test::temp_dir tmp;
+    store_options o;
+    o.snapshot_codec = c;
+    CowState live;
+    {
+      CowStore store(tmp.path(), o);
+      store.execute(CowFill{0, 3000});
+      store.execute(CowFill{9000, 700});
+      store.snapshot();
+      live = store.query([](const CowState& s) { return s; });
+    }
+    // The payload is what the same state in std::maps encodes to.
+    std::map<std::string, Item> sessions(live.sessions.begin(), live.sessions.end());
+    std::map<int, std::string> by_id(live.by_id.begin(), live.by_id.end());
+    const json as_std = {{"sessions", sessions}, {"by_id", by_id}, {"list", live.list}};
+    SnapshotStore snaps(open_posix_directory(tmp.path()), 2);
+    CHECK(as_chars(snaps.load(snaps.list().at(0)).payload) == encode(as_std, c));
+    CowStore again(tmp.path(), o);
+    CHECK(again.query([](const CowState& s) { return s; }) == live);
+    CHECK(again.recovery().replayed == 0);
+  }
 }

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <prevalent/cow_map.hpp>
 #include <prevalent/prevalent.hpp>
 
 #include "measure.hpp"
@@ -31,26 +33,40 @@ struct Session {
   std::string agent;
   NLOHMANN_DEFINE_TYPE_INTRUSIVE(Session, user, created, expires, agent)
 };
-struct State {
-  std::map<std::string, Session> sessions;
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(State, sessions)
+// The state with its big map as a std::map (nothing opts in: the writer takes the map out of
+// the tree, the loader falls back to the tree) or as a cow_map (its parts are written and
+// claimed without a tree of the map).
+template <class Map>
+struct StateOf {
+  Map sessions;
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(StateOf, sessions)
 };
+using StdState = StateOf<std::map<std::string, Session>>;
+using CowState = StateOf<prevalent::cow_map<std::string, Session>>;
 struct Touch {  // the store needs a command; the bench only opens
   static constexpr std::string_view name = "touch";
-  void apply(State&, const prevalent::Context&) const {}
+  template <class S>
+  void apply(S&, const prevalent::Context&) const {}
 };
-using SnapStore = prevalent::Store<State, Touch>;
 
-inline State make_state(std::size_t n) {
-  State s;
+template <class State>
+State make_state(std::size_t n) {
+  std::vector<std::pair<std::string, Session>> items;
+  items.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     char key[65];
     std::snprintf(key, sizeof key, "%064zx", i * 2654435761u);
-    s.sessions.emplace_hint(
-        s.sessions.end(), key,
-        Session{"user" + std::to_string(i % 50000), 1700000000 + std::int64_t(i),
-                1700003600 + std::int64_t(i), "Mozilla/5.0 (X11; Linux)"});
+    items.emplace_back(key,
+                       Session{"user" + std::to_string(i % 50000), 1700000000 + std::int64_t(i),
+                               1700003600 + std::int64_t(i), "Mozilla/5.0 (X11; Linux)"});
   }
+  std::sort(items.begin(), items.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  State s;
+  if constexpr (std::is_same_v<State, CowState>)
+    s.sessions = decltype(s.sessions)::from_sorted(std::move(items));
+  else
+    s.sessions.insert(std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
   return s;
 }
 
@@ -68,10 +84,10 @@ inline double rss_mb() {
 // to load and decode the whole-tree way), "rss-open", "rss-whole" (resident MB after either, the
 // whole-tree way without malloc_trim, as before issue 9), "rss-built" (resident MB after
 // building the state in memory).
-inline double child_figure(const std::string& what, const fs::path& dir, prevalent::codec c,
-                           std::size_t n) {
+inline double child_figure(const std::string& what, const std::string& kind, const fs::path& dir,
+                           prevalent::codec c, std::size_t n) {
   const std::string cmd = "/proc/" + std::to_string(::getpid()) + "/exe --snapshot-child " + what +
-                          " '" + dir.string() + "' " + std::to_string(int(c)) + " " +
+                          " " + kind + " '" + dir.string() + "' " + std::to_string(int(c)) + " " +
                           std::to_string(n);
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return -1;
@@ -81,13 +97,11 @@ inline double child_figure(const std::string& what, const fs::path& dir, prevale
   return v;
 }
 
-// main() of the child process: prints the figure.
-inline int child_main(int argc, char** argv) {
-  if (argc < 6) return 2;
-  const std::string what = argv[2];
-  const fs::path dir = argv[3];
-  const auto c = static_cast<prevalent::codec>(std::stoi(argv[4]));
-  const std::size_t n = std::stoull(argv[5]);
+// The figure `what` (see child_figure) for a State.
+template <class State>
+double child_figure_of(const std::string& what, const fs::path& dir, prevalent::codec c,
+                       std::size_t n) {
+  using SnapStore = prevalent::Store<State, Touch>;
   auto whole_load = [&] {
     prevalent::SnapshotStore snaps(prevalent::open_posix_directory(dir), 1);
     auto loaded = snaps.load(snaps.list().front());
@@ -110,9 +124,21 @@ inline int child_main(int argc, char** argv) {
     State s = whole_load();
     v = s.sessions.size() == n ? rss_mb() : -1;
   } else if (what == "rss-built") {
-    State s = make_state(n);
+    State s = make_state<State>(n);
     v = rss_mb();
   }
+  return v;
+}
+
+// main() of the child process: prints the figure.
+inline int child_main(int argc, char** argv) {
+  if (argc < 7) return 2;
+  const std::string what = argv[2], kind = argv[3];
+  const fs::path dir = argv[4];
+  const auto c = static_cast<prevalent::codec>(std::stoi(argv[5]));
+  const std::size_t n = std::stoull(argv[6]);
+  const double v = kind == "cow" ? child_figure_of<CowState>(what, dir, c, n)
+                                 : child_figure_of<StdState>(what, dir, c, n);
   std::printf("%f\n", v);
   return 0;
 }
@@ -142,18 +168,21 @@ inline std::uintmax_t snapshot_bytes(const fs::path& dir) {
   return b;
 }
 
-inline void run(const fs::path& root, std::size_t n, int runs, bench::results& out) {
+template <class State>
+void run_state(const std::string& kind, const fs::path& root, std::size_t n, int runs,
+               bench::results& out) {
   using prevalent::codec;
-  std::printf("== streamed snapshots, %zu entries (~100-byte values, std::map)\n", n);
+  std::printf("== streamed snapshots, %zu entries (~100-byte values, %s)\n", n,
+              kind == "cow" ? "cow_map" : "std::map");
   for (codec c : {codec::json, codec::cbor}) {
-    const std::string name = prevalent::codec_name(c);
+    const std::string name = kind + " " + prevalent::codec_name(c);
     const auto format_codec = static_cast<prevalent::format::codec>(c);
     std::vector<double> whole_w, stream_w, disk_w, whole_l, stream_l;
     std::uintmax_t bytes = 0;
     const fs::path whole_dir = root / ("snap-whole-" + name),
                    stream_dir = root / ("snap-stream-" + name);
     {
-      const State state = make_state(n);
+      const State state = make_state<State>(n);
       for (int r = 0; r < runs; ++r) {
         fs::remove_all(whole_dir);
         fs::remove_all(stream_dir);
@@ -182,12 +211,12 @@ inline void run(const fs::path& root, std::size_t n, int runs, bench::results& o
     // Loads in fresh processes, so that each starts from an empty heap.
     std::vector<double> rss_stream, rss_whole_untrimmed;
     for (int r = 0; r < runs; ++r) {
-      stream_l.push_back(child_figure("open", stream_dir, c, n));
-      whole_l.push_back(child_figure("whole", whole_dir, c, n));
-      rss_stream.push_back(child_figure("rss-open", stream_dir, c, n));
-      rss_whole_untrimmed.push_back(child_figure("rss-whole", whole_dir, c, n));
+      stream_l.push_back(child_figure("open", kind, stream_dir, c, n));
+      whole_l.push_back(child_figure("whole", kind, whole_dir, c, n));
+      rss_stream.push_back(child_figure("rss-open", kind, stream_dir, c, n));
+      rss_whole_untrimmed.push_back(child_figure("rss-whole", kind, whole_dir, c, n));
     }
-    const double built = child_figure("rss-built", whole_dir, c, n);
+    const double built = child_figure("rss-built", kind, whole_dir, c, n);
     const double w = bench::median(whole_w) * 1000, s = bench::median(stream_w) * 1000,
                  d = bench::median(disk_w) * 1000;
     out.add({"snapshot", "write " + name + ", whole tree", w, "ms", -1, -1,
@@ -206,6 +235,11 @@ inline void run(const fs::path& root, std::size_t n, int runs, bench::results& o
     out.add({"snapshot", "RSS after whole-tree load, no trim", ru, "MB", -1, -1,
              bench::times(ru, built) + " built in memory"});
   }
+}
+
+inline void run(const fs::path& root, std::size_t n, int runs, bench::results& out) {
+  run_state<StdState>("std", root, n, runs, out);
+  run_state<CowState>("cow", root, n, runs, out);
 }
 
 }  // namespace snapbench

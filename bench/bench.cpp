@@ -21,6 +21,7 @@
 #include "../examples/sessions/sessions_model.hpp"
 #include "crash_window.hpp"
 #include "measure.hpp"
+#include "snapshot_stream.hpp"
 #include "sqlite_peer.hpp"
 #ifdef PREVALENT_BENCH_ASIO
 #include "async_writers.hpp"
@@ -37,7 +38,7 @@ struct config {
   std::string csv = "bench-results.csv";
   int runs = 3;
   std::string only;  // one section: limit, writers, async, none, window, queries, replay, rebuild,
-                     // checksum, encryption
+                     // checksum, encryption, snapshot
   std::vector<int> threads{1, 4, 16, 64, 256};  // writer thread counts
   std::chrono::milliseconds duration{2000};
   std::size_t sessions = 1'000'000;
@@ -351,6 +352,8 @@ double sealed_per_s(bool and_open) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--snapshot-child")
+    return snapbench::child_main(argc, argv);
   config c;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -653,6 +656,8 @@ int main(int argc, char** argv) {
                bench::times(bench::median(sealed_open), bench::median(plain_open)) + " clear"});
     }
   }
+
+  if (section("snapshot")) snapbench::run(c.dir, c.sessions, c.runs, out);
 
   out.write_csv(c.csv);
   std::printf("CSV written to %s\n", c.csv.c_str());

@@ -118,6 +118,19 @@ void Persistence::publish_snapshot(std::uint64_t last_seq, std::int64_t timestam
   remove_unneeded();
 }
 
+void Persistence::publish_snapshot_streamed(
+    std::uint64_t last_seq, std::int64_t timestamp_ns,
+    const std::function<void(const SnapshotStore::payload_sink&)>& produce) {
+  journal_->sync_through(last_seq);  // as publish_snapshot()
+  std::lock_guard one_at_a_time(publish_mutex_);
+  if (auto newest = snapshots_.list(); !newest.empty() && newest.front().last_seq > last_seq)
+    return;
+  snapshots_.install_streamed(
+      last_seq, timestamp_ns, produce, options_.snapshot_codec,
+      options_.compress_snapshots ? format::compression::zstd : format::compression::none);
+  remove_unneeded();
+}
+
 void Persistence::remove_unneeded() {
   std::lock_guard pins(pins_mutex_);
   if (readers_ > 0) {

@@ -125,6 +125,13 @@ class StoreCore {
   // Without the lock: publishes an encoded snapshot of the state at `at`, durably, then drops
   // journal segments no kept snapshot needs.
   void publish_snapshot(const capture_point& at, byte_view payload);
+  // publish_snapshot() that streams: `serialize` returns the state's tree and runs with a
+  // snapshot writer current (detail/snapshot_parts.hpp), so large containers that opt in
+  // return placeholders; it should release the captured state before it returns. The payload
+  // is written with every large container's entries encoded in parallel, byte for byte what
+  // encoding the whole tree would give.
+  void publish_snapshot_streamed(const capture_point& at,
+                                 const std::function<nlohmann::json()>& serialize);
 
   // ---- rebuilds: loads the state on disk through `upto` into a fresh state (hooks.rebuild)
   void load_from_disk(std::uint64_t upto, const snapshot_loader& load,

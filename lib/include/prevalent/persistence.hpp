@@ -38,6 +38,11 @@ class Persistence {
   // sync policy), then drops journal segments that no kept snapshot needs.
   void publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload);
 
+  // publish_snapshot() for a payload produced piece by piece (SnapshotStore::install_streamed).
+  void publish_snapshot_streamed(
+      std::uint64_t last_seq, std::int64_t timestamp_ns,
+      const std::function<void(const SnapshotStore::payload_sink&)>& produce);
+
   // Lets another store open the directory (after the journal was closed).
   void unlock_directory() { lock_.reset(); }
 

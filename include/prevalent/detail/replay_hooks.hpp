@@ -24,8 +24,8 @@ class command_slots {
   // throw for a record that does not decode (errc::bad_command_payload, unknown_command, or
   // the command's own from_json exception); the slot is then left empty.
   virtual void decode(std::size_t i, const record_view& r) = 0;
-  // Applies the command in slot `i` to the state with r's context, then empties the slot.
-  // Called in sequence order, on one thread at a time.
+  // Applies the command in slot `i` to the state with r's context. Called in sequence order,
+  // on one thread at a time. The slot may keep the command until it is decoded into again.
   virtual void apply(std::size_t i, const record_view& r) = 0;
   // Empties every slot (after a failure).
   virtual void clear() = 0;

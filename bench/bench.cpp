@@ -5,6 +5,7 @@
 //
 //   bench [--quick] [--dir DIR] [--csv FILE] [--runs N] [--only SECTION] [--threads 1,64]
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <array>
@@ -220,6 +221,14 @@ build_result build_sessions(const config& c, prevalent::codec codec) {
 
 double open_seconds(const fs::path& dir, prevalent::codec codec);
 
+// User and system CPU time of the whole process so far (all threads).
+double cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
 // Replay without the store's pipeline, for baselines in the same run: the journal in `dir`
 // opened directly, each record handed to `visit` on the reading thread.
 double journal_replay_seconds(const fs::path& dir, prevalent::codec codec,
@@ -238,6 +247,7 @@ double journal_replay_seconds(const fs::path& dir, prevalent::codec codec,
 // envelope: replay before issue 9), sequential with fast envelopes, and the store's pipeline.
 struct replay_figures {
   double verify = 0, generic = 0, fast = 0, decode_only = 0, pipeline = 0;
+  double pipeline_cpu_us = 0;  // CPU time of every thread of the process, per record
 };
 replay_figures replay_rates(const fs::path& dir, prevalent::codec codec, std::size_t records) {
   using decoded = prevalent::decoded_command<sessions::CreateSession, sessions::TouchSession,
@@ -270,7 +280,9 @@ replay_figures replay_rates(const fs::path& dir, prevalent::codec codec, std::si
                       prevalent::decode_command(r, cmd);
                     });
   }
+  const double cpu0 = cpu_seconds();
   f.pipeline = n / open_seconds(dir, codec);
+  f.pipeline_cpu_us = (cpu_seconds() - cpu0) / n * 1e6;
   return f;
 }
 
@@ -592,13 +604,14 @@ int main(int argc, char** argv) {
     if (!section("replay")) break;
     const std::string name = prevalent::codec_name(codec);
     auto built = build_sessions(c, codec);
-    std::vector<double> verify, generic, fast, decode_only, pipeline;
+    std::vector<double> verify, generic, fast, decode_only, pipeline, cpu;
     for (int r = 0; r < c.runs; ++r) {  // alternated: the machine's speed drifts
       auto f = replay_rates(built.dir, codec, c.sessions);
       verify.push_back(f.verify);
       generic.push_back(f.generic);
       fast.push_back(f.fast);
       decode_only.push_back(f.decode_only);
+      cpu.push_back(f.pipeline_cpu_us);
       pipeline.push_back(f.pipeline);
     }
     const double base = bench::median(generic), rate = bench::median(pipeline);
@@ -611,7 +624,8 @@ int main(int argc, char** argv) {
     out.add({"replay", "sequential, fast decode only " + name + " (no apply)",
              bench::median(decode_only), "records/s", -1, -1, ""});
     out.add({"replay", "replay " + name + ", records/s", rate, "records/s", -1, -1,
-             bench::times(rate, base) + " baseline"});
+             bench::times(rate, base) + " baseline, CPU " +
+                 std::to_string(bench::median(cpu)).substr(0, 4) + " us/record"});
     out.add(
         {"replay", "replay " + name + ", MB/s",
          static_cast<double>(built.journal_bytes) / 1e6 * rate / static_cast<double>(c.sessions),

@@ -27,7 +27,8 @@ ReplayPipeline::ReplayPipeline(replay_hooks hooks, std::function<void(const reco
   if (options_.decoders == 0)
     options_.decoders = std::max(1u, std::thread::hardware_concurrency()) - 1;
   options_.decoders = std::max(options_.decoders, 1u);
-  if (options_.batches == 0) options_.batches = 2 * (options_.decoders + 2);
+  if (options_.batches == 0)
+    options_.batches = std::max<std::size_t>(16, 4 * (options_.decoders + 2));
   options_.batches = std::max<std::size_t>(options_.batches, 2);
 }
 

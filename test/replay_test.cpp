@@ -240,10 +240,11 @@ std::size_t credit_prefix_size(codec c) {
 
 TEST_CASE("a reopened store equals the live one and a sequential replay, around batch sizes") {
   // The store's pipeline replays the first 1024 records inline, then batches of 256 records
-  // on threads with 2 batches per thread in flight: sizes on and around those boundaries, and
-  // far past the ring of batches.
+  // on threads with at least 16 batches in flight: sizes on and around those boundaries, a
+  // full ring (1024 + 16 * 256 = 5120) and past it.
   for (codec c : all_codecs) {
-    for (std::size_t n : {0u, 1u, 255u, 1023u, 1024u, 1025u, 1279u, 1280u, 1281u, 1536u, 5000u}) {
+    for (std::size_t n : {0u, 1u, 255u, 1023u, 1024u, 1025u, 1279u, 1280u, 1281u, 1536u, 5119u,
+                          5120u, 5121u, 9000u}) {
       CAPTURE(codec_name(c));
       CAPTURE(n);
       auto dir = make_memory_directory();

@@ -36,7 +36,7 @@ struct replay_pipeline_options {
   std::size_t batch_records = 256;    // a batch ends after this many records...
   std::size_t batch_bytes = 1 << 20;  // ...or this many payload bytes
   unsigned decoders = 0;              // decoder threads; 0: hardware threads - 1, at least 1
-  std::size_t batches = 0;            // batches in flight; 0: 2 per thread
+  std::size_t batches = 0;            // batches in flight; 0: 4 per thread, at least 16
 };
 
 class ReplayPipeline {

@@ -221,6 +221,12 @@ build_result build_sessions(const config& c, prevalent::codec codec) {
 
 double open_seconds(const fs::path& dir, prevalent::codec codec);
 
+std::string cores_used(double cores) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f cores", cores);
+  return buf;
+}
+
 // User and system CPU time of the whole process so far (all threads).
 double cpu_seconds() {
   rusage u{};
@@ -247,7 +253,8 @@ double journal_replay_seconds(const fs::path& dir, prevalent::codec codec,
 // envelope: replay before issue 9), sequential with fast envelopes, and the store's pipeline.
 struct replay_figures {
   double verify = 0, generic = 0, fast = 0, decode_only = 0, pipeline = 0;
-  double pipeline_cpu_us = 0;  // CPU time of every thread of the process, per record
+  // CPU time of every thread of the process per second of replay: the cores each path used.
+  double fast_cores = 0, pipeline_cores = 0;
 };
 replay_figures replay_rates(const fs::path& dir, prevalent::codec codec, std::size_t records) {
   using decoded = prevalent::decoded_command<sessions::CreateSession, sessions::TouchSession,
@@ -268,11 +275,13 @@ replay_figures replay_rates(const fs::path& dir, prevalent::codec codec, std::si
   }
   {
     sessions::State state;
+    const double cpu0 = cpu_seconds();
     f.fast = n / journal_replay_seconds(dir, codec, [&](const prevalent::record_view& r) {
                prevalent::replay_command<sessions::State, sessions::CreateSession,
                                          sessions::TouchSession, sessions::RevokeSession,
                                          sessions::ExpireSessions>(state, r);
              });
+    f.fast_cores = (cpu_seconds() - cpu0) * f.fast / n;
   }
   {
     decoded cmd;  // the apply step's share: fast decoding alone, into one reused slot
@@ -282,7 +291,7 @@ replay_figures replay_rates(const fs::path& dir, prevalent::codec codec, std::si
   }
   const double cpu0 = cpu_seconds();
   f.pipeline = n / open_seconds(dir, codec);
-  f.pipeline_cpu_us = (cpu_seconds() - cpu0) / n * 1e6;
+  f.pipeline_cores = (cpu_seconds() - cpu0) * f.pipeline / n;
   return f;
 }
 
@@ -604,14 +613,15 @@ int main(int argc, char** argv) {
     if (!section("replay")) break;
     const std::string name = prevalent::codec_name(codec);
     auto built = build_sessions(c, codec);
-    std::vector<double> verify, generic, fast, decode_only, pipeline, cpu;
+    std::vector<double> verify, generic, fast, decode_only, pipeline, fast_cores, cores;
     for (int r = 0; r < c.runs; ++r) {  // alternated: the machine's speed drifts
       auto f = replay_rates(built.dir, codec, c.sessions);
       verify.push_back(f.verify);
       generic.push_back(f.generic);
       fast.push_back(f.fast);
       decode_only.push_back(f.decode_only);
-      cpu.push_back(f.pipeline_cpu_us);
+      fast_cores.push_back(f.fast_cores);
+      cores.push_back(f.pipeline_cores);
       pipeline.push_back(f.pipeline);
     }
     const double base = bench::median(generic), rate = bench::median(pipeline);
@@ -620,12 +630,13 @@ int main(int argc, char** argv) {
     out.add(
         {"replay", "sequential, generic " + name + " (baseline)", base, "records/s", -1, -1, ""});
     out.add({"replay", "sequential, fast envelope " + name, bench::median(fast), "records/s", -1,
-             -1, bench::times(bench::median(fast), base) + " baseline"});
+             -1,
+             bench::times(bench::median(fast), base) + " baseline, " +
+                 cores_used(bench::median(fast_cores))});
     out.add({"replay", "sequential, fast decode only " + name + " (no apply)",
              bench::median(decode_only), "records/s", -1, -1, ""});
     out.add({"replay", "replay " + name + ", records/s", rate, "records/s", -1, -1,
-             bench::times(rate, base) + " baseline, CPU " +
-                 std::to_string(bench::median(cpu)).substr(0, 4) + " us/record"});
+             bench::times(rate, base) + " baseline, " + cores_used(bench::median(cores))});
     out.add(
         {"replay", "replay " + name + ", MB/s",
          static_cast<double>(built.journal_bytes) / 1e6 * rate / static_cast<double>(c.sessions),

@@ -3,7 +3,7 @@
 // copy (a snapshot's capture), writes while a copy is alive, heap bytes per entry; and the
 // same for several leaf sizes (MaxLeaf), which is how the default was chosen.
 //   cow_bench [--entries N] [--runs R] [--csv FILE]
-// Medians of R runs (default 3). Numbers in docs/BENCHMARKS.md and README ("Large states").
+// Medians of R runs (default 3). The numbers and what they mean: README, "Large states: cow_map".
 #include <malloc.h>
 
 #include <cstdint>

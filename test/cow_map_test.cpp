@@ -408,3 +408,93 @@ TEST_CASE("cow_map: erase_if checks entries a small leaf has just taken in from 
   CHECK(left == std::vector<int>{0, 7, 13});
   CHECK(m.size() == 3);
 }
+
+namespace {
+
+struct Counters {
+  cow_map<int, long> by_key;
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Counters, by_key)
+};
+constexpr int counter_keys = 20000;
+
+struct Fill {
+  static constexpr std::string_view name = "fill";
+  void apply(Counters& c, const prevalent::Context&) const {
+    for (int k = 0; k < counter_keys; ++k) c.by_key[k] = -k;
+  }
+};
+// The command with sequence number i (the writer executes them in order after Fill).
+struct Bump {
+  static constexpr std::string_view name = "bump";
+  long i = 0;
+  void apply(Counters& c, const prevalent::Context&) const {
+    if (i % 10 == 0)
+      c.by_key.erase(static_cast<int>(i * 31 % counter_keys));
+    else
+      c.by_key[static_cast<int>(i * 7919 % counter_keys)] = i;
+  }
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Bump, i)
+};
+using CounterStore = prevalent::Store<Counters, Fill, Bump>;
+
+}  // namespace
+
+TEST_CASE("cow_map in a Store: a snapshot holds the state at its capture while a writer goes on") {
+  // A writer thread executes commands while the main thread writes snapshots. The newest
+  // snapshot, opened alone (journal removed), must be exactly the state after the sequence it
+  // covers, computed here by applying the same commands to a std::map. With copy on write
+  // disabled (writable() never cloning), this fails: the snapshot has later writes in it.
+  test::temp_dir tmp;
+  prevalent::store_options o;
+  o.sync = prevalent::sync_policy::none();
+  std::atomic<long> done{0};
+  std::atomic<bool> stop{false};
+  {
+    CounterStore store(tmp.path(), o);
+    store.execute(Fill{});  // sequence 1
+    std::thread writer([&] {
+      for (long i = 2; !stop; ++i) {
+        store.execute(Bump{i});  // sequence i
+        done = i;
+      }
+    });
+    while (done < 200) std::this_thread::yield();
+    long during = 0;
+    for (int s = 0; s < 3; ++s) {
+      const long before = done;
+      store.snapshot();
+      during += done - before;
+    }
+    const long after_snapshots = done;
+    while (done < after_snapshots + 100) std::this_thread::yield();
+    stop = true;
+    writer.join();
+    MESSAGE("commands executed while the 3 snapshots were written: " << during);
+  }
+  test::temp_dir alone;
+  for (const auto& entry : std::filesystem::directory_iterator(tmp.path())) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("snapshot-", 0) == 0)
+      std::filesystem::copy_file(entry.path(), alone.path() / name);
+  }
+  CounterStore reopened(alone.path(), o);
+  CHECK(reopened.recovery().segments_missing);
+  const auto covered = static_cast<long>(reopened.last_sequence());
+  REQUIRE(covered > 200);
+  REQUIRE(covered < done);  // the writer went on after the last snapshot
+  std::map<int, long> expected;
+  for (int k = 0; k < counter_keys; ++k) expected[k] = -k;
+  for (long i = 2; i <= covered; ++i) {
+    if (i % 10 == 0)
+      expected.erase(static_cast<int>(i * 31 % counter_keys));
+    else
+      expected[static_cast<int>(i * 7919 % counter_keys)] = i;
+  }
+  reopened.query([&](const Counters& c) {
+    REQUIRE(c.by_key.size() == expected.size());
+    CHECK(std::equal(
+        c.by_key.begin(), c.by_key.end(), expected.begin(), expected.end(),
+        [](const auto& a, const auto& b) { return a.first == b.first && a.second == b.second; }));
+    return 0;
+  });
+}

@@ -94,6 +94,8 @@ def prevalent_side(scale, parent, codec, sessions, tail, runs, baseline_ms):
     out["restart_s"] = statistics.median(r["spawn_to_ready_s"] for r in out["restart"])
     out["restart_open_s"] = statistics.median(r["seconds"] for r in out["restart"])
     out["restart_rss_mb"] = statistics.median(r["rss_mb"] for r in out["restart"])
+    out["restart_rss_after_trim_mb"] = statistics.median(r.get("rss_after_trim_mb", math.nan)
+                                                         for r in out["restart"])
     log(f"{codec}: restarts {[round(r['spawn_to_ready_s'], 3) for r in out['restart']]} s, "
         f"RSS {out['restart_rss_mb']:.0f} MB")
     shutil.rmtree(d, ignore_errors=True)
@@ -193,8 +195,10 @@ def targets(results, sessions, tail):
               "", None, 5, "abs-max")
         t.add(f"writer p99 during a snapshot, {c} (us)", s["during_p99_us"], "us",
               "p99 without", s["base_p99_us"], 2.0, "max")
+        # Against the RSS before any snapshot: after the first one, the process keeps the
+        # heap the snapshot freed, which would hide the peak of the next ones.
         t.add(f"peak RSS during a snapshot, {c} (MB)", max(s["peak_rss_mb"]), "MB",
-              "steady RSS", statistics.median(s["run_steady_rss_mb"]), 1.3, "max")
+              "steady RSS", s["steady_rss_mb"], 1.3, "max")
         t.add(f"RSS after a restart, {c} (MB)", p["restart_rss_mb"], "MB",
               "built by commands", by_commands, 1.2, "max")
         if redis:
@@ -206,6 +210,59 @@ def targets(results, sessions, tail):
         t.add("64 durable writers (commands/s)", w["writers-64"], "ops/s", "RocksDB sync, 64",
               w.get("rocksdb-64"), 10, "min")
     return t
+
+
+def details(results):
+    """The figures behind the targets, as Markdown lines."""
+    def runs(v, unit=""):
+        return ", ".join(f"{x:,.2f}" if x < 100 else f"{x:,.0f}" for x in v) + unit
+
+    lines = []
+    for p in results["prevalent"]:
+        c, s = p["codec"], p["snapshot"]
+        lines += [
+            f"- {c}: {results['sessions']:,} sessions built by commands in "
+            f"{p['build']['seconds']:.1f} s; replayed (journal only) in {p['replay_s']:.2f} s "
+            f"(runs {runs([r['seconds'] for r in p['replay']], ' s')}).",
+            f"- {c} snapshots under a touching writer: {runs(s['write_s'], ' s')} "
+            f"({s['snapshot_bytes'] / 1e6:,.0f} MB; {s['quiet_write_s']:.2f} s with the writer "
+            f"stopped); longest execute per snapshot {runs(s['stall_ms'], ' ms')}; writer p99 "
+            f"{s['during_p99_us']:.0f} us during ({s['during_commands']:,} commands), "
+            f"{s['base_p99_us']:.0f} us without ({s['base_commands']:,}); RSS before any "
+            f"snapshot {s['steady_rss_mb']:,.0f} MB, peak per snapshot "
+            f"{runs(s['peak_rss_mb'], ' MB')}, RSS before each snapshot "
+            f"{runs(s['run_steady_rss_mb'], ' MB')} (the heap freed by a snapshot stays with "
+            f"the process).",
+            f"- {c} restarts (snapshot + {results['tail']:,} tail): spawn until open "
+            f"{runs([r['spawn_to_ready_s'] for r in p['restart']], ' s')} (in the process: "
+            f"{p['restart_open_s']:.2f} s); RSS {p['restart_rss_mb']:,.0f} MB, "
+            f"{p.get('restart_rss_after_trim_mb', math.nan):,.0f} MB after malloc_trim(0).",
+        ]
+    lines.append(f"- {results['sessions'] + results['tail']:,} sessions built by commands in a "
+                 f"fresh process: RSS {results['by_commands']['rss_mb']:,.0f} MB.")
+    r = results.get("redis")
+    if r:
+        lines += [
+            f"- redis-server {r['redis_version'].split('=')[-1]}: loaded {r['sessions']:,} "
+            f"sessions in {r['load_s']:.1f} s (redis-cli --pipe, appendfsync everysec); BGSAVE "
+            f"{runs(r['bgsave_runs_s'], ' s')} (RDB {r['rdb_mb']:,.0f} MB, copy-on-write "
+            f"{r['bgsave_cow_mb']:,.0f} MB); RSS {r['steady_rss_mb']:,.0f} MB with "
+            f"{r['sessions']:,}, {r['built_rss_mb']:,.0f} MB with {r['sessions'] + r['tail']:,}.",
+            f"- redis-server restarts with {r['sessions'] + r['tail']:,} keys, spawn until PONG "
+            f"and loading:0: RDB {runs(r['rdb_runs_s'], ' s')} (RSS {r['rdb_rss_mb']:,.0f} "
+            f"MB), AOF written by the SETs ({r['aof_mb']:,.0f} MB, no rewrite) "
+            f"{runs(r['aof_runs_s'], ' s')} (RSS {r['aof_rss_mb']:,.0f} MB).",
+        ]
+    w = results.get("writers")
+    if w:
+        lines.append("- durable writers (`bench --only writers`), commands/s at 1 and 64 threads: "
+                     "prevalent " + " / ".join(f"{w.get(f'writers-{t}', math.nan):,.0f}"
+                                               for t in (1, 64)) +
+                     ", RocksDB sync " + " / ".join(f"{w.get(f'rocksdb-{t}', math.nan):,.0f}"
+                                                    for t in (1, 64)) +
+                     ", SQLite " + " / ".join(f"{w.get(f'sqlite-{t}', math.nan):,.0f}"
+                                              for t in (1, 64)) + ".")
+    return "\n".join(lines)
 
 
 def main():
@@ -222,7 +279,13 @@ def main():
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--skip-writers", action="store_true")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--from-json", default=None,
+                    help="print the targets of an earlier run's --json file, measure nothing")
     opts = ap.parse_args()
+    if opts.from_json:
+        with open(opts.from_json) as f:
+            results = json.load(f)
+        return report(results, opts)
     if opts.quick:
         opts.sessions, opts.tail, opts.runs = 100_000, 10_000, 1
     codecs = [c.strip() for c in opts.codecs.split(",") if c.strip()]
@@ -263,23 +326,26 @@ def main():
     finally:
         shutil.rmtree(parent, ignore_errors=True)
     results["minutes"] = (time.monotonic() - started) / 60
-
-    table = targets(results, opts.sessions, opts.tail)
     results["map"] = results["prevalent"][0]["build"]["map"]
-    print(f"== issue 9 targets: {opts.sessions:,} sessions + {opts.tail:,} tail, medians of "
-          f"{opts.runs}, state map {results['map']}")
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return report(results, opts)
+
+
+def report(results, opts):
+    table = targets(results, results["sessions"], results["tail"])
+    print(f"== issue 9 targets: {results['sessions']:,} sessions + {results['tail']:,} tail, "
+          f"medians of {results['runs']}, state map {results['map']}")
     table.print()
     bad = [r["figure"] for r in table.rows
            if r["prevalent"] is None or not r["prevalent"] > 0 or
            (r["peer_name"] and not (r["peer"] or 0) > 0)]
     if opts.csv:
         table.write_csv(opts.csv)
-    if opts.json:
-        with open(opts.json, "w") as f:
-            json.dump(results, f, indent=1)
     if opts.markdown:
         with open(opts.markdown, "w") as f:
-            f.write(table.markdown() + "\n")
+            f.write(table.markdown() + "\n\n" + details(results) + "\n")
     if bad:
         print(f"run: figures missing or not positive: {bad}", file=sys.stderr)
         return 1

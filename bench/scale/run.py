@@ -170,8 +170,9 @@ class Table:
         for r in self.rows:
             ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
             result = "**missed**" if r["result"] == "missed" else r["result"]
+            peer = f"{r['peer_name']} {self.num(r['peer'])}" if r["peer_name"] else ""
             lines.append(f"| {r['figure']} | {self.num(r['prevalent'])} {r['unit']} | "
-                         f"{r['peer_name']} {self.num(r['peer'])} | {ratio} | {r['target']} | "
+                         f"{peer} | {ratio} | {r['target']} | "
                          f"{result} |")
         return "\n".join(lines)
 
@@ -185,29 +186,29 @@ def targets(results, sessions, tail):
     for p in results["prevalent"]:
         c, s = p["codec"], p["snapshot"]
         if redis:
-            t.add(f"restart until ready, {n} + {tail // 1000:,}k tail, {c} (s)", p["restart_s"],
+            t.add(f"restart until ready, {n} + {tail // 1000:,}k tail, {c}", p["restart_s"],
                   "s", "redis AOF load", redis["aof_load_s"], 0.5, "max")
-            t.add(f"restart until ready, {n} + {tail // 1000:,}k tail, {c} (s)", p["restart_s"],
+            t.add(f"restart until ready, {n} + {tail // 1000:,}k tail, {c}", p["restart_s"],
                   "s", "redis RDB load", redis["rdb_load_s"], 1.0, "max")
-            t.add(f"snapshot write, {n} sessions, {c} (s)", statistics.median(s["write_s"]),
+            t.add(f"snapshot write, {n} sessions, {c}", statistics.median(s["write_s"]),
                   "s", "redis BGSAVE", redis["bgsave_s"], 1.0, "max")
         t.add(f"longest execute stall during a snapshot, {c}", max(s["stall_ms"]), "ms",
               "", None, 5, "abs-max")
-        t.add(f"writer p99 during a snapshot, {c} (us)", s["during_p99_us"], "us",
+        t.add(f"writer p99 during a snapshot, {c}", s["during_p99_us"], "us",
               "p99 without", s["base_p99_us"], 2.0, "max")
         # Against the RSS before any snapshot: after the first one, the process keeps the
         # heap the snapshot freed, which would hide the peak of the next ones.
-        t.add(f"peak RSS during a snapshot, {c} (MB)", max(s["peak_rss_mb"]), "MB",
+        t.add(f"peak RSS during a snapshot, {c}", max(s["peak_rss_mb"]), "MB",
               "steady RSS", s["steady_rss_mb"], 1.3, "max")
-        t.add(f"RSS after a restart, {c} (MB)", p["restart_rss_mb"], "MB",
+        t.add(f"RSS after a restart, {c}", p["restart_rss_mb"], "MB",
               "built by commands", by_commands, 1.2, "max")
         if redis:
-            t.add(f"RSS after a restart, {c} (MB)", p["restart_rss_mb"], "MB",
+            t.add(f"RSS after a restart, {c}", p["restart_rss_mb"], "MB",
                   "redis after RDB load", redis["rdb_rss_mb"], 1.5, "max")
-        t.add(f"replay from a {c} journal (records/s)", sessions / p["replay_s"], "records/s",
+        t.add(f"replay from a {c} journal", sessions / p["replay_s"], "records/s",
               "", None, 1_000_000 if c == "cbor" else 700_000, "abs-min")
     if "writers-64" in w:
-        t.add("64 durable writers (commands/s)", w["writers-64"], "ops/s", "RocksDB sync, 64",
+        t.add("64 durable writers", w["writers-64"], "ops/s", "RocksDB sync, 64",
               w.get("rocksdb-64"), 10, "min")
     return t
 

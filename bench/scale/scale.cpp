@@ -71,12 +71,12 @@ struct args {
   int baseline_ms = 2000;
 };
 
-[[noreturn]] void usage(const std::string& why) {
-  std::cerr << "scale: " << why
-            << "\nusage: scale build|open|snapshot|resp [--dir D] [--first F] [--count N] "
-               "[--codec json|cbor] [--expect N] [--runs R] [--baseline-ms T]\n";
-  std::exit(2);
-}
+// Bad command-line input: main prints it with the usage and exits 2.
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void usage(const std::string& why) { throw usage_error(why); }
 
 std::uint64_t number(const std::string& option, const std::string& text) {
   std::size_t used = 0;
@@ -161,7 +161,7 @@ int open(const args& a) {
   scale::Store store(a.dir, options(a));
   const double secs = seconds_since(t0);
   std::printf("ready\n");
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   const double rss = rss_mb();
   const std::size_t n = sessions_in(store);
   // A diagnosis, after the figure: how much of the RSS is heap that decoding freed but the
@@ -172,8 +172,8 @@ int open(const args& a) {
       "\"rss_after_trim_mb\":%.1f}\n",
       std::string(scale::session_map_name).c_str(), secs, n, rss, rss_mb());
   if (a.expect != 0 && n != a.expect) {
-    std::fprintf(stderr, "scale open: %zu sessions after the open, expected %llu\n", n,
-                 static_cast<unsigned long long>(a.expect));
+    (void)std::fprintf(stderr, "scale open: %zu sessions after the open, expected %llu\n", n,
+                       static_cast<unsigned long long>(a.expect));
     return 1;
   }
   return 0;
@@ -299,25 +299,35 @@ int resp(const args& a) {
     out += "*3\r\n$3\r\nSET\r\n$" + std::to_string(c.token_hash.size()) + "\r\n" + c.token_hash +
            "\r\n$" + std::to_string(value.size()) + "\r\n" + value + "\r\n";
     if (out.size() > (1 << 20) - 512) {
-      std::fwrite(out.data(), 1, out.size(), stdout);
+      if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size())
+        throw std::runtime_error("writing to stdout failed");
       out.clear();
     }
   }
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  return std::fflush(stdout) == 0 ? 0 : 1;
+  if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0)
+    throw std::runtime_error("writing to stdout failed");
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const args a = parse(argc, argv);
+  args a;
+  try {
+    a = parse(argc, argv);
+  } catch (const usage_error& e) {
+    std::cerr << "scale: " << e.what()
+              << "\nusage: scale build|open|snapshot|resp [--dir D] [--first F] [--count N] "
+                 "[--codec json|cbor] [--expect N] [--runs R] [--baseline-ms T]\n";
+    return 2;
+  }
   try {
     if (a.phase == "build") return build(a);
     if (a.phase == "open") return open(a);
     if (a.phase == "snapshot") return snapshot(a);
     return resp(a);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "scale %s: %s\n", a.phase.c_str(), e.what());
+    (void)std::fprintf(stderr, "scale %s: %s\n", a.phase.c_str(), e.what());
     return 1;
   }
 }

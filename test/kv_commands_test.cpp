@@ -206,3 +206,38 @@ TEST_CASE("kv commands: a batch of pipelined writes is one record, replayed the 
   kv::KvStore reopened(dir.path(), {});
   CHECK(dump(reopened) == live);
 }
+
+TEST_CASE("kv: a large keyspace (a cow_map) snapshots and reopens with its keys and deadlines") {
+  test::temp_dir dir;
+  const long long now = 1'000'000;
+  std::string live;
+  {
+    kv::KvStore store(dir.path());
+    args mset{"MSET"};
+    for (int i = 0; i < 5000; ++i) {
+      mset.push_back("key:" + std::to_string(i));
+      mset.push_back("value " + std::to_string(i));
+    }
+    CHECK(run(store, mset, now) == "+OK\r\n");
+    CHECK(run(store, {"HSET", "h", "f", "1", "g", "2"}, now) == ":2\r\n");
+    // Two deadlines: one passed by the time expire_due runs after the reopen, one far ahead.
+    CHECK(run(store, {"SET", "soon", "v", "PXAT", std::to_string(now + 10)}, now) == "+OK\r\n");
+    CHECK(run(store, {"SET", "later", "v", "PXAT", std::to_string(4'000'000'000'000LL)}, now) ==
+          "+OK\r\n");
+    // The capture (the keys only, shared) serializes exactly as the state does.
+    CHECK(store.query(
+        [](const kv::KvState& s) { return nlohmann::json(s.capture()) == nlohmann::json(s); }));
+    store.snapshot();
+    live = dump(store);
+  }
+  kv::KvStore reopened(dir.path());
+  CHECK(dump(reopened) == live);
+  CHECK(reopened.query([](const kv::KvState& s) { return s.size(); }) == 5003);
+  CHECK(run(reopened, {"GET", "key:4321"}, now) == "$10\r\nvalue 4321\r\n");
+  CHECK(run(reopened, {"HGET", "h", "g"}, now) == "$1\r\n2\r\n");
+  // The deadlines were rebuilt from the snapshot: expire_due finds the one that passed.
+  CHECK(reopened.query([](const kv::KvState& s) { return s.expiring(); }) == 2);
+  CHECK(reopened.query([](const kv::KvState& s) { return s.next_deadline(); }) == now + 10);
+  CHECK(reopened.execute(kv::ExpireDueCommand{}) == 1);
+  CHECK(run(reopened, {"EXISTS", "soon", "later"}) == ":1\r\n");
+}

@@ -121,7 +121,7 @@ Entry* KvState::find(std::string_view key, const write_context& ctx) {
     erase(key, ctx.sequence);
     return nullptr;
   }
-  return &it->second;
+  return &keys_.mutate(it);
 }
 
 Entry& KvState::upsert(std::string_view key, const write_context& ctx, bool& created) {
@@ -130,7 +130,7 @@ Entry& KvState::upsert(std::string_view key, const write_context& ctx, bool& cre
     return *e;
   }
   created = true;
-  return keys_.emplace(key_slot{key_hash(key), std::string(key)}, Entry{}).first->second;
+  return keys_[key_slot{key_hash(key), std::string(key)}];
 }
 
 void KvState::set_expiry(std::string_view key, Entry& e, long long at) {
@@ -144,8 +144,9 @@ bool KvState::erase(std::string_view key, std::uint64_t seq) {
   const auto it = keys_.find(key_probe{key_hash(key), key});
   if (it == keys_.end()) return false;
   if (it->second.expire_at != no_expiry) deadlines_.erase({it->second.expire_at, it->first.name});
-  auto node = keys_.extract(it);
-  bury(std::move(node.key().name), seq);
+  std::string name = it->first.name;
+  keys_.erase(it);
+  bury(std::move(name), seq);
   return true;
 }
 
@@ -195,44 +196,55 @@ std::size_t KvState::live_size(long long now_ms) const {
 }
 
 // A snapshot: [[key, deadline, value], ...]; a value is a byte string or, for a hash, an
-// array [field, value, field, value, ...].
-void to_json(nlohmann::json& j, const KvState& s) {
-  j = nlohmann::json::array();
-  auto& arr = j.get_ref<nlohmann::json::array_t&>();
-  arr.reserve(s.keys_.size());
-  for (const auto& [key, e] : s.keys_) {
-    nlohmann::json value;
-    if (e.is_string()) {
-      value = bytes_to_json(e.str());
-    } else {
-      value = nlohmann::json::array();
-      for (const auto& [f, v] : e.hash().items()) {
-        value.push_back(bytes_to_json(f));
-        value.push_back(bytes_to_json(v));
-      }
+// array [field, value, field, value, ...]. Written and loaded through cow_map's element
+// encoding, so that a large keyspace goes through the snapshot's parts, in parallel chunks.
+namespace {
+
+nlohmann::json encode_key(const KvState::map_type::value_type& item) {
+  const auto& [key, e] = item;
+  nlohmann::json value;
+  if (e.is_string()) {
+    value = bytes_to_json(e.str());
+  } else {
+    value = nlohmann::json::array();
+    for (const auto& [f, v] : e.hash().items()) {
+      value.push_back(bytes_to_json(f));
+      value.push_back(bytes_to_json(v));
     }
-    arr.push_back(nlohmann::json::array({bytes_to_json(key.name), e.expire_at, std::move(value)}));
   }
+  return nlohmann::json::array({bytes_to_json(key.name), e.expire_at, std::move(value)});
 }
+
+KvState::map_type::value_type decode_key(const nlohmann::json& item) {
+  Entry e;
+  std::string key = bytes_from_json(item.at(0));
+  e.expire_at = item.at(1).get<long long>();
+  const auto& value = item.at(2);
+  if (value.is_array()) {
+    Hash h;
+    for (std::size_t i = 0; i + 1 < value.size(); i += 2)
+      h.set(bytes_from_json(value[i]), bytes_from_json(value[i + 1]));
+    e.value = std::move(h);
+  } else {
+    e.value = bytes_from_json(value);
+  }
+  const std::uint64_t hash = key_hash(key);
+  return {key_slot{hash, std::move(key)}, std::move(e)};
+}
+
+}  // namespace
+
+void to_json(nlohmann::json& j, const KvState::captured_keys& c) {
+  c.keys.to_json_array(j, encode_key);
+}
+
+void to_json(nlohmann::json& j, const KvState& s) { s.keys_.to_json_array(j, encode_key); }
 
 void from_json(const nlohmann::json& j, KvState& s) {
   s.clear();
-  for (const auto& item : j) {
-    Entry e;
-    std::string key = bytes_from_json(item.at(0));
-    const long long at = item.at(1).get<long long>();
-    const auto& value = item.at(2);
-    if (value.is_array()) {
-      Hash h;
-      for (std::size_t i = 0; i + 1 < value.size(); i += 2)
-        h.set(bytes_from_json(value[i]), bytes_from_json(value[i + 1]));
-      e.value = std::move(h);
-    } else {
-      e.value = bytes_from_json(value);
-    }
-    auto& placed = s.keys_.emplace(key_slot{key_hash(key), key}, std::move(e)).first->second;
-    s.set_expiry(key, placed, at);
-  }
+  s.keys_.from_json_array(j, decode_key);
+  for (const auto& [slot, e] : s.keys_)
+    if (e.expire_at != no_expiry) s.deadlines_.emplace(e.expire_at, slot.name);
 }
 
 }  // namespace kv

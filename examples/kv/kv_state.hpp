@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <prevalent/cow_map.hpp>
 
 namespace kv {
 
@@ -90,7 +90,9 @@ struct key_order {
 
 class KvState {
  public:
-  using map_type = std::map<key_slot, Entry, key_order>;
+  // A cow_map: a snapshot's capture shares the keyspace instead of copying it, and writers
+  // copy only the leaves they touch while the snapshot is written.
+  using map_type = prevalent::cow_map<key_slot, Entry, key_order>;
 
   // The live entry for `key` at time `now_ms`, or nullptr (absent or expired).
   const Entry* find(std::string_view key, long long now_ms) const;
@@ -117,6 +119,14 @@ class KvState {
   std::size_t expiring() const { return deadlines_.size(); }
   // Live keys at `now_ms` (size() still counts expired keys not yet dropped).
   std::size_t live_size(long long now_ms) const;
+
+  // What a snapshot is made of: the keys, shared with the live state (the deadlines and
+  // tombstones are not in snapshots, so capture() does not copy them). Serializes as KvState.
+  struct captured_keys {
+    map_type keys;
+    friend void to_json(nlohmann::json& j, const captured_keys& c);
+  };
+  captured_keys capture() const { return {keys_}; }
 
   friend void to_json(nlohmann::json& j, const KvState& s);
   friend void from_json(const nlohmann::json& j, KvState& s);

@@ -50,7 +50,9 @@ int main(int argc, char** argv) {
   unsigned keep_snapshots = 2;
   bool compress = false;
   std::size_t max_bulk = o.limits.max_bulk_bytes;
-  app.add_option("--dir", o.dir, "store directory (created if missing)")->required();
+  // Checked after parsing rather than with ->required(): CLI11 reports a missing required
+  // option before an unknown one, so a mistyped --dri would read "--dir is required".
+  app.add_option("--dir", o.dir, "store directory (created if missing; required)");
   app.add_option("--bind", o.bind, "address to listen on")->capture_default_str();
   app.add_option("--port", o.port, "TCP port (0: any free port; -1: no TCP)")
       ->capture_default_str()
@@ -96,6 +98,11 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", o.idle_timeout_s, "close clients idle this many seconds (0: never)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (o.dir.empty()) {
+    std::cerr << "prevalent-kv: --dir is required (the store's directory)\n"
+              << "Run with --help for more information.\n";
+    return 2;
+  }
   if (o.port < 0 && o.unixsocket.empty()) {
     std::cerr << "prevalent-kv: --port -1 (no TCP) needs --unixsocket: nothing to listen on\n";
     return 2;

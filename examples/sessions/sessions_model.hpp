@@ -13,13 +13,13 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <prevalent/cow_map.hpp>
 #include <prevalent/prevalent.hpp>
 
 namespace sessions {
@@ -90,7 +90,9 @@ struct Session {
 };
 
 struct State {
-  std::map<std::string, Session> by_hash;  // keyed by the token's hash
+  // Keyed by the token's hash. A cow_map: a snapshot's capture shares its leaves instead of
+  // copying a million sessions, and writers copy only the leaves they touch meanwhile.
+  prevalent::cow_map<std::string, Session> by_hash;
 
   std::vector<Session> of_user(const std::string& user) const {
     std::vector<Session> out;
@@ -160,7 +162,9 @@ struct TouchSession {
       throw std::invalid_argument("no live session with this token");
   }
   std::int64_t apply(State& s, const prevalent::Context& ctx) const {
-    Session& session = s.by_hash.at(token_hash);
+    Session* found = s.by_hash.find_mutable(token_hash);
+    if (found == nullptr) throw std::invalid_argument("no live session with this token");
+    Session& session = *found;
     session.expires_ns = ctx.timestamp_ns() + ns(session.ttl_seconds);
     return session.expires_ns;
   }
@@ -183,8 +187,8 @@ struct ExpireSessions {
   static constexpr std::string_view name = "expire_sessions";
 
   std::size_t apply(State& s, const prevalent::Context& ctx) const {
-    return std::erase_if(
-        s.by_hash, [&](const auto& kv) { return kv.second.expires_ns <= ctx.timestamp_ns(); });
+    return erase_if(s.by_hash,
+                    [&](const auto& kv) { return kv.second.expires_ns <= ctx.timestamp_ns(); });
   }
   friend void to_json(nlohmann::json& j, const ExpireSessions&) { j = nlohmann::json::object(); }
   friend void from_json(const nlohmann::json&, ExpireSessions&) {}

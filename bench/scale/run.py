@@ -2,7 +2,8 @@
 """The scale benchmark of issue 9: prevalent with 1,000,000 sessions beside redis-server and
 RocksDB in one run, every target of the issue printed as met or missed.
 
-  python3 bench/scale/run.py [--build build] [--sessions 1000000] [--tail 100000] [--runs 3]
+  python3 bench/scale/run.py [--build build] [--scale scale|scale-std-map]
+      [--sessions 1000000] [--tail 100000] [--runs 3]
       [--codecs json,cbor] [--dir DIR] [--csv FILE] [--markdown FILE] [--json FILE]
       [--skip-redis] [--skip-writers] [--quick]
 
@@ -269,6 +270,9 @@ def details(results):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default="build", help="the meson build directory")
+    ap.add_argument("--scale", default="scale",
+                    help="the prevalent program in BUILD/bench: scale (cow_map where the library "
+                    "has it) or scale-std-map")
     ap.add_argument("--sessions", type=int, default=1_000_000)
     ap.add_argument("--tail", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=3)
@@ -294,7 +298,7 @@ def main():
         sys.exit(f"run: --codecs takes json and/or cbor, got '{opts.codecs}'")
     if opts.sessions < 1 or opts.tail < 1 or opts.runs < 1:
         sys.exit("run: --sessions, --tail and --runs must be at least 1")
-    scale = os.path.join(opts.build, "bench", "scale")
+    scale = os.path.join(opts.build, "bench", opts.scale)
     bench = os.path.join(opts.build, "bench", "bench")
     for exe in [scale] + ([] if opts.skip_writers else [bench]):
         if not os.access(exe, os.X_OK):

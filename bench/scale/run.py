@@ -5,7 +5,7 @@ RocksDB in one run, every target of the issue printed as met or missed.
   python3 bench/scale/run.py [--build build] [--scale scale|scale-std-map]
       [--sessions 1000000] [--tail 100000] [--runs 3]
       [--codecs json,cbor] [--dir DIR] [--csv FILE] [--markdown FILE] [--json FILE]
-      [--skip-redis] [--skip-writers] [--quick]
+      [--traces DIR] [--skip-redis] [--skip-writers] [--quick]
 
 The prevalent side is build/bench/scale, one phase per process (bench/scale/scale.cpp); for each
 snapshot codec, on a fresh directory:
@@ -74,7 +74,7 @@ def timed_open(scale, directory, codec, expect):
     return r
 
 
-def prevalent_side(scale, parent, codec, sessions, tail, runs, baseline_ms):
+def prevalent_side(scale, parent, codec, sessions, tail, runs, baseline_ms, traces=None):
     d = os.path.join(parent, f"prevalent-{codec}")
     shutil.rmtree(d, ignore_errors=True)
     out = {"codec": codec}
@@ -84,8 +84,11 @@ def prevalent_side(scale, parent, codec, sessions, tail, runs, baseline_ms):
     out["replay"] = [timed_open(scale, d, codec, sessions) for _ in range(runs)]
     out["replay_s"] = statistics.median(r["seconds"] for r in out["replay"])
     log(f"{codec}: replayed {sessions} records in {out['replay_s']:.2f} s")
+    trace = []
+    if traces:
+        trace = ["--trace", os.path.join(traces, f"rss-{os.path.basename(scale)}-{codec}.csv")]
     out["snapshot"] = phase(scale, "snapshot", "--dir", d, "--codec", codec, "--runs", runs,
-                            "--baseline-ms", baseline_ms)
+                            "--baseline-ms", baseline_ms, *trace)
     s = out["snapshot"]
     log(f"{codec}: snapshots {s['write_s']} s, stalls {s['stall_ms']} ms, "
         f"peak {s['peak_rss_mb']} MB over {s['run_steady_rss_mb']} MB")
@@ -281,6 +284,9 @@ def main():
     ap.add_argument("--csv", default=None)
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--traces", default=None,
+                    help="write the RSS during the first snapshot of each codec here, as "
+                    "rss-PROGRAM-CODEC.csv (plot: bench/scale/rss.gp)")
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--skip-writers", action="store_true")
     ap.add_argument("--quick", action="store_true")
@@ -315,8 +321,11 @@ def main():
                "cores": os.cpu_count()}
     try:
         baseline_ms = 500 if opts.quick else 2000
+        if opts.traces:
+            os.makedirs(opts.traces, exist_ok=True)
         results["prevalent"] = [prevalent_side(scale, parent, c, opts.sessions, opts.tail,
-                                               opts.runs, baseline_ms) for c in codecs]
+                                               opts.runs, baseline_ms, opts.traces)
+                                for c in codecs]
         d = os.path.join(parent, "by-commands")
         results["by_commands"] = phase(scale, "build", "--dir", d, "--first", 0, "--count",
                                        opts.sessions + opts.tail)

@@ -9,12 +9,13 @@
 //       opens the store (snapshot + journal replay) and prints "ready" as soon as it is open,
 //       then the open time, the resident memory after it (and after malloc_trim) and the
 //       number of sessions
-//   scale snapshot --dir D [--codec json|cbor] [--runs R] [--baseline-ms T]
+//   scale snapshot --dir D [--codec json|cbor] [--runs R] [--baseline-ms T] [--trace FILE]
 //       one writer touches random sessions (~7,000 commands/s, policy none) for T ms without a
 //       snapshot, then while each of R snapshots is captured and written; resident memory is
 //       sampled every millisecond; prints the snapshot times, the writer's longest execute and
 //       p99 with and without a snapshot, peak and steady resident memory; a last snapshot with
-//       the writer stopped leaves a store whose newest snapshot covers everything
+//       the writer stopped leaves a store whose newest snapshot covers everything; --trace
+//       writes the RSS samples of the first snapshot as CSV (seconds,rss_mb; bench/scale/rss.gp)
 //   scale resp     --first F --count N
 //       writes the same sessions as Redis SET commands (RESP) on stdout, for redis-cli --pipe:
 //       key = the token hash, value = the session's JSON exactly as the snapshot holds it
@@ -69,6 +70,7 @@ struct args {
   prevalent::codec codec = prevalent::codec::json;
   int runs = 3;
   int baseline_ms = 2000;
+  fs::path trace;  // snapshot: RSS every ms during the first snapshot, as CSV
 };
 
 // Bad command-line input: main prints it with the usage and exits 2.
@@ -111,6 +113,8 @@ args parse(int argc, char** argv) {
       a.expect = number(o, v);
     else if (o == "--runs")
       a.runs = static_cast<int>(std::max<std::uint64_t>(1, number(o, v)));
+    else if (o == "--trace")
+      a.trace = v;
     else if (o == "--baseline-ms")
       a.baseline_ms = static_cast<int>(number(o, v));
     else if (o == "--codec") {
@@ -218,21 +222,23 @@ int snapshot(const args& a) {
   std::this_thread::sleep_for(std::chrono::milliseconds(a.baseline_ms));
 
   std::vector<double> write_s, steady_mb, peak_mb;
+  std::vector<std::pair<double, double>> trace;  // (seconds, RSS MB) during the first snapshot
   for (int r = 0; r < a.runs; ++r) {
     phase = -1;
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     steady_mb.push_back(rss_mb());
     std::atomic<bool> sampling{true};
     std::atomic<double> peak{steady_mb.back()};
+    const auto t0 = steady::now();
     std::thread sampler([&] {
       while (sampling.load()) {
         const double m = rss_mb();
         if (m > peak.load()) peak = m;
+        if (r == 0 && !a.trace.empty()) trace.emplace_back(seconds_since(t0), m);
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     });
     phase = r + 1;
-    const auto t0 = steady::now();
     store.snapshot();
     write_s.push_back(seconds_since(t0));
     phase = -1;
@@ -242,6 +248,12 @@ int snapshot(const args& a) {
   }
   stop = true;
   writer.join();
+  if (!a.trace.empty()) {
+    std::ofstream f(a.trace);
+    f << "seconds,rss_mb\n";
+    for (const auto& [t, m] : trace) f << t << ',' << m << '\n';
+    if (!f) throw std::runtime_error("cannot write the trace " + a.trace.string());
+  }
   const auto t0 = steady::now();
   store.snapshot();  // quiet: the newest snapshot covers every command
   const double quiet_s = seconds_since(t0);
@@ -318,7 +330,7 @@ int main(int argc, char** argv) {
   } catch (const usage_error& e) {
     std::cerr << "scale: " << e.what()
               << "\nusage: scale build|open|snapshot|resp [--dir D] [--first F] [--count N] "
-                 "[--codec json|cbor] [--expect N] [--runs R] [--baseline-ms T]\n";
+                 "[--codec json|cbor] [--expect N] [--runs R] [--baseline-ms T] [--trace FILE]\n";
     return 2;
   }
   try {

@@ -231,7 +231,9 @@ def details(results):
             f"(runs {runs([r['seconds'] for r in p['replay']], ' s')}).",
             f"- {c} snapshots under a touching writer: {runs(s['write_s'], ' s')} "
             f"({s['snapshot_bytes'] / 1e6:,.0f} MB; {s['quiet_write_s']:.2f} s with the writer "
-            f"stopped); longest execute per snapshot {runs(s['stall_ms'], ' ms')}; writer p99 "
+            f"stopped); longest execute per snapshot {runs(s['stall_ms'], ' ms')}"
+            + (f" (starting {runs(s['stall_at_s'], ' s')} after snapshot() was called)"
+               if "stall_at_s" in s else "") + "; writer p99 "
             f"{s['during_p99_us']:.0f} us during ({s['during_commands']:,} commands), "
             f"{s['base_p99_us']:.0f} us without ({s['base_commands']:,}); RSS before any "
             f"snapshot {s['steady_rss_mb']:,.0f} MB, peak per snapshot "

@@ -198,11 +198,16 @@ int snapshot(const args& a) {
   const std::size_t n = sessions_in(store);
   if (n == 0) usage("snapshot needs a store with sessions in --dir (run build first)");
 
-  // The writer records (phase, latency): phase 0 without a snapshot, r + 1 during snapshot r,
-  // -1 between them (not counted).
+  // The writer records (phase, latency, start): phase 0 without a snapshot, r + 1 during
+  // snapshot r, -1 between them (not counted).
+  struct sample {
+    int phase;
+    double us;
+    steady::time_point start;
+  };
   std::atomic<int> phase{-1};
   std::atomic<bool> stop{false};
-  std::vector<std::pair<int, double>> latencies;
+  std::vector<sample> latencies;
   latencies.reserve(1 << 20);
   std::thread writer([&] {
     std::mt19937_64 rng(42);
@@ -211,8 +216,8 @@ int snapshot(const args& a) {
       const int p = phase.load();
       const auto s = steady::now();
       store.execute(scale::TouchSession{hash});
-      latencies.emplace_back(p,
-                             std::chrono::duration<double, std::micro>(steady::now() - s).count());
+      latencies.push_back(
+          {p, std::chrono::duration<double, std::micro>(steady::now() - s).count(), s});
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
   });
@@ -222,6 +227,7 @@ int snapshot(const args& a) {
   std::this_thread::sleep_for(std::chrono::milliseconds(a.baseline_ms));
 
   std::vector<double> write_s, steady_mb, peak_mb;
+  std::vector<steady::time_point> started;       // when each snapshot() was called
   std::vector<std::pair<double, double>> trace;  // (seconds, RSS MB) during the first snapshot
   for (int r = 0; r < a.runs; ++r) {
     phase = -1;
@@ -230,6 +236,7 @@ int snapshot(const args& a) {
     std::atomic<bool> sampling{true};
     std::atomic<double> peak{steady_mb.back()};
     const auto t0 = steady::now();
+    started.push_back(t0);
     std::thread sampler([&] {
       while (sampling.load()) {
         const double m = rss_mb();
@@ -260,16 +267,22 @@ int snapshot(const args& a) {
 
   std::vector<double> base, during;
   double base_max = 0, during_max = 0;
+  // Per snapshot: the longest execute and when it started, in seconds after snapshot() was
+  // called (near 0: the capture; later: the encoding competing for the cores or the heap).
   std::vector<double> run_max(static_cast<std::size_t>(a.runs), 0.0);
-  for (const auto& [p, us] : latencies) {
+  std::vector<double> run_max_at(static_cast<std::size_t>(a.runs), 0.0);
+  for (const auto& [p, us, start] : latencies) {
     if (p == 0) {
       base.push_back(us);
       base_max = std::max(base_max, us);
     } else if (p > 0) {
       during.push_back(us);
       during_max = std::max(during_max, us);
-      auto& m = run_max[static_cast<std::size_t>(p - 1)];
-      m = std::max(m, us);
+      const auto r = static_cast<std::size_t>(p - 1);
+      if (us > run_max[r]) {
+        run_max[r] = us;
+        run_max_at[r] = std::chrono::duration<double>(start - started[r]).count();
+      }
     }
   }
   auto list = [](const std::vector<double>& v, double scale_by) {
@@ -284,13 +297,15 @@ int snapshot(const args& a) {
   std::printf(
       "{\"phase\":\"snapshot\",\"map\":\"%s\",\"sessions\":%zu,\"write_s\":%s,\"quiet_write_s\":"
       "%.3f,\"snapshot_bytes\":%ju,\"steady_rss_mb\":%.1f,\"run_steady_rss_mb\":%s,"
-      "\"peak_rss_mb\":%s,\"stall_ms\":%s,\"base_commands\":%zu,\"base_p99_us\":%.1f,"
+      "\"peak_rss_mb\":%s,\"stall_ms\":%s,\"stall_at_s\":%s,\"base_commands\":%zu,\"base_p99_us\":%"
+      ".1f,"
       "\"base_max_us\":%.1f,\"during_commands\":%zu,\"during_p99_us\":%.1f,"
       "\"during_max_us\":%.1f}\n",
       std::string(scale::session_map_name).c_str(), n, list(write_s, 1).c_str(), quiet_s,
       newest_snapshot_bytes(a.dir), steady_rss, list(steady_mb, 1).c_str(),
-      list(peak_mb, 1).c_str(), list(run_max, 1e-3).c_str(), base.size(), percentile(base, 0.99),
-      base_max, during.size(), percentile(during, 0.99), during_max);
+      list(peak_mb, 1).c_str(), list(run_max, 1e-3).c_str(), list(run_max_at, 1).c_str(),
+      base.size(), percentile(base, 0.99), base_max, during.size(), percentile(during, 0.99),
+      during_max);
   return 0;
 }
 

@@ -177,8 +177,8 @@ int main(int argc, char** argv) {
   };
   report("std::map", base);
   report("cow_map B=32", median_of<cow<32>>(runs, keys, probes));
-  report("cow_map B=64", median_of<cow<64>>(runs, keys, probes));
-  report("cow_map B=128 (default)", median_of<cow<128>>(runs, keys, probes));
+  report("cow_map B=64 (default)", median_of<cow<64>>(runs, keys, probes));
+  report("cow_map B=128", median_of<cow<128>>(runs, keys, probes));
   report("cow_map B=256", median_of<cow<256>>(runs, keys, probes));
   if (!csv.empty()) out.write_csv(csv);
   return 0;

@@ -74,6 +74,63 @@ std::string SnapshotStore::install(std::uint64_t last_seq, std::int64_t timestam
   return name;
 }
 
+std::string SnapshotStore::install_streamed(std::uint64_t last_seq, std::int64_t timestamp_ns,
+                                            const std::function<void(const payload_sink&)>& produce,
+                                            format::codec codec, format::compression compression) {
+  if (cipher_ || compression != format::compression::none) {
+    bytes whole;
+    produce([&](byte_view piece) { whole.insert(whole.end(), piece.begin(), piece.end()); });
+    return install(last_seq, timestamp_ns, whole, codec, compression);
+  }
+  format::snapshot_header h;
+  h.codec = codec;
+  h.compression = compression;
+  h.last_seq = last_seq;
+  h.timestamp_ns = timestamp_ns;
+  const std::string name = format::snapshot_file_name(last_seq);
+  const std::string temp = name + format::temp_suffix;
+  {
+    try {
+      dir_->remove(temp);  // left over from an interrupted publish of the same sequence number
+    } catch (const error& e) {
+      if (e.code() != std::errc::no_such_file_or_directory) throw;  // EIO must not be lost
+    }
+    auto f = dir_->open(temp, Directory::open_mode::create_new);
+    // Room for the header, which is written once the payload's length and checksum are known.
+    f->append(format::encode_snapshot_header(h));
+    static constexpr std::size_t flush_bytes = 1 << 20;
+    bytes buffer;
+    buffer.reserve(flush_bytes);
+    std::uint32_t crc = 0;
+    std::uint64_t length = 0;
+    auto flush = [&] {
+      if (buffer.empty()) return;
+      crc = crc32c(buffer, crc);
+      length += buffer.size();
+      f->append(buffer);
+      buffer.clear();
+    };
+    produce([&](byte_view piece) {
+      if (buffer.size() + piece.size() > flush_bytes) flush();
+      if (piece.size() >= flush_bytes) {
+        crc = crc32c(piece, crc);
+        length += piece.size();
+        f->append(piece);
+      } else {
+        buffer.insert(buffer.end(), piece.begin(), piece.end());
+      }
+    });
+    flush();
+    h.payload_length = length;
+    h.payload_crc = crc;
+    f->write_at(0, format::encode_snapshot_header(h));
+    f->sync();
+  }
+  dir_->rename(temp, name);
+  dir_->sync();
+  return name;
+}
+
 void SnapshotStore::remove_old() {
   auto all = list();
   bool removed = false;

@@ -35,6 +35,7 @@
 #include "prevalent/codec.hpp"
 #include "prevalent/command.hpp"
 #include "prevalent/detail/command_envelope.hpp"
+#include "prevalent/detail/snapshot_load.hpp"
 #include "prevalent/detail/store_core.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/error.hpp"
@@ -272,10 +273,16 @@ class Store {
       }
     }
 
+    // The captured state becomes a tree (large containers that opt in leave placeholders,
+    // detail/snapshot_parts.hpp) and is released at once; the writer streams the payload.
     void snapshot() {
-      auto [captured, at] = capture();
-      std::string payload = encode(nlohmann::json(captured), core.options().snapshot_codec);
-      core.publish_snapshot(at, as_bytes(payload));
+      auto captured = capture();
+      std::optional<typename decltype(captured)::first_type> held(std::move(captured.first));
+      core.publish_snapshot_streamed(captured.second, [&held] {
+        nlohmann::json tree(*held);
+        held.reset();
+        return tree;
+      });
     }
 
     auto capture() {
@@ -307,14 +314,18 @@ class Store {
 
     static detail::StoreCore::snapshot_loader loader(State& target) {
       return [&target](byte_view payload, codec c) {
-        auto decoded = decode(payload, c);
-        if (!decoded) throw std::runtime_error(std::string("not valid ") + codec_name(c));
-        target = decoded->template get<State>();
+        detail::load_snapshot_payload(
+            payload, c, [&target](const nlohmann::json& tree) { target = tree.get<State>(); });
       };
     }
 
+    // Decodes and applies journal records to `target`: one at a time, or in batches through
+    // the replay pipeline (decoded_slots, command_envelope.hpp).
     static detail::StoreCore::record_visitor replayer(State& target) {
-      return [&target](const record_view& r) { replay_command<State, Commands...>(target, r); };
+      return {[&target](const record_view& r) { replay_command<State, Commands...>(target, r); },
+              [&target]() -> std::unique_ptr<detail::command_slots> {
+                return std::make_unique<decoded_slots<State, Commands...>>(target);
+              }};
     }
 
     // The core's rebuild hook: a fresh state loaded from disk replaces the live one.

@@ -1,7 +1,8 @@
 // prevalent benchmarks. Every figure is printed beside a baseline measured in the same run:
 // the physical limit (a raw ~100-byte write + fdatasync loop on the same directory) and the
 // database people would use instead (SQLite, WAL, synchronous=FULL, one upsert per
-// transaction). Medians of several runs; --quick for a short smoke run.
+// transaction; and RocksDB with sync writes where built with it). Medians of several runs;
+// --quick for a short smoke run.
 //
 //   bench [--quick] [--dir DIR] [--csv FILE] [--runs N] [--only SECTION] [--threads 1,64]
 #include <fcntl.h>
@@ -25,6 +26,9 @@
 #include "measure.hpp"
 #include "snapshot_stream.hpp"
 #include "sqlite_peer.hpp"
+#ifdef PREVALENT_BENCH_ROCKSDB
+#include "rocksdb_peer.hpp"
+#endif
 #ifdef PREVALENT_BENCH_ASIO
 #include "async_writers.hpp"
 #endif
@@ -162,6 +166,16 @@ throughput sqlite_writers(const config& c, int threads) {
     db.upsert(t, key_for(n), value_for(n));
   });
 }
+
+#ifdef PREVALENT_BENCH_ROCKSDB
+throughput rocksdb_writers(const config& c, int threads) {
+  bench::rocksdb_peer db(fresh(c, "rocksdb"));
+  return run_threads(c, threads, [&](int t, std::uint64_t i) {
+    const std::uint64_t n = i * 256 + static_cast<std::uint64_t>(t);
+    db.put(key_for(n), value_for(n));
+  });
+}
+#endif
 
 template <class F>
 throughput median_of(const config& c, F f) {
@@ -481,7 +495,9 @@ int main(int argc, char** argv) {
 
   double one_writer = 0;
   if (section("writers"))
-    std::printf("== durable execute (policy always) vs SQLite (WAL, synchronous=FULL)\n");
+    std::printf(
+        "== durable execute (policy always) vs SQLite (WAL, synchronous=FULL) and RocksDB "
+        "(sync writes, where built)\n");
   for (int threads : c.threads) {
     if (!section("writers")) break;
     double base = raw;
@@ -505,12 +521,23 @@ int main(int argc, char** argv) {
     }
     auto s = median_of(c, [&] { return sqlite_writers(c, threads); });
     if (threads == 1) one_writer = p.ops_per_s;
+    std::string vs_rocksdb;
+#ifdef PREVALENT_BENCH_ROCKSDB
+    auto k = median_of(c, [&] { return rocksdb_writers(c, threads); });
+    vs_rocksdb = ", " + bench::times(p.ops_per_s, k.ops_per_s) + " rocksdb";
+#endif
     out.add({"writers", "prevalent always, " + std::to_string(threads) + " threads", p.ops_per_s,
              "ops/s", p.p50_us, p.p99_us,
              bench::times(p.ops_per_s, base) + " raw, " + bench::times(p.ops_per_s, s.ops_per_s) +
-                 " sqlite, " + bench::times(p.ops_per_s, one_writer) + " 1-thread"});
+                 " sqlite, " + bench::times(p.ops_per_s, one_writer) + " 1-thread" + vs_rocksdb});
     out.add({"sqlite", "sqlite full, " + std::to_string(threads) + " threads", s.ops_per_s, "ops/s",
              s.p50_us, s.p99_us, bench::times(s.ops_per_s, base) + " raw"});
+#ifdef PREVALENT_BENCH_ROCKSDB
+    out.add({"rocksdb", "rocksdb sync, " + std::to_string(threads) + " threads", k.ops_per_s,
+             "ops/s", k.p50_us, k.p99_us, bench::times(k.ops_per_s, base) + " raw"});
+    out.add({"ratio", "prevalent / rocksdb, " + std::to_string(threads) + " threads",
+             p.ops_per_s / k.ops_per_s, "x", -1, -1, bench::times(p.ops_per_s, k.ops_per_s)});
+#endif
   }
 
 #ifdef PREVALENT_BENCH_ASIO

@@ -5,6 +5,7 @@
 //
 //   bench [--quick] [--dir DIR] [--csv FILE] [--runs N] [--only SECTION] [--threads 1,64]
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <array>
@@ -17,6 +18,7 @@
 #include <boost/crc.hpp>
 #include <prevalent/checksum.hpp>
 #include <prevalent/cipher.hpp>
+#include <prevalent/journal.hpp>
 
 #include "../examples/sessions/sessions_model.hpp"
 #include "crash_window.hpp"
@@ -216,6 +218,82 @@ build_result build_sessions(const config& c, prevalent::codec codec) {
   for (auto& e : fs::directory_iterator(b.dir))
     if (e.path().extension() == ".log") b.journal_bytes += e.file_size();
   return b;
+}
+
+double open_seconds(const fs::path& dir, prevalent::codec codec);
+
+std::string cores_used(double cores) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f cores", cores);
+  return buf;
+}
+
+// User and system CPU time of the whole process so far (all threads).
+double cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
+// Replay without the store's pipeline, for baselines in the same run: the journal in `dir`
+// opened directly, each record handed to `visit` on the reading thread.
+double journal_replay_seconds(const fs::path& dir, prevalent::codec codec,
+                              const prevalent::Journal::visitor& visit) {
+  auto t0 = bench::clock::now();
+  auto j =
+      prevalent::Journal::open(prevalent::open_posix_directory(dir),
+                               kv_options(prevalent::sync_policy::always(), codec), 1, 1, visit);
+  const double s = bench::seconds_since(t0);
+  j->close();
+  return s;
+}
+
+// The four ways of replaying the sessions journal in `dir`, records/s: reading and verifying
+// only (no decoding: the reader's limit), the sequential generic path (a tree of every
+// envelope: replay before issue 9), sequential with fast envelopes, and the store's pipeline.
+struct replay_figures {
+  double verify = 0, generic = 0, fast = 0, decode_only = 0, pipeline = 0;
+  // CPU time of every thread of the process per second of replay: the cores each path used.
+  double fast_cores = 0, pipeline_cores = 0;
+};
+replay_figures replay_rates(const fs::path& dir, prevalent::codec codec, std::size_t records) {
+  using decoded = prevalent::decoded_command<sessions::CreateSession, sessions::TouchSession,
+                                             sessions::RevokeSession, sessions::ExpireSessions>;
+  replay_figures f;
+  const auto n = static_cast<double>(records);
+  std::uint64_t seen = 0;
+  f.verify = n / journal_replay_seconds(dir, codec, [&](const prevalent::record_view& r) {
+               seen += r.payload.size();
+             });
+  {
+    sessions::State state;
+    f.generic = n / journal_replay_seconds(dir, codec, [&](const prevalent::record_view& r) {
+                  decoded cmd;
+                  prevalent::decode_command_generic(r, cmd);
+                  prevalent::apply_decoded(state, cmd, r);
+                });
+  }
+  {
+    sessions::State state;
+    const double cpu0 = cpu_seconds();
+    f.fast = n / journal_replay_seconds(dir, codec, [&](const prevalent::record_view& r) {
+               prevalent::replay_command<sessions::State, sessions::CreateSession,
+                                         sessions::TouchSession, sessions::RevokeSession,
+                                         sessions::ExpireSessions>(state, r);
+             });
+    f.fast_cores = (cpu_seconds() - cpu0) * f.fast / n;
+  }
+  {
+    decoded cmd;  // the apply step's share: fast decoding alone, into one reused slot
+    f.decode_only = n / journal_replay_seconds(dir, codec, [&](const prevalent::record_view& r) {
+                      prevalent::decode_command(r, cmd);
+                    });
+  }
+  const double cpu0 = cpu_seconds();
+  f.pipeline = n / open_seconds(dir, codec);
+  f.pipeline_cores = (cpu_seconds() - cpu0) * f.pipeline / n;
+  return f;
 }
 
 double open_seconds(const fs::path& dir, prevalent::codec codec) {
@@ -538,13 +616,34 @@ int main(int argc, char** argv) {
     if (!section("replay")) break;
     const std::string name = prevalent::codec_name(codec);
     auto built = build_sessions(c, codec);
-    std::vector<double> opens;
-    for (int r = 0; r < c.runs; ++r) opens.push_back(open_seconds(built.dir, codec));
-    const double secs = bench::median(opens);
-    out.add({"replay", "replay " + name + ", records/s", static_cast<double>(c.sessions) / secs,
-             "records/s", -1, -1, ""});
-    out.add({"replay", "replay " + name + ", MB/s",
-             static_cast<double>(built.journal_bytes) / 1e6 / secs, "MB/s", -1, -1, ""});
+    std::vector<double> verify, generic, fast, decode_only, pipeline, fast_cores, cores;
+    for (int r = 0; r < c.runs; ++r) {  // alternated: the machine's speed drifts
+      auto f = replay_rates(built.dir, codec, c.sessions);
+      verify.push_back(f.verify);
+      generic.push_back(f.generic);
+      fast.push_back(f.fast);
+      decode_only.push_back(f.decode_only);
+      fast_cores.push_back(f.fast_cores);
+      cores.push_back(f.pipeline_cores);
+      pipeline.push_back(f.pipeline);
+    }
+    const double base = bench::median(generic), rate = bench::median(pipeline);
+    out.add({"replay", "read+verify only " + name + " (limit)", bench::median(verify), "records/s",
+             -1, -1, ""});
+    out.add(
+        {"replay", "sequential, generic " + name + " (baseline)", base, "records/s", -1, -1, ""});
+    out.add({"replay", "sequential, fast envelope " + name, bench::median(fast), "records/s", -1,
+             -1,
+             bench::times(bench::median(fast), base) + " baseline, " +
+                 cores_used(bench::median(fast_cores))});
+    out.add({"replay", "sequential, fast decode only " + name + " (no apply)",
+             bench::median(decode_only), "records/s", -1, -1, ""});
+    out.add({"replay", "replay " + name + ", records/s", rate, "records/s", -1, -1,
+             bench::times(rate, base) + " baseline, " + cores_used(bench::median(cores))});
+    out.add(
+        {"replay", "replay " + name + ", MB/s",
+         static_cast<double>(built.journal_bytes) / 1e6 * rate / static_cast<double>(c.sessions),
+         "MB/s", -1, -1, ""});
     if (codec != prevalent::codec::cbor) continue;  // snapshots are JSON either way
     auto snap = snapshot_under_load(built.dir, codec);
     out.add({"snapshot", "snapshot write (json)", snap.write_s * 1000, "ms", -1, -1,

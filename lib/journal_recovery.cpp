@@ -43,10 +43,11 @@ std::optional<std::uint64_t> Journal::first_seq_on_disk(const Directory& dir) {
 
 std::unique_ptr<Journal> Journal::open(std::shared_ptr<Directory> dir, journal_options options,
                                        std::uint64_t start_seq, std::uint64_t deliver_from,
-                                       const visitor& visit, const log_function& log) {
+                                       const visitor& visit, const log_function& log,
+                                       const settler& settle) {
   check_options(options);
   std::unique_ptr<Journal> j(new Journal(std::move(dir), options));
-  j->recover(start_seq, deliver_from, visit, log);
+  j->recover(start_seq, deliver_from, visit, log, settle);
   j->log_ = log;
   j->last_sync_ = std::chrono::steady_clock::now();
   j->committer_ = std::thread([raw = j.get()] { raw->run_committer(); });
@@ -54,7 +55,7 @@ std::unique_ptr<Journal> Journal::open(std::shared_ptr<Directory> dir, journal_o
 }
 
 void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const visitor& visit,
-                      const log_function& log) {
+                      const log_function& log, const settler& settle) {
   auto found = list_segments(*dir_);
   if (!found.empty() && found.front().first > deliver_from)
     throw error(errc::no_usable_snapshot,
@@ -88,7 +89,17 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       if (log) log("journal recovery: removed unfinished segment " + path);
       break;
     }
-    auto scan = reader.scan(last, deliver);
+    // Settled before anything else is checked or changed: a record visited before the
+    // corruption or gap found here, or before a torn tail is cut, reports its error first.
+    auto scan = [&] {
+      try {
+        return reader.scan(last, deliver);
+      } catch (...) {
+        if (settle) settle();
+        throw;
+      }
+    }();
+    if (settle) settle();
     if (scan.header.first_seq != name_seq)
       throw error(errc::corrupt_segment, path + " at offset 0: header says first sequence number " +
                                              std::to_string(scan.header.first_seq) +

@@ -66,14 +66,15 @@ std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load,
   return 0;  // replay the whole journal onto a default-constructed state
 }
 
-void Persistence::recover(const snapshot_loader& load, const Journal::visitor& replay) {
+void Persistence::recover(const snapshot_loader& load, const Journal::visitor& replay,
+                          const Journal::settler& settle) {
   snapshots_.remove_leftovers();
   const std::uint64_t base = load_newest_snapshot(load, UINT64_MAX);
-  journal_ = Journal::open(dir_, options_, base + 1, base + 1, replay, options_.log);
+  journal_ = Journal::open(dir_, options_, base + 1, base + 1, replay, options_.log, settle);
 }
 
 void Persistence::rebuild(const snapshot_loader& load, const Journal::visitor& replay,
-                          std::uint64_t upto) {
+                          std::uint64_t upto, const Journal::settler& settle) {
   {
     std::lock_guard pins(pins_mutex_);  // waits only while a publish's deletions run
     ++readers_;
@@ -89,7 +90,13 @@ void Persistence::rebuild(const snapshot_loader& load, const Journal::visitor& r
     unpin reading{*this};
     journal_->flush_through(upto);
     const std::uint64_t base = load_newest_snapshot(load, upto);
-    journal_->for_each(base + 1, upto, replay);  // throws unless it delivered base+1..upto
+    try {
+      journal_->for_each(base + 1, upto, replay);  // throws unless it delivered base+1..upto
+    } catch (...) {
+      if (settle) settle();  // an earlier record's error comes first
+      throw;
+    }
+    if (settle) settle();
   }
   // Do the deletions a publish left pending while this rebuild read, unless a publish is
   // running (it will do them itself): never wait for a publish under the state lock.

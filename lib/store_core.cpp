@@ -15,6 +15,7 @@
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
 #include "prevalent/persistence.hpp"
+#include "prevalent/replay_pipeline.hpp"
 #include "prevalent/snapshot_scheduler.hpp"
 #include "prevalent/snapshot_writer.hpp"
 #include "prevalent/writer_preferring_mutex.hpp"
@@ -110,15 +111,15 @@ void StoreCore::close_quietly() noexcept {
 
 void StoreCore::open(const snapshot_loader& load, const record_visitor& replay, typed_hooks hooks) {
   impl& s = *impl_;
+  ReplayPipeline pipeline(replay,
+                          [&s](const record_view& r) { s.last_timestamp_ns = r.timestamp_ns; });
   s.persistence.recover(
       [&](byte_view payload, const format::snapshot_header& h) {
         load(payload, h.codec);
         s.last_timestamp_ns = h.timestamp_ns;
       },
-      [&](const record_view& r) {
-        replay(r);
-        s.last_timestamp_ns = r.timestamp_ns;
-      });
+      [&](const record_view& r) { pipeline.push(r); }, [&] { pipeline.settle(); });
+  pipeline.settle();
   s.last_applied = s.journal().last_appended();
   release_freed_heap();
   s.hooks = std::move(hooks);
@@ -278,16 +279,13 @@ void StoreCore::load_from_disk(std::uint64_t upto, const snapshot_loader& load,
                                const record_visitor& replay) const {
   impl& s = *impl_;
   std::int64_t timestamp = 0;
+  ReplayPipeline pipeline(replay, [&](const record_view& r) { timestamp = r.timestamp_ns; });
   s.persistence.rebuild(
       [&](byte_view payload, const format::snapshot_header& h) {
         load(payload, h.codec);
         timestamp = h.timestamp_ns;
       },
-      [&](const record_view& r) {
-        replay(r);
-        timestamp = r.timestamp_ns;
-      },
-      upto);
+      [&](const record_view& r) { pipeline.push(r); }, upto, [&] { pipeline.settle(); });
   s.last_timestamp_ns = std::max(s.last_timestamp_ns, timestamp);
   release_freed_heap();
 }

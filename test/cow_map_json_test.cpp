@@ -324,6 +324,7 @@ TEST_CASE("cow_map's snapshot parts: a claimed part is decoded in parallel chunk
   json tree = whole;
   tree["by_name"] = FakeReading::placeholder(0);
   tree["by_id"] = FakeReading::placeholder(1);
+  REQUIRE(json(whole.get<BigStd>()) == whole);
 
   SUBCASE("chunks of uneven sizes, empty ones included") {
     FakeReading reading({whole.at("by_name"), whole.at("by_id")}, {1, 0, 4096, 3, 9000, 0, 77});

@@ -41,7 +41,7 @@
 
 namespace prevalent {
 
-template <class Key, class T, class Compare = std::less<Key>, std::size_t MaxLeaf = 128>
+template <class Key, class T, class Compare = std::less<Key>, std::size_t MaxLeaf = 64>
 class cow_map {
   static_assert(MaxLeaf >= 8, "cow_map: MaxLeaf must be at least 8");
 
@@ -425,20 +425,21 @@ class cow_map {
   }
   T& value_at(place p) { return writable(p.leaf).items[p.pos].second; }
 
-  // Splits the (unique) leaf li in two halves, each with a snug capacity.
+  // Splits the (unique) leaf li in two halves, each with a snug capacity. Everything that
+  // can fail to allocate does so before an entry moves.
   void split(std::size_t li) {
     auto& items = leaves_[li]->items;
     const std::size_t half = items.size() / 2;
-    std::vector<value_type> left, right;
+    std::vector<value_type> left;
     left.reserve(half + half / 4);
-    right.reserve(items.size() - half + half / 4);
-    std::move(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(half),
-              std::back_inserter(left));
-    std::move(items.begin() + static_cast<std::ptrdiff_t>(half), items.end(),
-              std::back_inserter(right));
+    leaf_ref right(new leaf);
+    right->items.reserve(items.size() - half + half / 4);
+    leaves_.reserve(leaves_.size() + 1);
+    const auto mid = items.begin() + static_cast<std::ptrdiff_t>(half);
+    std::move(items.begin(), mid, std::back_inserter(left));
+    std::move(mid, items.end(), std::back_inserter(right->items));
     items = std::move(left);
-    leaves_.insert(leaves_.begin() + static_cast<std::ptrdiff_t>(li) + 1,
-                   leaf_ref(new leaf(std::move(right))));
+    leaves_.insert(leaves_.begin() + static_cast<std::ptrdiff_t>(li) + 1, std::move(right));
   }
 
   // Erases entry pos of leaf li; returns where the next entry is (leaf, position).
@@ -457,12 +458,14 @@ class cow_map {
 
   // If the (unique) leaf li is under min_fill, takes in a neighbour whose entries fit, and
   // adjusts (li, pos) to keep naming the same place. The neighbour's entries are moved when no
-  // copy holds it, else copied (counted as a clone).
-  void merge_small(std::size_t& li, std::size_t& pos) {
+  // copy holds it, else copied (counted as a clone). erase_if takes only the left neighbour,
+  // whose entries it has already checked.
+  void merge_small(std::size_t& li, std::size_t& pos, bool right_too = true) {
     auto& items = leaves_[li]->items;
     if (items.size() >= min_fill) return;
     const std::size_t fits = MaxLeaf / 2;
-    if (li + 1 < leaves_.size() && items.size() + leaves_[li + 1]->items.size() <= fits) {
+    if (right_too && li + 1 < leaves_.size() &&
+        items.size() + leaves_[li + 1]->items.size() <= fits) {
       take(items, li + 1, items.end());
     } else if (li > 0 && items.size() + leaves_[li - 1]->items.size() <= fits) {
       pos += leaves_[li - 1]->items.size();
@@ -501,7 +504,7 @@ class cow_map {
         continue;
       }
       std::size_t pos = 0;
-      merge_small(li, pos);
+      merge_small(li, pos, false);
       ++li;
     }
     return removed;

@@ -319,8 +319,13 @@ class Store {
       };
     }
 
+    // Decodes and applies journal records to `target`: one at a time, or in batches through
+    // the replay pipeline (decoded_slots, command_envelope.hpp).
     static detail::StoreCore::record_visitor replayer(State& target) {
-      return [&target](const record_view& r) { replay_command<State, Commands...>(target, r); };
+      return {[&target](const record_view& r) { replay_command<State, Commands...>(target, r); },
+              [&target]() -> std::unique_ptr<detail::command_slots> {
+                return std::make_unique<decoded_slots<State, Commands...>>(target);
+              }};
     }
 
     // The core's rebuild hook: a fresh state loaded from disk replaces the live one.

@@ -20,6 +20,7 @@
 #include "prevalent/bytes.hpp"
 #include "prevalent/codec.hpp"
 #include "prevalent/command.hpp"
+#include "prevalent/detail/replay_hooks.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/journal_info.hpp"
 #include "prevalent/options.hpp"
@@ -31,8 +32,8 @@ class StoreCore {
   // Decodes a verified snapshot payload into the typed state being loaded; throws if it does
   // not decode (the snapshot is then treated as damaged).
   using snapshot_loader = std::function<void(byte_view payload, codec c)>;
-  // Applies one journal record to the typed state being loaded.
-  using record_visitor = std::function<void(const record_view&)>;
+  // Decodes and applies journal records to the typed state being loaded (replay_hooks.hpp).
+  using record_visitor = replay_hooks;
   // What the core calls back into. Both run under the conditions named; neither may call
   // back into the core except as described.
   struct typed_hooks {
@@ -50,8 +51,9 @@ class StoreCore {
   StoreCore(const StoreCore&) = delete;
   StoreCore& operator=(const StoreCore&) = delete;
 
-  // Loads the newest usable snapshot and replays the journal after it through the loaders,
-  // then starts automatic snapshots with `hooks`.
+  // Loads the newest usable snapshot and replays the journal after it through the loaders
+  // (a long journal tail through the replay pipeline: replay_pipeline.hpp), then starts
+  // automatic snapshots with `hooks`.
   void open(const snapshot_loader& load, const record_visitor& replay, typed_hooks hooks);
 
   // Stops automatic snapshots, takes the closing snapshot if snapshots.on_close is set, then

@@ -52,16 +52,23 @@ class payload_cipher;
 class Journal {
  public:
   using visitor = std::function<void(const record_view&)>;
+  // For a visitor that works ahead of the records it was given (the replay pipeline,
+  // replay_pipeline.hpp): returns once every record visited so far has been dealt with, and
+  // throws the error of one that failed.
+  using settler = std::function<void()>;
 
   // Opens the journal in `dir`, verifying every segment, and starts its committer thread.
   // Records with seq >= deliver_from are passed to `visit` in order. When the directory holds
   // no segment, the journal starts at `start_seq`; otherwise it must reach at least
   // start_seq - 1. Throws prevalent::error (corrupt_record, corrupt_segment, sequence_gap,
   // no_usable_snapshot, invalid_option, encryption_mismatch, authentication_failed) naming
-  // file and offset.
+  // file and offset. `settle` (if given) is called after each segment's records and before
+  // any error open() finds in them is thrown, so that errors come out in record order and no
+  // file is changed (a torn tail cut) after a visited record failed.
   static std::unique_ptr<Journal> open(std::shared_ptr<Directory> dir, journal_options options,
                                        std::uint64_t start_seq, std::uint64_t deliver_from,
-                                       const visitor& visit, const log_function& log = {});
+                                       const visitor& visit, const log_function& log = {},
+                                       const settler& settle = {});
 
   // The first sequence number held on disk, from segment names alone (nullopt: no segments).
   static std::optional<std::uint64_t> first_seq_on_disk(const Directory& dir);
@@ -132,7 +139,7 @@ class Journal {
   Journal(std::shared_ptr<Directory> dir, journal_options options);
   // journal_recovery.cpp: verifies the segments and hands them to writer_.
   void recover(std::uint64_t start_seq, std::uint64_t deliver_from, const visitor& visit,
-               const log_function& log);
+               const log_function& log, const settler& settle);
   // journal_committer.cpp: the committer thread's loop, between queue_ and writer_.
   void run_committer();
 

@@ -26,13 +26,16 @@ class Persistence {
 
   // Loads the newest snapshot that verifies and decodes, then replays the journal after it
   // through `replay`. Without any snapshot the replay starts at sequence number 1.
-  void recover(const snapshot_loader& load, const Journal::visitor& replay);
+  // `settle` keeps a visitor that works ahead in step (Journal::settler).
+  void recover(const snapshot_loader& load, const Journal::visitor& replay,
+               const Journal::settler& settle = {});
 
   // Loads the state again from disk, through record `upto` (used after a failed apply or an
   // I/O error). Records up to `upto` must have been written. Safe while a snapshot is being
   // published: what the rebuild reads is not deleted under it (see pins_mutex_). Throws if
   // it cannot deliver exactly the state through `upto`.
-  void rebuild(const snapshot_loader& load, const Journal::visitor& replay, std::uint64_t upto);
+  void rebuild(const snapshot_loader& load, const Journal::visitor& replay, std::uint64_t upto,
+               const Journal::settler& settle = {});
 
   // Publishes a snapshot of the state through `last_seq` (made durable first, whatever the
   // sync policy), then drops journal segments that no kept snapshot needs.

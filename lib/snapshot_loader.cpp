@@ -86,17 +86,33 @@ class PartsReader final : public snapshot_reading {
       visit_entries(p, first, last, visit);
   }
 
-  // JSON: the chunk's bytes parsed as one object or array (one parser per chunk instead of
-  // one per entry); entry by entry if that fails, to name the damaged entry.
-  void visit_chunk_at_once(const scanned_part& p, std::size_t first, std::size_t last,
-                           const entry_visitor& visit) const {
+  // The chunk's bytes decoded as one object or array (one parser per chunk instead of one per
+  // entry); nullopt if they do not decode.
+  std::optional<nlohmann::json> decode_chunk(const scanned_part& p, std::size_t first,
+                                             std::size_t last) const {
     std::string chunk;
     append_container_open(chunk, codec_, p.object, last - first);
     chunk.append(as_chars(
         payload_.subspan(p.entries[first].key, p.entries[last - 1].end - p.entries[first].key)));
     append_container_close(chunk, codec_, p.object);
-    auto decoded = decode(as_bytes(chunk), codec_);
-    chunk = {};
+    return decode(as_bytes(chunk), codec_);
+  }
+
+  // Chunk k of part p as a tree, for the whole-tree fallback. Throws what visit_entries()
+  // throws for the damaged entry.
+  nlohmann::json chunk_tree(const scanned_part& p, std::size_t k) const {
+    const std::size_t first = k * chunk_entries_;
+    const std::size_t last = std::min(p.entries.size(), first + chunk_entries_);
+    if (auto decoded = decode_chunk(p, first, last)) return std::move(*decoded);
+    visit_entries(p, first, last, [](const nlohmann::json*, nlohmann::json&) {});
+    throw error(errc::corrupt_snapshot, "payload offset " + std::to_string(p.entries[first].key) +
+                                            ": a chunk of entries does not decode");
+  }
+
+  // JSON: the chunk at once; entry by entry if that fails, to name the damaged entry.
+  void visit_chunk_at_once(const scanned_part& p, std::size_t first, std::size_t last,
+                           const entry_visitor& visit) const {
+    auto decoded = decode_chunk(p, first, last);
     if (decoded && decoded->size() == last - first) {
       if (p.object) {
         for (auto& [key, value] : decoded->get_ref<nlohmann::json::object_t&>()) {
@@ -111,10 +127,7 @@ class PartsReader final : public snapshot_reading {
     visit_entries(p, first, last, visit);
   }
 
-  // Entry by entry. For CBOR and MessagePack this is also the fast way: nlohmann's binary
-  // readers cost little to start, and decoding a chunk at once left about twice the state's
-  // size in the worker threads' malloc arenas after a 100,000-entry CBOR load (bench --only
-  // snapshot), which malloc_trim did not give back.
+  // Entry by entry (CBOR and MessagePack readers cost little to start).
   void visit_entries(const scanned_part& p, std::size_t first, std::size_t last,
                      const entry_visitor& visit) const {
     for (std::size_t e = first; e < last; ++e) {
@@ -148,28 +161,26 @@ class PartsReader final : public snapshot_reading {
 
 // The container of part p as a tree, its chunks decoded in parallel.
 nlohmann::json assemble(const PartsReader& reader, const scanned_part& p) {
-  std::vector<std::vector<std::pair<std::string, nlohmann::json>>> decoded(reader.chunks(p));
-  parallel_for(decoded.size(), [&](std::size_t k) {
-    auto& out = decoded[k];
-    out.reserve(reader.chunk_entries());
-    reader.visit_chunk(p, k, [&](const nlohmann::json* key, nlohmann::json& value) {
-      out.emplace_back(key ? key->get<std::string>() : std::string(), std::move(value));
-    });
-  });
+  std::vector<nlohmann::json> decoded(reader.chunks(p));
+  parallel_for(decoded.size(), [&](std::size_t k) { decoded[k] = reader.chunk_tree(p, k); });
   if (p.object) {
+    // The chunks' nodes are spliced in, not copied; a key in two chunks keeps the later value,
+    // as decoding the whole payload does.
     nlohmann::json::object_t object;
     for (auto& chunk : decoded) {
-      for (auto& [key, value] : chunk)
-        object.insert_or_assign(object.end(), std::move(key), std::move(value));
-      chunk = {};
+      auto& entries = chunk.get_ref<nlohmann::json::object_t&>();
+      object.merge(entries);
+      for (auto& [key, value] : entries) object[key] = std::move(value);
+      chunk = nullptr;
     }
     return nlohmann::json(std::move(object));
   }
   nlohmann::json::array_t array;
   array.reserve(p.entries.size());
   for (auto& chunk : decoded) {
-    for (auto& entry : chunk) array.push_back(std::move(entry.second));
-    chunk = {};
+    for (auto& element : chunk.get_ref<nlohmann::json::array_t&>())
+      array.push_back(std::move(element));
+    chunk = nullptr;
   }
   return nlohmann::json(std::move(array));
 }

@@ -1,11 +1,11 @@
-// ReplayPipeline: read on the caller's thread, decode on decoder threads, apply in order on
-// one apply thread (replay_pipeline.hpp).
+// ReplayPipeline: read and apply on the caller's thread, decode on decoder threads
+// (replay_pipeline.hpp).
 //
 // The batches form a ring. Batch n (ring entry n % size) goes through: filled by the reader
 // (n == filled_), claimed and decoded by any thread (n < claimed_; `ready` once done), applied
-// by the apply thread (n == applied_n_), then cleared and free for batch n + size. The reader
-// and the apply thread help decoding when they would otherwise wait, so the pipeline uses
-// whatever cores there are without idling on a machine with few.
+// by the reader (n == applied_n_), then cleared and free for batch n + size. The reader applies
+// what is decoded each time it hands over a batch, and decodes itself when it would otherwise
+// wait, so the pipeline uses whatever cores there are without idling on a machine with few.
 #include "prevalent/replay_pipeline.hpp"
 
 #include <algorithm>
@@ -48,8 +48,7 @@ void ReplayPipeline::start() {
     b.slots->reserve(options_.batch_records);
     b.records.reserve(options_.batch_records);
   }
-  threads_.reserve(options_.decoders + 1);
-  threads_.emplace_back([this] { apply_loop(); });
+  threads_.reserve(options_.decoders);
   for (unsigned i = 0; i < options_.decoders; ++i)
     threads_.emplace_back([this] { decoder_loop(); });
 }
@@ -66,11 +65,9 @@ void ReplayPipeline::push(const record_view& r) {
   }
   ++pushed_;
   if (!filling_) {
-    // A new batch: wait until its ring entry is free, decoding meanwhile.
+    // A new batch needs a free ring entry: apply and decode until there is one.
     std::unique_lock lock(mutex_);
-    while (!error_ && filled_ - applied_n_ >= ring_.size())
-      if (!claim_and_decode(lock)) changed_.wait(lock);
-    if (error_) std::rethrow_exception(error_);
+    while (filled_ - applied_n_ >= ring_.size()) step(lock);
     filling_ = true;
   }
   batch& b = at(filled_);
@@ -78,8 +75,12 @@ void ReplayPipeline::push(const record_view& r) {
   b.records.push_back({r.seq, r.timestamp_ns, r.offset, b.payloads.size(), r.payload.size(),
                        r.codec, &files_.back()});
   b.payloads.insert(b.payloads.end(), r.payload.begin(), r.payload.end());
-  if (b.records.size() >= options_.batch_records || b.payloads.size() >= options_.batch_bytes)
+  if (b.records.size() >= options_.batch_records || b.payloads.size() >= options_.batch_bytes) {
     publish();
+    std::unique_lock lock(mutex_);
+    while (!error_ && applied_n_ < filled_ && at(applied_n_).ready) apply_head(lock);
+    if (error_) std::rethrow_exception(error_);
+  }
 }
 
 void ReplayPipeline::publish() {
@@ -95,14 +96,50 @@ void ReplayPipeline::settle() {
   if (threads_.empty()) return;  // every record was applied as it was pushed
   if (filling_) publish();
   std::unique_lock lock(mutex_);
-  while (!error_ && applied_n_ != filled_)
-    if (!claim_and_decode(lock)) changed_.wait(lock);
+  while (applied_n_ != filled_) step(lock);
   if (error_) std::rethrow_exception(error_);
 }
 
 void ReplayPipeline::settled_rethrow() {
   settle();
   throw;
+}
+
+void ReplayPipeline::step(std::unique_lock<std::mutex>& lock) {
+  if (error_) std::rethrow_exception(error_);
+  if (applied_n_ < filled_ && at(applied_n_).ready)
+    apply_head(lock);
+  else if (!claim_and_decode(lock))
+    changed_.wait(lock);
+}
+
+void ReplayPipeline::apply_head(std::unique_lock<std::mutex>& lock) {
+  batch& b = at(applied_n_);
+  lock.unlock();
+  std::exception_ptr failed;
+  try {
+    for (std::size_t i = 0; i < b.decoded; ++i) {
+      const record_view r = b.view(i);
+      b.slots->apply(i, r);
+      if (applied_) applied_(r);
+    }
+  } catch (...) {
+    failed = std::current_exception();
+  }
+  // A record that did not decode stops the replay after the ones before it were applied.
+  if (!failed) failed = b.failure;
+  if (failed) b.slots->clear();
+  b.records.clear();
+  b.payloads.clear();
+  b.decoded = 0;
+  b.failure = nullptr;
+  lock.lock();
+  b.ready = false;
+  ++applied_n_;
+  if (failed) {
+    error_ = failed;  // the decoders stop claiming
+    std::rethrow_exception(failed);
+  }
 }
 
 void ReplayPipeline::decode(batch& b) {
@@ -131,39 +168,6 @@ void ReplayPipeline::decoder_loop() {
   std::unique_lock lock(mutex_);
   while (!stopping_)
     if (!claim_and_decode(lock)) changed_.wait(lock);
-}
-
-void ReplayPipeline::apply_loop() {
-  std::unique_lock lock(mutex_);
-  for (;;) {
-    while (!stopping_ && !error_ && !(applied_n_ < filled_ && at(applied_n_).ready))
-      if (!claim_and_decode(lock)) changed_.wait(lock);
-    if (stopping_ || error_) return;
-    batch& b = at(applied_n_);
-    lock.unlock();
-    std::exception_ptr failed;
-    try {
-      for (std::size_t i = 0; i < b.decoded; ++i) {
-        const record_view r = b.view(i);
-        b.slots->apply(i, r);
-        if (applied_) applied_(r);
-      }
-    } catch (...) {
-      failed = std::current_exception();
-    }
-    // A record that did not decode stops the replay after the ones before it were applied.
-    if (!failed) failed = b.failure;
-    if (failed) b.slots->clear();
-    b.records.clear();
-    b.payloads.clear();
-    b.decoded = 0;
-    b.failure = nullptr;
-    lock.lock();
-    b.ready = false;
-    if (failed) error_ = failed;
-    ++applied_n_;
-    changed_.notify_all();
-  }
 }
 
 }  // namespace prevalent::detail

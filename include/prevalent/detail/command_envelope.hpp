@@ -244,8 +244,8 @@ class decoded_slots final : public detail::command_slots {
       throw;
     }
   }
-  // The command stays in its slot until the next decode into it destroys it, on a decoder
-  // thread: the apply thread, which all records wait for, frees nothing.
+  // The command stays in its slot until the next decode into it destroys it, usually on a
+  // decoder thread: applying, which every record waits for, frees nothing.
   void apply(std::size_t i, const record_view& r) override { apply_decoded(state_, slots_[i], r); }
   void clear() override {
     for (auto& s : slots_) s.template emplace<std::monostate>();

@@ -1,8 +1,11 @@
 // Replays journal records onto a state in three stages: the thread that reads and verifies
 // the records (the journal's reader) pushes them into batches; decoder threads turn each
-// batch's payloads into typed commands (replay_hooks.hpp); one apply thread applies the
-// batches strictly in sequence order. A replay that stays short (under `inline_records`
-// records) never starts a thread: each record is decoded and applied as it is pushed.
+// batch's payloads into typed commands (replay_hooks.hpp); the reading thread applies the
+// decoded batches strictly in sequence order, between batches it reads. Applying on the
+// caller's thread keeps the state's memory where a one-by-one replay would have allocated it
+// (an apply thread of its own put the state in another malloc arena, grown by mprotect calls).
+// A replay that stays short (under `inline_records` records) never starts a thread: each
+// record is decoded and applied as it is pushed.
 //
 // Errors come out as if the records had been replayed one by one: the first record that fails
 // to decode or apply stops the replay, every record before it has been applied and none after
@@ -10,7 +13,8 @@
 // record further on) calls settle() first, so that an earlier record's error wins, as it would
 // have sequentially (settled_rethrow() does both).
 //
-// Threads: push() and settle() from one thread (the reader). Batches and their buffers are
+// Threads: push() and settle() from one thread (the reader), which is also where records are
+// applied. Batches and their buffers are
 // reused: no allocation per record once the buffers have grown.
 #pragma once
 
@@ -41,7 +45,7 @@ struct replay_pipeline_options {
 
 class ReplayPipeline {
  public:
-  // `applied` is called on the apply thread after each record has been applied.
+  // `applied` is called after each record has been applied (on the caller's thread).
   ReplayPipeline(replay_hooks hooks, std::function<void(const record_view&)> applied,
                  replay_pipeline_options options = {});
   // Stops the threads; records pushed and not yet applied are dropped (the replay failed).
@@ -58,7 +62,7 @@ class ReplayPipeline {
   // For a reader's catch block: settles, so that an earlier record's error is thrown instead
   // of the current exception, else rethrows the current exception.
   [[noreturn]] void settled_rethrow();
-  // Whether threads were started (the replay went past inline_records).
+  // Whether decoder threads were started (the replay went past inline_records).
   bool threaded() const { return !threads_.empty(); }
 
  private:
@@ -84,7 +88,12 @@ class ReplayPipeline {
   void publish();  // hands the batch being filled to the decoders (reader thread)
   void decode(batch& b);
   void decoder_loop();
-  void apply_loop();
+  // Under mutex_: applies the oldest batch if it is decoded, else decodes one, else waits.
+  // Throws the error that stopped the replay.
+  void step(std::unique_lock<std::mutex>& lock);
+  // Under mutex_ (released meanwhile): applies batch applied_n_, which is decoded; throws the
+  // error of the record that stops the replay there, if any.
+  void apply_head(std::unique_lock<std::mutex>& lock);
   // Under mutex_: claims the next batch to decode, if any; false if none is waiting.
   bool claim_and_decode(std::unique_lock<std::mutex>& lock);
   batch& at(std::uint64_t n) { return ring_[n % ring_.size()]; }

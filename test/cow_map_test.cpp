@@ -135,7 +135,7 @@ void run_model(std::uint32_t seed, int steps, int key_range) {
         break;
       }
       case 10:
-        REQUIRE(c.modify(k, [&](std::string& x) { x = v + "m"; }) == s.count(k) > 0);
+        REQUIRE(c.modify(k, [&](std::string& x) { x = v + "m"; }) == (s.count(k) > 0));
         if (s.count(k)) s[k] = v + "m";
         break;
       case 11:

@@ -50,7 +50,7 @@ struct Big {
 };
 
 std::string key_of(std::size_t i) {
-  char buf[16];
+  char buf[32];
   std::snprintf(buf, sizeof buf, "k%07zu", i);
   return buf;
 }

@@ -12,6 +12,19 @@ namespace prevalent {
 // A verified zstd frame could still claim any size; refuse to allocate past this.
 static constexpr std::uint64_t max_decompressed_bytes = 64ull << 30;
 
+namespace {
+// Creates the temporary file of a publish, removing one left over from an interrupted publish
+// of the same sequence number first.
+std::unique_ptr<File> create_temp(Directory& dir, const std::string& temp) {
+  try {
+    dir.remove(temp);
+  } catch (const error& e) {
+    if (e.code() != std::errc::no_such_file_or_directory) throw;  // EIO must not be lost
+  }
+  return dir.open(temp, Directory::open_mode::create_new);
+}
+}  // namespace
+
 SnapshotStore::SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep,
                              std::shared_ptr<const detail::payload_cipher> cipher,
                              bool accept_unencrypted)
@@ -59,12 +72,7 @@ std::string SnapshotStore::install(std::uint64_t last_seq, std::int64_t timestam
   const std::string name = format::snapshot_file_name(last_seq);
   const std::string temp = name + format::temp_suffix;
   {
-    try {
-      dir_->remove(temp);  // left over from an interrupted publish of the same sequence number
-    } catch (const error& e) {
-      if (e.code() != std::errc::no_such_file_or_directory) throw;  // EIO must not be lost
-    }
-    auto f = dir_->open(temp, Directory::open_mode::create_new);
+    auto f = create_temp(*dir_, temp);
     f->append(format::encode_snapshot_header(h));
     f->append(payload);
     f->sync();
@@ -90,12 +98,7 @@ std::string SnapshotStore::install_streamed(std::uint64_t last_seq, std::int64_t
   const std::string name = format::snapshot_file_name(last_seq);
   const std::string temp = name + format::temp_suffix;
   {
-    try {
-      dir_->remove(temp);  // left over from an interrupted publish of the same sequence number
-    } catch (const error& e) {
-      if (e.code() != std::errc::no_such_file_or_directory) throw;  // EIO must not be lost
-    }
-    auto f = dir_->open(temp, Directory::open_mode::create_new);
+    auto f = create_temp(*dir_, temp);
     // Room for the header, which is written once the payload's length and checksum are known.
     f->append(format::encode_snapshot_header(h));
     static constexpr std::size_t flush_bytes = 1 << 20;

@@ -228,7 +228,9 @@ std::optional<Journal::stored_record> Journal::read(std::uint64_t seq) const {
   return out;
 }
 
-void Journal::drop_below(std::uint64_t seq) { writer_->drop_below(seq); }
+void Journal::drop_below(std::uint64_t seq, const retire_hook& before_remove) {
+  writer_->drop_below(seq, before_remove);
+}
 
 std::uint64_t Journal::next_seq() const { return last_appended() + 1; }
 

@@ -1,5 +1,6 @@
 #include "prevalent/persistence.hpp"
 
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -14,12 +15,29 @@ store_options checked(store_options o) {
   check_options(o);
   return o;
 }
+
+// The archive of store_options::archive_directory, or null. Refuses the store's own directory:
+// archiving a file there would delete it.
+std::unique_ptr<Archive> open_archive(const store_options& o, const Directory& store) {
+  if (o.archive) {
+    if (o.archive.get() == &store)
+      throw error(errc::invalid_option, "archive is the store's own directory; give another one");
+    return std::make_unique<Archive>(o.archive);
+  }
+  if (o.archive_directory.empty()) return nullptr;
+  std::error_code ec;
+  if (std::filesystem::equivalent(o.archive_directory, store.path(), ec))
+    throw error(errc::invalid_option, "archive_directory " + o.archive_directory.string() +
+                                          " is the store's own directory; give another one");
+  return std::make_unique<Archive>(open_posix_directory(o.archive_directory, modes_of(o)));
+}
 }  // namespace
 
 Persistence::Persistence(std::shared_ptr<Directory> dir, store_options options)
     : dir_(std::move(dir)),
       options_(checked(std::move(options))),
       lock_(dir_->lock(format::lock_file_name)),
+      archive_(open_archive(options_, *dir_)),
       snapshots_(dir_, options_.keep_snapshots,
                  options_.encryption_key
                      ? std::make_shared<const detail::payload_cipher>(*options_.encryption_key)
@@ -69,6 +87,7 @@ std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load,
 void Persistence::recover(const snapshot_loader& load, const Journal::visitor& replay,
                           const Journal::settler& settle) {
   snapshots_.remove_leftovers();
+  if (archive_) archive_->remove_leftovers();
   const std::uint64_t base = load_newest_snapshot(load, UINT64_MAX);
   journal_ = Journal::open(dir_, options_, base + 1, base + 1, replay, options_.log, settle);
 }
@@ -145,11 +164,14 @@ void Persistence::remove_unneeded() {
     return;
   }
   removal_pending_ = true;  // until done: a failed unlink leaves it for the next publish
-  snapshots_.remove_old();
+  // With an archive, each file is copied there durably before it is deleted (archive.hpp).
+  Journal::retire_hook archive;
+  if (archive_) archive = [this](const std::string& name) { archive_->keep(*dir_, name); };
+  snapshots_.remove_old(archive);
   // Keep the journal back to the oldest kept snapshot so that it can stand in for a newer one
   // that turns out damaged.
   auto kept = snapshots_.list();
-  if (!kept.empty()) journal_->drop_below(kept.back().last_seq + 1);
+  if (!kept.empty()) journal_->drop_below(kept.back().last_seq + 1, archive);
   removal_pending_ = false;
 }
 

@@ -182,7 +182,8 @@ std::uint64_t segment_writer::first_seq() const {
   return segments_.front().first_seq;
 }
 
-void segment_writer::drop_below(std::uint64_t seq) {
+void segment_writer::drop_below(std::uint64_t seq,
+                                const std::function<void(const std::string&)>& before_remove) {
   // Oldest first, and each segment leaves the list only once its file is gone: if a removal
   // fails, the segments left on disk still form a gap-free journal. (Found by the error-path
   // test: dropping the list entries first left an old segment on disk that a later drop
@@ -195,6 +196,7 @@ void segment_writer::drop_below(std::uint64_t seq) {
       if (segments_.size() < 2 || segments_[1].first_seq > seq) break;
       name = segments_.front().file;
     }
+    if (before_remove) before_remove(name);
     dir_->remove(name);
     removed = true;
     std::lock_guard g(mutex_);

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,8 +62,10 @@ class segment_writer {
   std::uint64_t first_seq() const;
   std::uint64_t bytes_written() const { return bytes_written_.load(); }  // since adopt()
   // Deletes every segment whose records all have seq < `seq`, except the one being written,
-  // oldest first, then syncs the directory.
-  void drop_below(std::uint64_t seq);
+  // oldest first, then syncs the directory. `before_remove(name)`, if given, runs before each
+  // deletion.
+  void drop_below(std::uint64_t seq,
+                  const std::function<void(const std::string&)>& before_remove = {});
 
  private:
   void start_segment(std::uint64_t first_seq);  // the roll recipe; caller holds mutex_

@@ -134,10 +134,11 @@ std::string SnapshotStore::install_streamed(std::uint64_t last_seq, std::int64_t
   return name;
 }
 
-void SnapshotStore::remove_old() {
+void SnapshotStore::remove_old(const std::function<void(const std::string&)>& before_remove) {
   auto all = list();
   bool removed = false;
   for (std::size_t i = keep_; i < all.size(); ++i) {
+    if (before_remove) before_remove(all[i].file);
     dir_->remove(all[i].file);
     removed = true;
   }

@@ -31,6 +31,7 @@ enum class errc {
   command_rejected,       // a command's validate() threw: nothing changed (asio.hpp)
   command_failed,         // a command's apply() threw: nothing was journaled (asio.hpp)
   query_failed,           // the function of an async_query threw (asio.hpp)
+  not_reachable,          // time travel: the state asked for is outside the history kept
 };
 
 const std::error_category& error_category() noexcept;

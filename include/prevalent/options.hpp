@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -74,6 +76,15 @@ struct store_options : journal_options {
   // Snapshots kept on disk (at least 1). The journal is kept back to the oldest of them, so a
   // damaged newest snapshot can be skipped on open.
   unsigned keep_snapshots = 2;
+  // Keep the history that retention drops: with a directory here (created with directory_mode
+  // if missing; not the store's own), every journal segment and snapshot the store would
+  // delete is first copied into it durably, under the same name, then deleted. The archive
+  // reads like a store directory; time travel (time_travel.hpp) and the determinism check look
+  // into it. The store never deletes anything there (README, "Time travel").
+  std::filesystem::path archive_directory{};
+  // The archive as a Directory instead of a path (another implementation, or a
+  // FaultInjectingDirectory in a test); wins over archive_directory.
+  std::shared_ptr<Directory> archive{};
   // Compress snapshots with zstd (needs a build with libzstd).
   bool compress_snapshots = false;
   // Apply each command as decoded from its own encoded bytes, so a field the serialization

@@ -74,6 +74,15 @@ using result_slot = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
 // The Asio adapter (asio.hpp, opt-in) drives a Store through its internals.
 template <class State, class... Commands>
 class AsyncStore;
+// A read-only view of a past state (time_travel.hpp).
+template <class State, class... Commands>
+class StoreView;
+namespace detail {
+// How time travel and the determinism check load and replay a state exactly as a Store does
+// (detail/store_access.hpp).
+template <class State, class... Commands>
+struct store_access;
+}  // namespace detail
 
 template <class State, class... Commands>
 class Store {
@@ -99,8 +108,14 @@ class Store {
   struct impl;
   template <class, class...>
   friend class AsyncStore;
+  template <class, class...>
+  friend struct detail::store_access;
 
  public:
+  // A past state of such a store, read-only (time travel: time_travel.hpp, included by
+  // prevalent.hpp): `Store<S, C...>::view then(path, prevalent::as_of{.seq = 42});`
+  using view = StoreView<State, Commands...>;
+
   // Opens (creating if needed) the store in directory `path` on the real filesystem, with the
   // file modes of `options` (options is copied, not moved: the arguments' order is unspecified).
   explicit Store(const std::filesystem::path& path, store_options options = {})

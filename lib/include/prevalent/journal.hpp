@@ -121,8 +121,10 @@ class Journal {
   std::optional<stored_record> read(std::uint64_t seq) const;
 
   // Deletes every segment whose records all have seq < `seq` (never the segment being
-  // written), then syncs the directory.
-  void drop_below(std::uint64_t seq);
+  // written), then syncs the directory. `before_remove(name)`, if given, runs before each
+  // deletion (the archive's copy, archive.hpp); if it throws, that segment and later ones stay.
+  using retire_hook = std::function<void(const std::string& name)>;
+  void drop_below(std::uint64_t seq, const retire_hook& before_remove = {});
 
   std::uint64_t next_seq() const;       // sequence number the next append gets
   std::uint64_t last_appended() const;  // next_seq() - 1

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 
+#include "prevalent/archive.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/journal.hpp"
 #include "prevalent/options.hpp"
@@ -21,7 +22,8 @@ class Persistence {
   // snapshot is then treated as damaged and an older one is tried).
   using snapshot_loader = std::function<void(byte_view payload, const format::snapshot_header&)>;
 
-  // Locks the directory (errc::directory_in_use if another store has it) and checks options.
+  // Locks the directory (errc::directory_in_use if another store has it) and checks options;
+  // opens (creating it if needed) the archive directory, if one is set.
   Persistence(std::shared_ptr<Directory> dir, store_options options);
 
   // Loads the newest snapshot that verifies and decodes, then replays the journal after it
@@ -62,6 +64,7 @@ class Persistence {
   std::shared_ptr<Directory> dir_;
   store_options options_;
   std::unique_ptr<DirectoryLock> lock_;
+  std::unique_ptr<Archive> archive_;  // store_options::archive_directory, if set
   SnapshotStore snapshots_;
   std::mutex publish_mutex_;  // one snapshot publish at a time
   // A rebuild reads a snapshot and then the journal segments after it, while a publish may be

@@ -64,7 +64,9 @@ class SnapshotStore {
                                format::codec codec = format::codec::json,
                                format::compression compression = format::compression::none);
   // Removes the snapshots beyond the newest `keep`, then syncs the directory.
-  void remove_old();
+  // `before_remove(name)`, if given, runs before each removal (the archive's copy,
+  // archive.hpp); if it throws, that snapshot stays.
+  void remove_old(const std::function<void(const std::string& name)>& before_remove = {});
 
   // Snapshots on disk, newest first (by name only; load() verifies).
   std::vector<snapshot_info> list() const;

@@ -241,3 +241,31 @@ TEST_CASE("kv: a large keyspace (a cow_map) snapshots and reopens with its keys 
   CHECK(reopened.execute(kv::ExpireDueCommand{}) == 1);
   CHECK(run(reopened, {"EXISTS", "soon", "later"}) == ":1\r\n");
 }
+
+TEST_CASE("kv: replay is deterministic (the determinism check passes), JSON and MessagePack") {
+  for (auto codec : {prevalent::codec::json, prevalent::codec::msgpack}) {
+    CAPTURE(static_cast<int>(codec));
+    test::temp_dir dir;
+    prevalent::store_options o;
+    o.codec = o.snapshot_codec = codec;
+    {
+      kv::KvStore store(dir.path(), o);
+      run(store, {"SET", "a", "1"});
+      run(store, {"HSET", "h", "f", "x", "g", "y"});
+      run(store, {"SET", "t", "v", "EX", "100"});
+      store.snapshot();
+      run(store, {"INCRBY", "a", "41"});
+      run(store, {"HINCRBYFLOAT", "h", "n", "1.5"});
+      run(store, {"APPEND", "t", "w"});
+      run(store, {"RENAME", "t", "t2"});
+      run(store, {"MSET", "b", "1", "c", "2"});
+      run(store, {"DEL", "b"});
+      store.snapshot();
+    }
+    const auto report = prevalent::check_determinism<kv::KvStore>(dir.path(), {}, o);
+    INFO(report.summary);
+    CHECK(report.checked);
+    CHECK(report.consistent);
+    CHECK(report.replayed == 6);
+  }
+}

@@ -105,6 +105,14 @@ concept aliased_command = requires {
   { C::aliases[0] } -> std::convertible_to<std::string_view>;
 };
 
+// A command without `aliases`, or with a well-formed one.
+template <class C>
+concept declares_aliases = requires {
+  C::aliases;
+};
+template <class C>
+concept well_formed_aliases = !declares_aliases<C> || aliased_command<C>;
+
 // How many earlier names command C lists (0 without `aliases`).
 template <class C>
 constexpr std::size_t alias_count() {

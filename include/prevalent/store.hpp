@@ -94,7 +94,7 @@ class Store {
                 "prevalent: every command must be serializable with nlohmann_json "
                 "(to_json/from_json or NLOHMANN_DEFINE_TYPE_*; a command with no fields needs "
                 "neither)");
-  static_assert(((!requires { Commands::aliases; } || aliased_command<Commands>)&&...),
+  static_assert((well_formed_aliases<Commands> && ...),
                 "prevalent: a command's `aliases` must be a constant array of its earlier names, "
                 "e.g. static constexpr std::array<std::string_view, 1> aliases{\"old_name\"};");
   static_assert(!duplicate_command_names<Commands...>(),

@@ -6,9 +6,6 @@
 #include <map>
 #include <system_error>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include "prevalent/cipher.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
@@ -18,25 +15,6 @@
 #include "segment_reader.hpp"
 
 namespace prevalent::detail {
-
-digest128 payload_digest(byte_view payload) {
-  const XXH128_hash_t h = XXH3_128bits(payload.data(), payload.size());
-  XXH128_canonical_t canonical;
-  XXH128_canonicalFromHash(&canonical, h);
-  digest128 out;
-  std::copy(std::begin(canonical.digest), std::end(canonical.digest), out.begin());
-  return out;
-}
-
-std::string to_hex(const digest128& d) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (auto b : d) {
-    out += hex[b >> 4];
-    out += hex[b & 0xf];
-  }
-  return out;
-}
 
 namespace {
 
@@ -115,18 +93,19 @@ struct History::impl {
     return store_of(s).load(snapshot_info{s.file, s.last_seq});
   }
 
-  // The header of snapshot `s`, unverified (to choose among snapshots by time).
+  // The header of snapshot `s` (to choose among snapshots by time), or nullopt if it does not
+  // verify (then loading it fails and says why).
   std::optional<format::snapshot_header> peek(const history_snapshot& s) const {
-    Directory& d = s.archived ? *archive : *dir;
     try {
-      auto file = d.open(s.file, Directory::open_mode::read);
-      bytes head(format::encrypted_snapshot_header_size);
-      head.resize(file->read_at(0, head));
-      std::string why;
-      return format::decode_snapshot_header(head, why);
+      return store_of(s).read_header(snapshot_info{s.file, s.last_seq});
     } catch (const error&) {
       return std::nullopt;
     }
+  }
+
+  static snapshot_facts facts_of(const loaded_snapshot& l) {
+    return {l.header.timestamp_ns, l.header.codec, l.header.state_version,
+            l.header.digest ? *l.header.digest : state_digest(l.payload)};
   }
 
   // The last record of the journal, by scanning its last segment (a torn tail ends it).
@@ -226,16 +205,19 @@ snapshot_facts History::load(const history_snapshot& s,
                              const StoreCore::snapshot_loader& load) const {
   auto loaded = impl_->read(s);
   try {
-    load(loaded.payload, loaded.header.codec);
+    load(loaded.payload,
+         {loaded.header.codec, loaded.header.state_version, s.path, loaded.header.last_seq});
+  } catch (const error& e) {
+    if (e.code() == errc::incompatible_version) throw;  // not damage: the types cannot read it
+    throw error(errc::corrupt_snapshot, s.path + ": state does not decode: " + e.what());
   } catch (const std::exception& e) {
     throw error(errc::corrupt_snapshot, s.path + ": state does not decode: " + e.what());
   }
-  return {loaded.header.timestamp_ns, loaded.header.codec, payload_digest(loaded.payload)};
+  return impl::facts_of(loaded);
 }
 
 snapshot_facts History::inspect(const history_snapshot& s) const {
-  auto loaded = impl_->read(s);
-  return {loaded.header.timestamp_ns, loaded.header.codec, payload_digest(loaded.payload)};
+  return impl::facts_of(impl_->read(s));
 }
 
 std::uint64_t History::for_each(std::uint64_t from, std::uint64_t to,
@@ -307,7 +289,9 @@ travel_report History::travel(const as_of& when, const StoreCore::snapshot_loade
     try {
       facts = this->load(snap, load);
     } catch (const error& e) {
-      if (e.code() == errc::encryption_mismatch || e.code() == errc::authentication_failed) throw;
+      if (e.code() == errc::encryption_mismatch || e.code() == errc::authentication_failed ||
+          e.code() == errc::incompatible_version)
+        throw;
       if (s.options.log) s.options.log("time travel: skipping snapshot: " + std::string(e.what()));
       problems += (problems.empty() ? "" : "; ") + std::string(e.what());
       continue;

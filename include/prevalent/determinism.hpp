@@ -77,7 +77,7 @@ struct determinism_report {
   std::uint64_t from_seq = 0, to_seq = 0;
   std::string from_snapshot, to_snapshot;        // full paths ("" for the empty state)
   std::uint64_t replayed = 0;                    // records replayed from one to the other
-  std::string expected_digest, replayed_digest;  // XXH3-128, 32 hex digits
+  std::string expected_digest, replayed_digest;  // state_digest (XXH3-128), 32 hex digits
   // Narrowing: where the replay that carries no round trip started, and what it found.
   std::uint64_t narrowed_from = 0;
   std::optional<diverging_command> first_divergence;
@@ -143,7 +143,7 @@ class DeterminismCheck {
     report_.replayed =
         history_.replay(report_.from_seq, report_.to_seq, std::nullopt, 0, access::replayer(state))
             .records;
-    const digest128 replayed = payload_digest(access::serialize(state, codec_));
+    const digest128 replayed = state_digest(access::serialize(state, codec_));
     report_.expected_digest = to_hex(expected.digest);
     report_.replayed_digest = to_hex(replayed);
     report_.consistent = replayed == expected.digest;
@@ -219,7 +219,10 @@ class DeterminismCheck {
     bytes before = access::serialize(state, codec_);
     history_.for_each(report_.from_seq + 1, report_.to_seq, [&](const record_view& r) {
       State copy{};
-      access::loader(copy)(before, codec_);
+      access::loader(copy)(
+          before,
+          snapshot_source{codec_, state_version<State>(),
+                          "the state after record " + std::to_string(r.seq - 1), r.seq - 1});
       if (access::serialize(copy, codec_) != before) {
         report_.non_canonical_after = r.seq - 1;
         return false;

@@ -23,14 +23,9 @@
 #include "prevalent/history.hpp"
 #include "prevalent/journal_info.hpp"
 #include "prevalent/options.hpp"
+#include "prevalent/state_digest.hpp"
 
 namespace prevalent::detail {
-
-// A digest of a snapshot payload (the state serialized in the snapshot's codec, uncompressed,
-// unencrypted): XXH3-128, as its bytes, and as 32 hex digits.
-using digest128 = std::array<std::uint8_t, 16>;
-digest128 payload_digest(byte_view payload);
-std::string to_hex(const digest128& d);
 
 // One snapshot of a history.
 struct history_snapshot {
@@ -44,7 +39,10 @@ struct history_snapshot {
 struct snapshot_facts {
   std::int64_t timestamp_ns = 0;  // of its last record
   prevalent::codec codec = prevalent::codec::json;
-  digest128 digest{};  // of its payload
+  std::uint32_t state_version = 1;  // State::version of the program that wrote it
+  // The state digest of its payload: the one its header records (version 3 snapshots), else
+  // computed from the payload.
+  digest128 digest{};
 };
 
 class History {

@@ -314,6 +314,39 @@ travel_report History::travel(const as_of& when, const StoreCore::snapshot_loade
   throw not_reachable(target, problems);
 }
 
+std::uint64_t History::resolve(const as_of& when) const {
+  const impl& s = *impl_;
+  if (when.seq.has_value() == when.time.has_value())
+    throw error(errc::invalid_option, "as_of: set exactly one of seq and time");
+  const sequence_range range = s.reachable();
+  if (when.seq) {
+    if (!range.contains(*when.seq))
+      throw error(errc::not_reachable, "the state after record " + std::to_string(*when.seq) +
+                                           " is not reachable in " + s.dir->path() +
+                                           ": reachable states are " + range_text(range));
+    return *when.seq;
+  }
+  const std::int64_t until =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(when.time->time_since_epoch()).count();
+  std::optional<std::uint64_t> base;
+  for (const history_snapshot& snap : s.snapshots) {
+    if (!range.contains(snap.last_seq)) continue;
+    auto header = s.peek(snap);
+    if (header && header->timestamp_ns <= until) {
+      base = snap.last_seq;
+      break;
+    }
+  }
+  if (!base && range.first == 0) base = 0;
+  if (!base)
+    throw error(errc::not_reachable, "the state at " + std::to_string(until) +
+                                         " ns is older than the oldest one reachable in " +
+                                         s.dir->path() +
+                                         " (reachable states: " + range_text(range) + ")");
+  return s.for_each(*base + 1, UINT64_MAX,
+                    [until](const record_view& r) { return r.timestamp_ns <= until; });
+}
+
 std::string History::path() const { return impl_->dir->path(); }
 const store_options& History::options() const { return impl_->options; }
 
@@ -334,6 +367,16 @@ sequence_range reachable_sequences(const std::filesystem::path& path,
 
 sequence_range reachable_sequences(std::shared_ptr<Directory> dir, const store_options& options) {
   return detail::History(std::move(dir), options).reachable();
+}
+
+std::uint64_t sequence_as_of(const std::filesystem::path& path, const as_of& when,
+                             const store_options& options) {
+  return detail::History(path, options).resolve(when);
+}
+
+std::uint64_t sequence_as_of(std::shared_ptr<Directory> dir, const as_of& when,
+                             const store_options& options) {
+  return detail::History(std::move(dir), options).resolve(when);
 }
 
 }  // namespace prevalent

@@ -125,6 +125,15 @@ TEST_CASE("determinism check: a deterministic store passes, between any two snap
   CHECK(report.expected_digest == report.replayed_digest);
   CHECK(report.expected_digest.size() == 32);
   CHECK_FALSE(report.first_divergence);
+  // The expected digest is the one the newer snapshot's header records (version 3).
+  {
+    const auto file = test::read_file(report.to_snapshot);
+    std::string why;
+    const auto header = prevalent::format::decode_snapshot_header(file, why);
+    REQUIRE(header);
+    REQUIRE(header->digest);
+    CHECK(report.expected_digest == prevalent::to_hex(*header->digest));
+  }
 
   // From the empty state (the journal reaches back to record 1) to either snapshot.
   for (std::uint64_t to : {30, 42}) {
@@ -259,4 +268,29 @@ TEST_CASE("determinism check: the ledger, through an archive, after retention dr
   auto alone = prevalent::check_determinism<test::LedgerStore>(dir.path());
   CHECK_FALSE(alone.checked);
   CHECK(alone.summary.find("nothing to compare") != std::string::npos);
+}
+
+TEST_CASE("determinism check: encrypted and compressed snapshots (the digest sealed inside)") {
+  test::temp_dir dir;
+  prevalent::store_options o;
+  o.encryption_key = test::test_key();
+  o.compress_snapshots = true;  // the suite is built with zstd, as policy_test assumes
+  {
+    TaggedStore store(dir.path(), o);
+    for (const auto& tag : tag_order) store.execute(AddTag{tag});
+    store.snapshot();
+    store.execute(PickSmallest{});
+    store.execute(StampClock{"sealed"});
+    store.execute(Add{3});
+    store.snapshot();
+  }
+  auto report = prevalent::check_determinism<TaggedStore>(dir.path(), {}, o);
+  INFO(report.summary);
+  CHECK(report.checked);
+  CHECK_FALSE(report.consistent);
+  REQUIRE(report.first_divergence);
+  CHECK(report.first_divergence->seq == 32);
+  CHECK(report.first_divergence->name == "stamp_clock");
+  // Without the key nothing is read.
+  CHECK_THROWS_AS(prevalent::check_determinism<TaggedStore>(dir.path()), prevalent::error);
 }

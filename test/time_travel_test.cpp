@@ -138,6 +138,8 @@ TEST_CASE("time travel: by time, the state after the last record stamped at or b
     INFO("at the time record ", i, " was done");
     LedgerView then(dir.path(), as_of{.time = after[i - 1]});
     CHECK(then.sequence() == i);
+    // The same answer without the types, for tools.
+    CHECK(prevalent::sequence_as_of(dir.path(), as_of{.time = after[i - 1]}) == i);
     CHECK(view_json(then) == json_of(expected_ledger(i)));
     CHECK(then.report().snapshot_seq == (i >= 6 ? 6 : 0));
     CHECK(then.report().timestamp_ns <=
@@ -146,6 +148,9 @@ TEST_CASE("time travel: by time, the state after the last record stamped at or b
   }
   LedgerView empty(dir.path(), as_of{.time = before_all});
   CHECK(empty.sequence() == 0);
+  CHECK(prevalent::sequence_as_of(dir.path(), as_of{.time = before_all}) == 0);
+  CHECK(prevalent::sequence_as_of(dir.path(), as_of{.seq = 12}) == 12);
+  CHECK_THROWS_AS(prevalent::sequence_as_of(dir.path(), as_of{.seq = 13}), prevalent::error);
   CHECK(view_json(empty) == json_of(test::Ledger{}));
 
   // Exactly one of seq and time.

@@ -58,4 +58,14 @@ sequence_range reachable_sequences(const std::filesystem::path& path,
 sequence_range reachable_sequences(std::shared_ptr<Directory> dir,
                                    const store_options& options = {});
 
+// The sequence number of the state `when` names, without the store's types: `when.seq` itself
+// if it is reachable, or for `when.time` the last record stamped at or before it (0 if none),
+// found from the snapshots' headers and the records after the newest one at or before it.
+// Throws errc::not_reachable naming the reachable range, errc::invalid_option unless exactly
+// one of seq and time is set. Reads as reachable_sequences() does.
+std::uint64_t sequence_as_of(const std::filesystem::path& path, const as_of& when,
+                             const store_options& options = {});
+std::uint64_t sequence_as_of(std::shared_ptr<Directory> dir, const as_of& when,
+                             const store_options& options = {});
+
 }  // namespace prevalent

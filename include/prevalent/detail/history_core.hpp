@@ -97,6 +97,9 @@ class History {
   travel_report travel(const as_of& when, const StoreCore::snapshot_loader& load,
                        const replay_hooks& replay, const std::function<void()>& reset) const;
 
+  // As sequence_as_of() (history.hpp).
+  std::uint64_t resolve(const as_of& when) const;
+
   // The store directory's path, for messages.
   std::string path() const;
   const store_options& options() const;

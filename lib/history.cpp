@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <system_error>
+#include <utility>
 
 #include "prevalent/cipher.hpp"
 #include "prevalent/error.hpp"
@@ -89,8 +90,27 @@ struct History::impl {
     return s.archived ? *archive_snapshots : *main_snapshots;
   }
 
+  // A file listed in the store directory may be gone when it is read: the running store
+  // dropped it meanwhile. With an archive, it was copied there first: read that copy.
+  static bool gone(const error& e) { return e.code() == std::errc::no_such_file_or_directory; }
+
   loaded_snapshot read(const history_snapshot& s) const {
-    return store_of(s).load(snapshot_info{s.file, s.last_seq});
+    try {
+      return store_of(s).load(snapshot_info{s.file, s.last_seq});
+    } catch (const error& e) {
+      if (!gone(e) || s.archived || !archive_snapshots) throw;
+      return archive_snapshots->load(snapshot_info{s.file, s.last_seq});
+    }
+  }
+
+  // Opens segment `seg` for reading; returns the directory it was found in.
+  std::pair<std::unique_ptr<File>, Directory*> open_segment(const segment_entry& seg) const {
+    try {
+      return {seg.dir->open(seg.name, Directory::open_mode::read), seg.dir};
+    } catch (const error& e) {
+      if (!gone(e) || !archive || seg.dir == archive.get()) throw;
+      return {archive->open(seg.name, Directory::open_mode::read), archive.get()};
+    }
   }
 
   // The header of snapshot `s` (to choose among snapshots by time), or nullopt if it does not
@@ -112,10 +132,9 @@ struct History::impl {
   std::optional<std::uint64_t> last_record() const {
     for (std::size_t i = segments.size(); i-- > 0;) {
       const segment_entry& seg = segments[i];
-      auto file = seg.dir->open(seg.name, Directory::open_mode::read);
-      segment_reader reader(*file, file->size(), seg.dir->describe(seg.name),
-                            options.max_record_bytes, cipher.get(),
-                            !cipher || options.accept_unencrypted);
+      auto [file, from] = open_segment(seg);
+      segment_reader reader(*file, file->size(), from->describe(seg.name), options.max_record_bytes,
+                            cipher.get(), !cipher || options.accept_unencrypted);
       const bool last = i + 1 == segments.size();
       if (last && reader.unfinished()) continue;  // holds no record
       return reader.scan(last, nullptr).last_seq;
@@ -153,8 +172,8 @@ struct History::impl {
         gap = true;
         break;
       }
-      auto file = seg.dir->open(seg.name, Directory::open_mode::read);
-      const std::string path = seg.dir->describe(seg.name);
+      auto [file, from] = open_segment(seg);
+      const std::string path = from->describe(seg.name);
       segment_reader reader(*file, file->size(), path, options.max_record_bytes, cipher.get(),
                             !cipher || options.accept_unencrypted);
       if (last && reader.unfinished()) break;

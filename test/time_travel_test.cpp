@@ -410,6 +410,69 @@ TEST_CASE("archive: a power cut at any deletion finds the file whole in the arch
   CHECK(view_json(first) == json_of(expected_ledger(1)));
 }
 
+namespace {
+// The store directory as a view beside a running store may see it: it lists files that are
+// gone when opened (the store dropped them, after copying them to its archive, in between).
+class StaleListing final : public prevalent::Directory {
+ public:
+  StaleListing(std::shared_ptr<prevalent::Directory> inner, std::vector<std::string> dropped)
+      : inner_(std::move(inner)), dropped_(std::move(dropped)) {}
+  std::string path() const override { return inner_->path(); }
+  std::vector<std::string> list() const override {
+    auto names = inner_->list();
+    names.insert(names.end(), dropped_.begin(), dropped_.end());
+    return names;
+  }
+  std::unique_ptr<prevalent::File> open(const std::string& name, open_mode mode) override {
+    if (std::find(dropped_.begin(), dropped_.end(), name) != dropped_.end()) {
+      ++gone_;
+      throw prevalent::error(std::make_error_code(std::errc::no_such_file_or_directory),
+                             "open " + describe(name));
+    }
+    return inner_->open(name, mode);
+  }
+  void remove(const std::string& name) override { inner_->remove(name); }
+  void rename(const std::string& from, const std::string& to) override { inner_->rename(from, to); }
+  void sync() override { inner_->sync(); }
+  std::unique_ptr<prevalent::DirectoryLock> lock(const std::string& name) override {
+    return inner_->lock(name);
+  }
+  int gone() const { return gone_; }
+
+ private:
+  std::shared_ptr<prevalent::Directory> inner_;
+  std::vector<std::string> dropped_;
+  int gone_ = 0;
+};
+}  // namespace
+
+TEST_CASE(
+    "time travel beside a running store: a file dropped after the listing is read from "
+    "the archive") {
+  test::temp_dir dir, archive;
+  prevalent::store_options o;
+  o.segment_bytes = 512;
+  o.keep_snapshots = 1;
+  o.archive_directory = archive.path();
+  {
+    test::LedgerStore store(dir.path(), o);
+    for (std::uint64_t i = 1; i <= 30; i += 10) {
+      deposits(store, i, i + 9);
+      store.snapshot();
+    }
+  }
+  std::vector<std::string> dropped;
+  for (const auto& [name, bytes] : contents(archive.path())) dropped.push_back(name);
+  REQUIRE(dropped.size() >= 3);
+  auto stale = std::make_shared<StaleListing>(prevalent::open_posix_directory(dir.path()), dropped);
+  LedgerView early(stale, as_of{.seq = 12}, o);  // snapshot 10 and segments: all "gone"
+  CHECK(view_json(early) == json_of(expected_ledger(12)));
+  CHECK(early.report().snapshot_seq == 10);
+  CHECK(stale->gone() >= 2);  // the snapshot and at least one segment were looked for first
+  // Without the archive the gone files cannot be read: the error says which.
+  CHECK_THROWS_AS(LedgerView(stale, as_of{.seq = 12}), prevalent::error);
+}
+
 TEST_CASE("time travel on an encrypted store needs its key") {
   test::temp_dir dir;
   prevalent::store_options o;

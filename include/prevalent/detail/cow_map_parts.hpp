@@ -219,6 +219,7 @@ struct cow_map_json {
         for (auto& l : c.leaves) m.leaves_.push_back(std::move(l));
         m.size_ += c.entries;
       }
+      m.index_rebuild();
       return true;
     }
     for (chunk& c : chunks) {

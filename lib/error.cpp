@@ -31,6 +31,8 @@ class category_impl final : public std::error_category {
       case errc::query_failed: return "query function threw";
       case errc::encryption_mismatch: return "encryption key does not match the file";
       case errc::authentication_failed: return "encrypted data does not authenticate";
+      case errc::incompatible_version:
+        return "stored state or command version this program cannot read";
     }
     return "unknown prevalent error";
   }

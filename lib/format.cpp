@@ -14,9 +14,12 @@ using detail::put_le;
 
 static_assert(segment_header_size == 8 + 4 + 4 + 8 + 4 + 4);
 static_assert(record_header_size == 4 + 4 + 8 + 8 + 4 + 4);
-static_assert(snapshot_header_size == 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4);
+static_assert(snapshot_header_v1_size == 8 + 4 + 4 + 8 + 8 + 8 + 4 + 4);
+static_assert(snapshot_header_size == snapshot_header_v1_size + 4 + 4 + 16);
+static_assert(snapshot_header_size == 72 && encrypted_snapshot_header_size == 96);
+static_assert(snapshot_header_v2_size == 72);
 static_assert(segment_header_size % alignment == 0 && record_header_size % alignment == 0);
-static_assert(encrypted_segment_header_size == 56 && encrypted_snapshot_header_size == 72);
+static_assert(encrypted_segment_header_size == 56);
 static_assert(encrypted_segment_header_size % alignment == 0);
 
 // ---- encryption block (version 2 headers) ----
@@ -225,36 +228,65 @@ const char* describe(record_status s) {
 
 // ---- snapshot header ----
 
+namespace {
+// Version 3 fields after the version 1 ones.
+constexpr std::size_t flags_at = snapshot_header_v1_size;  // 48
+constexpr std::size_t state_version_at = flags_at + 4;     // 52
+constexpr std::size_t digest_at = state_version_at + 4;    // 56
+}  // namespace
+
 bytes encode_snapshot_header(const snapshot_header& h) {
+  const bool v3 = h.version >= snapshot_version;
   bytes out(h.size(), 0);
   std::copy(snapshot_magic.begin(), snapshot_magic.end(), out.begin());
-  put_le(&out[8], h.encrypted() ? encrypted_version : version);
+  put_le(&out[8], v3 ? snapshot_version : h.encrypted() ? encrypted_version : version);
   put_le(&out[12], static_cast<std::uint16_t>(h.codec));
   put_le(&out[14], static_cast<std::uint16_t>(h.compression));
   put_le(&out[16], h.last_seq);
   put_le(&out[24], h.timestamp_ns);
   put_le(&out[32], h.payload_length);
   put_le(&out[40], h.payload_crc);
-  if (h.encrypted()) put_encryption_block(&out[snapshot_header_size], h.cipher, h.key_check);
+  std::size_t block_at = snapshot_header_v1_size;
+  if (v3) {
+    put_le(&out[flags_at], h.encrypted() ? snapshot_flag_encrypted : std::uint32_t{0});
+    put_le(&out[state_version_at], h.state_version);
+    // An encrypted snapshot's digest is sealed with its payload; the field stays zero.
+    if (h.digest && !h.encrypted()) std::copy(h.digest->begin(), h.digest->end(), &out[digest_at]);
+    block_at = snapshot_header_size;
+  }
+  if (h.encrypted()) put_encryption_block(&out[block_at], h.cipher, h.key_check);
   put_le(&out[44], header_crc(out, 44));
   return out;
 }
 
 std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::string& why) {
-  if (data.size() < snapshot_header_size) {
-    why = "snapshot header is " + std::to_string(data.size()) + " bytes, expected " +
-          std::to_string(snapshot_header_size);
+  if (data.size() < snapshot_header_v1_size) {
+    why = "snapshot header is " + std::to_string(data.size()) + " bytes, expected at least " +
+          std::to_string(snapshot_header_v1_size);
     return std::nullopt;
   }
   if (!std::equal(snapshot_magic.begin(), snapshot_magic.end(), data.begin())) {
     why = "bad magic (not a prevalent snapshot)";
     return std::nullopt;
   }
-  const bool encrypted = get_le<std::uint32_t>(&data[8]) == encrypted_version;
-  const std::size_t size = encrypted ? encrypted_snapshot_header_size : snapshot_header_size;
+  const std::uint32_t stored_version = get_le<std::uint32_t>(&data[8]);
+  std::size_t size = snapshot_header_v1_size;
+  bool encrypted = false;
+  if (stored_version == encrypted_version) {
+    size = snapshot_header_v2_size;
+    encrypted = true;
+  } else if (stored_version == snapshot_version) {
+    // The flags are checked once the checksum has matched; here only the size they imply.
+    size = snapshot_header_size;
+    if (data.size() >= size &&
+        (get_le<std::uint32_t>(&data[flags_at]) & snapshot_flag_encrypted) != 0) {
+      size = encrypted_snapshot_header_size;
+      encrypted = true;
+    }
+  }
   if (data.size() < size) {
-    why = "encrypted snapshot header is " + std::to_string(data.size()) + " bytes, expected " +
-          std::to_string(size);
+    why = "version " + std::to_string(stored_version) + " snapshot header is " +
+          std::to_string(data.size()) + " bytes, expected " + std::to_string(size);
     return std::nullopt;
   }
   data = data.first(size);
@@ -263,14 +295,14 @@ std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::strin
     return std::nullopt;
   }
   snapshot_header h;
-  h.version = get_le<std::uint32_t>(&data[8]);
+  h.version = stored_version;
   h.codec = static_cast<codec>(get_le<std::uint16_t>(&data[12]));
   h.compression = static_cast<compression>(get_le<std::uint16_t>(&data[14]));
   h.last_seq = get_le<std::uint64_t>(&data[16]);
   h.timestamp_ns = get_le<std::int64_t>(&data[24]);
   h.payload_length = get_le<std::uint64_t>(&data[32]);
   h.payload_crc = get_le<std::uint32_t>(&data[40]);
-  if (h.version != version && h.version != encrypted_version) {
+  if (h.version != version && h.version != encrypted_version && h.version != snapshot_version) {
     why = "unsupported format version " + std::to_string(h.version);
     return std::nullopt;
   }
@@ -282,18 +314,45 @@ std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::strin
     why = "unknown compression " + std::to_string(static_cast<unsigned>(h.compression));
     return std::nullopt;
   }
-  if (encrypted && !get_encryption_block(&data[snapshot_header_size], h.cipher, h.key_check, why))
+  std::size_t block_at = snapshot_header_v1_size;
+  if (h.version == snapshot_version) {
+    const auto flags = get_le<std::uint32_t>(&data[flags_at]);
+    if ((flags & ~snapshot_flag_encrypted) != 0) {
+      why = "unknown snapshot flags " + std::to_string(flags);
+      return std::nullopt;
+    }
+    h.state_version = get_le<std::uint32_t>(&data[state_version_at]);
+    if (h.state_version == 0) {
+      why = "state version 0 (versions start at 1)";
+      return std::nullopt;
+    }
+    digest_bytes d{};
+    std::copy(&data[digest_at], &data[digest_at] + digest_size, d.begin());
+    if (!encrypted) {
+      h.digest = d;
+    } else if (std::any_of(d.begin(), d.end(), [](std::uint8_t b) { return b != 0; })) {
+      why = "nonzero digest field in an encrypted snapshot header (its digest is sealed)";
+      return std::nullopt;
+    }
+    block_at = snapshot_header_size;
+  }
+  if (encrypted && !get_encryption_block(&data[block_at], h.cipher, h.key_check, why))
     return std::nullopt;
   return h;
 }
 
-std::array<std::uint8_t, snapshot_ad_size> snapshot_ad(const snapshot_header& h) {
-  std::array<std::uint8_t, snapshot_ad_size> ad{};
-  put_le(&ad[0], h.encrypted() ? encrypted_version : version);
+bytes snapshot_ad(const snapshot_header& h) {
+  const bool v3 = h.version >= snapshot_version;
+  bytes ad(v3 ? 32 : 24, 0);
+  put_le(&ad[0], v3 ? snapshot_version : h.encrypted() ? encrypted_version : version);
   put_le(&ad[4], static_cast<std::uint16_t>(h.codec));
   put_le(&ad[6], static_cast<std::uint16_t>(h.compression));
   put_le(&ad[8], h.last_seq);
   put_le(&ad[16], h.timestamp_ns);
+  if (v3) {
+    put_le(&ad[24], h.encrypted() ? snapshot_flag_encrypted : std::uint32_t{0});
+    put_le(&ad[28], h.state_version);
+  }
   return ad;
 }
 

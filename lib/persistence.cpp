@@ -42,7 +42,11 @@ std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load,
                         std::to_string(*journal_start) + ")");
       auto loaded = snapshots_.load(snap);
       try {
-        load(loaded.payload, loaded.header);
+        load(loaded.payload, loaded.header, dir_->describe(snap.file));
+      } catch (const error& e) {
+        if (e.code() == errc::incompatible_version) throw;
+        throw error(errc::corrupt_snapshot,
+                    dir_->describe(snap.file) + ": state does not decode: " + e.what());
       } catch (const std::exception& e) {
         throw error(errc::corrupt_snapshot,
                     dir_->describe(snap.file) + ": state does not decode: " + e.what());
@@ -53,8 +57,11 @@ std::uint64_t Persistence::load_newest_snapshot(const snapshot_loader& load,
       return snap.last_seq;
     } catch (const error& e) {
       // A wrong key, or a snapshot changed by someone without it, is not damage to fall back
-      // from quietly: the open fails and says so.
-      if (e.code() == errc::encryption_mismatch || e.code() == errc::authentication_failed) throw;
+      // from quietly: the open fails and says so. Nor is a state version this program cannot
+      // read: an older snapshot would only hide that the program is older than its data.
+      if (e.code() == errc::encryption_mismatch || e.code() == errc::authentication_failed ||
+          e.code() == errc::incompatible_version)
+        throw;
       if (options_.log) options_.log(std::string("recovery: skipping snapshot: ") + e.what());
       problems += (problems.empty() ? "" : "; ") + std::string(e.what());
     }
@@ -112,7 +119,7 @@ void Persistence::rebuild(const snapshot_loader& load, const Journal::visitor& r
 }
 
 void Persistence::publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns,
-                                   byte_view payload) {
+                                   byte_view payload, std::uint32_t state_version) {
   // A snapshot must never cover a record the journal could still lose: recovery requires the
   // journal to reach the snapshot's sequence number.
   journal_->sync_through(last_seq);
@@ -121,20 +128,23 @@ void Persistence::publish_snapshot(std::uint64_t last_seq, std::int64_t timestam
     return;  // a newer snapshot was published meanwhile
   snapshots_.install(
       last_seq, timestamp_ns, payload, options_.snapshot_codec,
-      options_.compress_snapshots ? format::compression::zstd : format::compression::none);
+      options_.compress_snapshots ? format::compression::zstd : format::compression::none,
+      state_version);
   remove_unneeded();
 }
 
 void Persistence::publish_snapshot_streamed(
     std::uint64_t last_seq, std::int64_t timestamp_ns,
-    const std::function<void(const SnapshotStore::payload_sink&)>& produce) {
+    const std::function<void(const SnapshotStore::payload_sink&)>& produce,
+    std::uint32_t state_version) {
   journal_->sync_through(last_seq);  // as publish_snapshot()
   std::lock_guard one_at_a_time(publish_mutex_);
   if (auto newest = snapshots_.list(); !newest.empty() && newest.front().last_seq > last_seq)
     return;
   snapshots_.install_streamed(
       last_seq, timestamp_ns, produce, options_.snapshot_codec,
-      options_.compress_snapshots ? format::compression::zstd : format::compression::none);
+      options_.compress_snapshots ? format::compression::zstd : format::compression::none,
+      state_version);
   remove_unneeded();
 }
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <charconv>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -205,29 +206,41 @@ void load_snapshot_payload(byte_view payload, codec c,
   load_snapshot_payload(payload, c, from_tree, loader_limits{});
 }
 
-void load_snapshot_payload(byte_view payload, codec c,
-                           const std::function<void(const nlohmann::json&)>& from_tree,
-                           const loader_limits& limits) {
-  auto whole = [&] {
-    auto decoded = decode(payload, c);
-    if (!decoded) throw std::runtime_error(std::string("not valid ") + codec_name(c));
-    from_tree(*decoded);
-  };
-  auto parts = scan_large_containers(payload, c, limits.large_container);
-  if (!parts || parts->empty()) return whole();
-  PartsReader reader(payload, c, *parts, std::max<std::size_t>(limits.chunk_entries, 1));
+namespace {
+
+nlohmann::json decode_whole(byte_view payload, codec c) {
+  auto decoded = decode(payload, c);
+  if (!decoded) throw std::runtime_error(std::string("not valid ") + codec_name(c));
+  return std::move(*decoded);
+}
+
+// The payload with each part replaced by its placeholder, decoded; nullopt if it does not
+// decode (damage outside the large containers, reported by decoding the whole payload).
+std::optional<nlohmann::json> skeleton_tree(byte_view payload, codec c, const PartsReader& reader,
+                                            const std::vector<scanned_part>& parts) {
   std::string skeleton;
   std::size_t done = 0;
-  for (std::size_t i = 0; i < parts->size(); ++i) {
-    const auto& p = (*parts)[i];
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const auto& p = parts[i];
     skeleton.append(as_chars(payload.subspan(done, p.begin - done)));
     encode_to(skeleton, nlohmann::json(reader.placeholder(i)), c);
     done = p.end;
   }
   skeleton.append(as_chars(payload.subspan(done)));
-  auto tree = decode(as_bytes(skeleton), c);
-  if (!tree) return whole();  // damage outside the large containers: reported by decode
-  skeleton = {};
+  return decode(as_bytes(skeleton), c);
+}
+
+}  // namespace
+
+void load_snapshot_payload(byte_view payload, codec c,
+                           const std::function<void(const nlohmann::json&)>& from_tree,
+                           const loader_limits& limits) {
+  auto whole = [&] { from_tree(decode_whole(payload, c)); };
+  auto parts = scan_large_containers(payload, c, limits.large_container);
+  if (!parts || parts->empty()) return whole();
+  PartsReader reader(payload, c, *parts, std::max<std::size_t>(limits.chunk_entries, 1));
+  auto tree = skeleton_tree(payload, c, reader, *parts);
+  if (!tree) return whole();
   bool claimed_all = false;
   try {
     reading_scope scope(&reader);
@@ -239,6 +252,17 @@ void load_snapshot_payload(byte_view payload, codec c,
   if (claimed_all) return;
   put_back(*tree, reader, *parts, reader.prefix(), 0);
   from_tree(*tree);
+}
+
+nlohmann::json decode_snapshot_tree(byte_view payload, codec c) {
+  const loader_limits limits;
+  auto parts = scan_large_containers(payload, c, limits.large_container);
+  if (!parts || parts->empty()) return decode_whole(payload, c);
+  PartsReader reader(payload, c, *parts, limits.chunk_entries);
+  auto tree = skeleton_tree(payload, c, reader, *parts);
+  if (!tree) return decode_whole(payload, c);
+  put_back(*tree, reader, *parts, reader.prefix(), 0);
+  return std::move(*tree);
 }
 
 }  // namespace prevalent::detail

@@ -6,6 +6,7 @@
 #include "prevalent/checksum.hpp"
 #include "prevalent/cipher.hpp"
 #include "prevalent/error.hpp"
+#include "prevalent/state_digest.hpp"
 
 namespace prevalent {
 
@@ -37,15 +38,17 @@ SnapshotStore::SnapshotStore(std::shared_ptr<Directory> dir, unsigned keep,
 
 std::string SnapshotStore::publish(std::uint64_t last_seq, std::int64_t timestamp_ns,
                                    byte_view payload, format::codec codec,
-                                   format::compression compression) {
-  std::string name = install(last_seq, timestamp_ns, payload, codec, compression);
+                                   format::compression compression, std::uint32_t state_version) {
+  std::string name = install(last_seq, timestamp_ns, payload, codec, compression, state_version);
   remove_old();
   return name;
 }
 
 std::string SnapshotStore::install(std::uint64_t last_seq, std::int64_t timestamp_ns,
                                    byte_view payload, format::codec codec,
-                                   format::compression compression) {
+                                   format::compression compression, std::uint32_t state_version) {
+  // The digest is of the state's bytes as the codec wrote them, before compression and sealing.
+  const digest128 digest = state_digest(payload);
   bytes compressed;
   if (compression == format::compression::zstd) {
     compressed = detail::zstd_compress(payload);
@@ -56,15 +59,20 @@ std::string SnapshotStore::install(std::uint64_t last_seq, std::int64_t timestam
   h.compression = compression;
   h.last_seq = last_seq;
   h.timestamp_ns = timestamp_ns;
+  h.state_version = state_version;
   bytes sealed;
   if (cipher_) {
     // The associated data binds the sealed bytes to this header: sequence number, timestamp,
-    // codec and compression.
+    // codec, compression, flags and state version. The digest is sealed in front of the
+    // payload: in the clear it would let anyone confirm a guess of the state.
     h.cipher = format::cipher::xchacha20poly1305;
     h.key_check = cipher_->key_check();
-    cipher_->seal(detail::payload_cipher::purpose::snapshot, payload, format::snapshot_ad(h),
-                  sealed);
+    bytes plain(digest.begin(), digest.end());
+    plain.insert(plain.end(), payload.begin(), payload.end());
+    cipher_->seal(detail::payload_cipher::purpose::snapshot, plain, format::snapshot_ad(h), sealed);
     payload = sealed;
+  } else {
+    h.digest = digest;
   }
   h.payload_length = payload.size();
   h.payload_crc = crc32c(payload);
@@ -84,17 +92,20 @@ std::string SnapshotStore::install(std::uint64_t last_seq, std::int64_t timestam
 
 std::string SnapshotStore::install_streamed(std::uint64_t last_seq, std::int64_t timestamp_ns,
                                             const std::function<void(const payload_sink&)>& produce,
-                                            format::codec codec, format::compression compression) {
+                                            format::codec codec, format::compression compression,
+                                            std::uint32_t state_version) {
   if (cipher_ || compression != format::compression::none) {
     bytes whole;
     produce([&](byte_view piece) { whole.insert(whole.end(), piece.begin(), piece.end()); });
-    return install(last_seq, timestamp_ns, whole, codec, compression);
+    return install(last_seq, timestamp_ns, whole, codec, compression, state_version);
   }
   format::snapshot_header h;
   h.codec = codec;
   h.compression = compression;
   h.last_seq = last_seq;
   h.timestamp_ns = timestamp_ns;
+  h.state_version = state_version;
+  h.digest.emplace();  // room for it; written with the header once known
   const std::string name = format::snapshot_file_name(last_seq);
   const std::string temp = name + format::temp_suffix;
   {
@@ -106,9 +117,11 @@ std::string SnapshotStore::install_streamed(std::uint64_t last_seq, std::int64_t
     buffer.reserve(flush_bytes);
     std::uint32_t crc = 0;
     std::uint64_t length = 0;
+    StateHasher hasher;  // the digest, counted on the way like the CRC
     auto flush = [&] {
       if (buffer.empty()) return;
       crc = crc32c(buffer, crc);
+      hasher.update(buffer);
       length += buffer.size();
       f->append(buffer);
       buffer.clear();
@@ -117,6 +130,7 @@ std::string SnapshotStore::install_streamed(std::uint64_t last_seq, std::int64_t
       if (buffer.size() + piece.size() > flush_bytes) flush();
       if (piece.size() >= flush_bytes) {
         crc = crc32c(piece, crc);
+        hasher.update(piece);
         length += piece.size();
         f->append(piece);
       } else {
@@ -126,6 +140,7 @@ std::string SnapshotStore::install_streamed(std::uint64_t last_seq, std::int64_t
     flush();
     h.payload_length = length;
     h.payload_crc = crc;
+    h.digest = hasher.digest();
     f->write_at(0, format::encode_snapshot_header(h));
     f->sync();
   }
@@ -160,53 +175,82 @@ loaded_snapshot SnapshotStore::load(const snapshot_info& which) const {
                  path + " at offset " + std::to_string(offset) + ": " + what);
   };
   auto file = dir_->open(which.file, Directory::open_mode::read);
-  bytes head(format::encrypted_snapshot_header_size);
-  head.resize(file->read_at(0, head));
-  std::string why;
-  auto h = format::decode_snapshot_header(head, why);
-  if (!h) throw bad(0, why);
-  if (h->encrypted() && !cipher_)
+  auto h = read_header(*file, path);
+  if (h.encrypted() && !cipher_)
     throw error(errc::encryption_mismatch,
                 path +
                     ": the snapshot is encrypted, but the store was opened without an "
                     "encryption key (store_options::encryption_key)");
-  if (h->encrypted() && h->key_check != cipher_->key_check())
+  if (h.encrypted() && h.key_check != cipher_->key_check())
     throw error(errc::encryption_mismatch,
                 path +
                     ": the snapshot was written with another encryption key (its key check "
                     "value differs from the key given)");
-  if (!h->encrypted() && cipher_ && !accept_unencrypted_)
+  if (!h.encrypted() && cipher_ && !accept_unencrypted_)
     throw error(errc::encryption_mismatch,
                 path +
                     ": the snapshot is not encrypted, but an encryption key was given; set "
                     "accept_unencrypted to read a store written before encryption was "
                     "turned on");
-  const std::uint64_t header_size = h->size();
-  if (h->last_seq != which.last_seq)
-    throw bad(0, "header covers sequence number " + std::to_string(h->last_seq) +
+  const std::uint64_t header_size = h.size();
+  if (h.last_seq != which.last_seq)
+    throw bad(0, "header covers sequence number " + std::to_string(h.last_seq) +
                      " but the file name says " + std::to_string(which.last_seq));
   const std::uint64_t available = file->size() - std::min(file->size(), header_size);
-  if (h->payload_length != available)  // checked before allocating anything
-    throw bad(header_size, "header says " + std::to_string(h->payload_length) +
+  if (h.payload_length != available)  // checked before allocating anything
+    throw bad(header_size, "header says " + std::to_string(h.payload_length) +
                                " payload bytes, file has " + std::to_string(available));
-  loaded_snapshot out{which.file, *h, bytes(h->payload_length)};
+  loaded_snapshot out{which.file, h, bytes(h.payload_length)};
   if (file->read_at(header_size, out.payload) != out.payload.size())
     throw bad(header_size, "file shrank while reading");
-  if (crc32c(out.payload) != h->payload_crc) throw bad(header_size, "payload checksum mismatch");
-  if (h->encrypted()) {
+  if (crc32c(out.payload) != h.payload_crc) throw bad(header_size, "payload checksum mismatch");
+  if (h.encrypted()) {
     bytes plain;
     if (!cipher_->open(detail::payload_cipher::purpose::snapshot, out.payload,
-                       format::snapshot_ad(*h), plain))
+                       format::snapshot_ad(h), plain))
       throw error(errc::authentication_failed,
                   path + " at offset " + std::to_string(header_size) +
-                      ": the snapshot (sequence number " + std::to_string(h->last_seq) +
+                      ": the snapshot (sequence number " + std::to_string(h.last_seq) +
                       ") does not authenticate (its checksums match, so it is not damage by "
                       "accident: it was changed or renamed by someone without the key)");
+    if (h.version >= format::snapshot_version) {
+      // Version 3 seals the digest in front of the payload.
+      if (plain.size() < format::digest_size)
+        throw bad(header_size, "the sealed payload is too short to hold the state digest");
+      format::digest_bytes d;
+      std::copy(plain.begin(), plain.begin() + format::digest_size, d.begin());
+      out.header.digest = d;
+      plain.erase(plain.begin(), plain.begin() + format::digest_size);
+    }
     out.payload = std::move(plain);
   }
-  if (h->compression == format::compression::zstd)
+  if (h.compression == format::compression::zstd)
     out.payload = detail::zstd_decompress(out.payload, max_decompressed_bytes, path);
+  if (out.header.digest && state_digest(out.payload) != *out.header.digest)
+    throw bad(header_size,
+              "state digest mismatch: the state bytes are not those the snapshot "
+              "was written with");
   return out;
+}
+
+format::snapshot_header SnapshotStore::read_header(File& file, const std::string& path) const {
+  bytes head(format::max_snapshot_header_size);
+  head.resize(file.read_at(0, head));
+  std::string why;
+  auto h = format::decode_snapshot_header(head, why);
+  if (!h) throw error(errc::corrupt_snapshot, path + " at offset 0: " + why);
+  return *h;
+}
+
+format::snapshot_header SnapshotStore::read_header(const snapshot_info& which) const {
+  auto file = dir_->open(which.file, Directory::open_mode::read);
+  auto h = read_header(*file, dir_->describe(which.file));
+  if (h.last_seq != which.last_seq)
+    throw error(errc::corrupt_snapshot,
+                dir_->describe(which.file) + " at offset 0: header covers sequence number " +
+                    std::to_string(h.last_seq) + " but the file name says " +
+                    std::to_string(which.last_seq));
+  return h;
 }
 
 void SnapshotStore::remove_leftovers() {

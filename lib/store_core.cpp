@@ -4,12 +4,16 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 
 #ifdef __GLIBC__
 #include <malloc.h>
+#endif
+#if __has_include(<cxxabi.h>)
+#include <cxxabi.h>
 #endif
 
 #include "prevalent/error.hpp"
@@ -33,12 +37,48 @@ void release_freed_heap() noexcept {
 }
 }  // namespace
 
+namespace {
+// The readable name of a type from its typeid name (GCC and clang mangle it).
+std::string readable_type(const char* mangled) {
+#if __has_include(<cxxabi.h>)
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  if (status == 0 && demangled) {
+    std::string out = demangled;
+    std::free(demangled);
+    return out;
+  }
+  std::free(demangled);
+#endif
+  return mangled;
+}
+}  // namespace
+
+void check_state_version(const snapshot_source& from, std::uint32_t ours, bool has_upgrade,
+                         const char* state_type) {
+  if (from.state_version == ours || (from.state_version < ours && has_upgrade)) return;
+  const std::string type = readable_type(state_type);
+  std::string what = from.file + ": the snapshot of sequence number " +
+                     std::to_string(from.last_seq) + " holds state " + type + " at version " +
+                     std::to_string(from.state_version) + ", ";
+  if (from.state_version > ours)
+    what += "newer than this program's version " + std::to_string(ours) +
+            " of it; open the store with the program that wrote it, or a newer one";
+  else
+    what += "older than this program's version " + std::to_string(ours) + ", and " + type +
+            " has no `static void upgrade(nlohmann::json& state, int from_version)` to read it";
+  throw error(errc::incompatible_version, what);
+}
+
 struct StoreCore::impl {
-  impl(std::shared_ptr<Directory> dir, store_options options)
-      : persistence(std::move(dir), std::move(options)), path(persistence.directory().path()) {}
+  impl(std::shared_ptr<Directory> dir, store_options options, std::uint32_t state_version)
+      : persistence(std::move(dir), std::move(options)),
+        path(persistence.directory().path()),
+        state_version(state_version) {}
 
   Persistence persistence;
   const std::string path;
+  const std::uint32_t state_version;  // recorded in every snapshot
   typed_hooks hooks;
   writer_preferring_mutex mutex;  // the state lock; guards the members below
   std::uint64_t last_applied = 0;
@@ -86,8 +126,9 @@ struct StoreCore::impl {
   }
 };
 
-StoreCore::StoreCore(std::shared_ptr<Directory> dir, store_options options)
-    : impl_(std::make_unique<impl>(std::move(dir), std::move(options))) {}
+StoreCore::StoreCore(std::shared_ptr<Directory> dir, store_options options,
+                     std::uint32_t state_version)
+    : impl_(std::make_unique<impl>(std::move(dir), std::move(options), state_version)) {}
 
 StoreCore::~StoreCore() { close_quietly(); }
 
@@ -114,8 +155,8 @@ void StoreCore::open(const snapshot_loader& load, const record_visitor& replay, 
   ReplayPipeline pipeline(replay,
                           [&s](const record_view& r) { s.last_timestamp_ns = r.timestamp_ns; });
   s.persistence.recover(
-      [&](byte_view payload, const format::snapshot_header& h) {
-        load(payload, h.codec);
+      [&](byte_view payload, const format::snapshot_header& h, const std::string& file) {
+        load(payload, {h.codec, h.state_version, file, h.last_seq});
         s.last_timestamp_ns = h.timestamp_ns;
       },
       [&](const record_view& r) { pipeline.push(r); }, [&] { pipeline.settle(); });
@@ -260,7 +301,7 @@ StoreCore::capture_point StoreCore::capture() const {
 
 void StoreCore::publish_snapshot(const capture_point& at, byte_view payload) {
   impl& s = *impl_;
-  s.persistence.publish_snapshot(at.seq, at.timestamp_ns, payload);
+  s.persistence.publish_snapshot(at.seq, at.timestamp_ns, payload, s.state_version);
   if (s.scheduler) s.scheduler->snapshot_taken({at.commands, at.journal_bytes});
 }
 
@@ -268,10 +309,12 @@ void StoreCore::publish_snapshot_streamed(const capture_point& at,
                                           const std::function<nlohmann::json()>& serialize) {
   impl& s = *impl_;
   s.persistence.publish_snapshot_streamed(
-      at.seq, at.timestamp_ns, [&](const SnapshotStore::payload_sink& sink) {
+      at.seq, at.timestamp_ns,
+      [&](const SnapshotStore::payload_sink& sink) {
         SnapshotWriter writer(s.persistence.options().snapshot_codec);
         writer.write(serialize, sink);
-      });
+      },
+      s.state_version);
   if (s.scheduler) s.scheduler->snapshot_taken({at.commands, at.journal_bytes});
 }
 
@@ -281,8 +324,8 @@ void StoreCore::load_from_disk(std::uint64_t upto, const snapshot_loader& load,
   std::int64_t timestamp = 0;
   ReplayPipeline pipeline(replay, [&](const record_view& r) { timestamp = r.timestamp_ns; });
   s.persistence.rebuild(
-      [&](byte_view payload, const format::snapshot_header& h) {
-        load(payload, h.codec);
+      [&](byte_view payload, const format::snapshot_header& h, const std::string& file) {
+        load(payload, {h.codec, h.state_version, file, h.last_seq});
         timestamp = h.timestamp_ns;
       },
       [&](const record_view& r) { pipeline.push(r); }, upto, [&] { pipeline.settle(); });

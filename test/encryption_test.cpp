@@ -96,7 +96,8 @@ TEST_CASE("an encrypted store round-trips its state through journal and snapshot
   }
   LedgerStore store(tmp.path(), o);
   CHECK(test::dump_state(store) == live);
-  // Every segment and snapshot says it is encrypted (header version 2).
+  // Every segment and snapshot says it is encrypted (segment header version 2, snapshot
+  // header version 3 with its encrypted flag).
   for (auto& p : test::files_with_prefix(tmp.path(), "journal-")) {
     std::string why;
     auto h = format::decode_segment_header(test::read_file(p), why);
@@ -109,7 +110,8 @@ TEST_CASE("an encrypted store round-trips its state through journal and snapshot
     std::string why;
     auto h = format::decode_snapshot_header(test::read_file(p), why);
     REQUIRE(h);
-    CHECK(h->version == format::encrypted_version);
+    CHECK(h->version == format::snapshot_version);  // version 3 with the encrypted flag
+    CHECK(h->encrypted());
   }
 }
 
@@ -369,7 +371,7 @@ TEST_CASE("encrypted headers: layout, checksum over the encryption block, versio
   s.last_seq = 3;
   s.cipher = format::cipher::xchacha20poly1305;
   auto sb = format::encode_snapshot_header(s);
-  CHECK(sb.size() == 72);
+  CHECK(sb.size() == 96);  // version 3: 72 bytes, then the encryption block
   auto sd = format::decode_snapshot_header(sb, why);
   REQUIRE(sd);
   CHECK(sd->encrypted());

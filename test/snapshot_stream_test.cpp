@@ -11,6 +11,7 @@
 
 #include <prevalent/cow_map.hpp>
 #include <prevalent/detail/snapshot_load.hpp>
+#include <prevalent/state_digest.hpp>
 
 #include <prevalent/testing/fault_injecting_directory.hpp>
 
@@ -279,8 +280,8 @@ TEST_CASE("a newest snapshot damaged inside a large container falls back to the 
     store.execute(Fill{3000, 1});
     live = store.query([](const Big& b) { return b; });
   }
-  // Damage one value in the newest snapshot and recompute its checksum, so that only the
-  // decoding can notice.
+  // Damage one value in the newest snapshot and recompute its checksum and state digest, so
+  // that only the decoding can notice.
   const auto file = tmp / format::snapshot_file_name(2);
   auto data = test::read_file(file);
   std::string text(data.begin() + format::snapshot_header_size, data.end());
@@ -292,6 +293,7 @@ TEST_CASE("a newest snapshot damaged inside a large container falls back to the 
   auto h = format::decode_snapshot_header(data, why);
   REQUIRE(h);
   h->payload_crc = crc32c(as_bytes(text));
+  h->digest = state_digest(as_bytes(text));
   auto head = format::encode_snapshot_header(*h);
   data.assign(head.begin(), head.end());
   data.insert(data.end(), text.begin(), text.end());

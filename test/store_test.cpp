@@ -306,7 +306,7 @@ TEST_CASE("replay of a payload that does not decode, or of a newer version, is a
   CHECK(e.code() == errc::bad_command_payload);
   CHECK(std::string(e.what()).find("record 2") != std::string::npos);
   auto v = thrown_error([&] { Store<test::Ledger, Deposit, OldTransfer> s(tmp.path()); });
-  CHECK(v.code() == errc::bad_command_payload);
+  CHECK(v.code() == errc::incompatible_version);
   CHECK(std::string(v.what()).find("version 2, newer than this program's 1") != std::string::npos);
 }
 

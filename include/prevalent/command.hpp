@@ -1,17 +1,26 @@
 // What a command is. A command is a plain struct that nlohmann_json can serialize, with
 //
 //   static constexpr std::string_view name = "create_session";  // stable, stored in the journal
+//   static constexpr std::array<std::string_view, 1> aliases{"start_session"};  // optional:
+//                                                       // earlier names, read by replay
 //   static constexpr int version = 1;                            // optional, defaults to 1
 //   R apply(State&, const prevalent::Context&);                   // R may be void
 //   void validate(const State&, const prevalent::Context&) const; // optional; throw to reject
-//   static void upgrade(nlohmann::json& args, int from_version);  // optional; for old records
+//   static void upgrade(nlohmann::json& args, int from_version);  // for records of older versions
 //   static constexpr bool atomic_apply = true;                    // optional; see below
 //
 // apply() must be deterministic: everything it needs comes from the command's fields, the
 // state and the Context (never the clock, a random generator or the environment), so that
 // replaying the journal rebuilds exactly the state the live store had.
+//
+// Records keep the name and version they were written with. Replay finds a record's command by
+// its name or one of the command's aliases (a renamed command lists its earlier names), and
+// passes the arguments of an older version through upgrade() before from_json. A record of a
+// newer version than the command's, or of an older one when the command has no upgrade(),
+// fails the open with errc::incompatible_version (README, "Changing a command or the state").
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -89,15 +98,57 @@ concept serializable_command = json_serializable<C> || empty_command<C>;
 template <class C, class State>
 concept command_for = named_command<C> && applicable_to<C, State> && serializable_command<C>;
 
-// Whether two of the commands share a name (names are what the journal stores, so they
-// must be unique within a store). False when some command has no name: that is reported on
-// its own.
+// A command that declares `aliases`, a constant array of its earlier names.
+template <class C>
+concept aliased_command = requires {
+  std::size(C::aliases);
+  { C::aliases[0] } -> std::convertible_to<std::string_view>;
+};
+
+// A command without `aliases`, or with a well-formed one.
+template <class C>
+concept declares_aliases = requires {
+  C::aliases;
+};
+template <class C>
+concept well_formed_aliases = !declares_aliases<C> || aliased_command<C>;
+
+// How many earlier names command C lists (0 without `aliases`).
+template <class C>
+constexpr std::size_t alias_count() {
+  if constexpr (aliased_command<C>)
+    return std::size(C::aliases);
+  else
+    return 0;
+}
+
+// Whether `stored` (a record's command name) is C's name or one of its aliases.
+template <class C>
+constexpr bool command_answers_to(std::string_view stored) {
+  if (stored == std::string_view(C::name)) return true;
+  if constexpr (aliased_command<C>) {
+    for (const auto& alias : C::aliases)
+      if (stored == std::string_view(alias)) return true;
+  }
+  return false;
+}
+
+// Whether two of the commands share a name or an alias, or a command lists its own name as an
+// alias (names are what the journal stores, so replay must find exactly one command for each).
+// False when some command has no name: that is reported on its own.
 template <class... Commands>
 constexpr bool duplicate_command_names() {
   if constexpr ((named_command<Commands> && ...)) {
-    const std::string_view names[] = {std::string_view(Commands::name)...};
-    for (std::size_t i = 0; i < sizeof...(Commands); ++i)
-      for (std::size_t j = i + 1; j < sizeof...(Commands); ++j)
+    std::array<std::string_view, (std::size_t{0} + ... + (1 + alias_count<Commands>()))> names{};
+    std::size_t n = 0;
+    auto add = [&]<class C>(C*) {
+      names[n++] = std::string_view(C::name);
+      if constexpr (aliased_command<C>)
+        for (const auto& alias : C::aliases) names[n++] = std::string_view(alias);
+    };
+    (add(static_cast<Commands*>(nullptr)), ...);
+    for (std::size_t i = 0; i < names.size(); ++i)
+      for (std::size_t j = i + 1; j < names.size(); ++j)
         if (names[i] == names[j]) return true;
   }
   return false;

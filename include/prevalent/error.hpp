@@ -31,6 +31,9 @@ enum class errc {
   command_rejected,       // a command's validate() threw: nothing changed (asio.hpp)
   command_failed,         // a command's apply() threw: nothing was journaled (asio.hpp)
   query_failed,           // the function of an async_query threw (asio.hpp)
+  incompatible_version,   // a snapshot's state version or a record's command version that this
+                          // program cannot read: newer than its types, or older without an
+                          // upgrade() (README, "Changing a command or the state")
 };
 
 const std::error_category& error_category() noexcept;

@@ -27,6 +27,7 @@
 #include <shared_mutex>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <variant>
 
@@ -40,6 +41,7 @@
 #include "prevalent/directory.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/options.hpp"
+#include "prevalent/state.hpp"
 
 namespace prevalent {
 
@@ -92,9 +94,13 @@ class Store {
                 "prevalent: every command must be serializable with nlohmann_json "
                 "(to_json/from_json or NLOHMANN_DEFINE_TYPE_*; a command with no fields needs "
                 "neither)");
+  static_assert((well_formed_aliases<Commands> && ...),
+                "prevalent: a command's `aliases` must be a constant array of its earlier names, "
+                "e.g. static constexpr std::array<std::string_view, 1> aliases{\"old_name\"};");
   static_assert(!duplicate_command_names<Commands...>(),
-                "prevalent: two commands in the store's list have the same name; names are "
-                "stored in the journal and must be unique");
+                "prevalent: two commands in the store's list have the same name (or a name and "
+                "an alias are equal); names are stored in the journal and replay must find one "
+                "command for each");
 
   struct impl;
   template <class, class...>
@@ -195,7 +201,7 @@ class Store {
     State state{};
 
     impl(std::shared_ptr<Directory> dir, store_options options)
-        : core(std::move(dir), std::move(options)),
+        : core(std::move(dir), std::move(options), state_version<State>()),
           verify_encoding(core.options().verify_encoding),
           journal_codec(core.options().codec) {}
     // The core's closing snapshot reads `state`: close (best effort, errors to the log) while
@@ -312,10 +318,23 @@ class Store {
       }
     }
 
+    // Decodes a snapshot into `target`: streamed when it has this program's state version;
+    // an older one as one tree, through State::upgrade (state.hpp).
     static detail::StoreCore::snapshot_loader loader(State& target) {
-      return [&target](byte_view payload, codec c) {
-        detail::load_snapshot_payload(
-            payload, c, [&target](const nlohmann::json& tree) { target = tree.get<State>(); });
+      return [&target](byte_view payload, const detail::snapshot_source& from) {
+        constexpr std::uint32_t ours = state_version<State>();
+        if (from.state_version == ours) {
+          detail::load_snapshot_payload(payload, from.codec, [&target](const nlohmann::json& tree) {
+            target = tree.get<State>();
+          });
+          return;
+        }
+        detail::check_state_version(from, ours, upgradable_state<State>, typeid(State).name());
+        if constexpr (upgradable_state<State>) {
+          nlohmann::json tree = detail::decode_snapshot_tree(payload, from.codec);
+          State::upgrade(tree, static_cast<int>(from.state_version));
+          target = tree.get<State>();
+        }
       };
     }
 

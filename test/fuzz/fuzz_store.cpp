@@ -16,6 +16,7 @@
 #include <prevalent/cipher.hpp>
 #include <prevalent/format.hpp>
 #include <prevalent/prevalent.hpp>
+#include <prevalent/state_digest.hpp>
 
 #include <map>
 
@@ -68,8 +69,12 @@ void encrypted_case(int kind, byte_view rest, const std::shared_ptr<Directory>& 
     format::snapshot_header h;
     h.cipher = format::cipher::xchacha20poly1305;
     h.key_check = cipher.key_check();
+    // Version 3 seals the state digest in front of the payload.
+    const digest128 digest = state_digest(rest);
+    bytes plain(digest.begin(), digest.end());
+    plain.insert(plain.end(), rest.begin(), rest.end());
     bytes sealed;
-    cipher.seal(detail::payload_cipher::purpose::snapshot, rest, format::snapshot_ad(h), sealed);
+    cipher.seal(detail::payload_cipher::purpose::snapshot, plain, format::snapshot_ad(h), sealed);
     h.payload_length = sealed.size();
     h.payload_crc = crc32c(sealed);
     snap = format::encode_snapshot_header(h);
@@ -106,6 +111,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       h.codec = codecs[kind - 3];
       h.payload_length = rest.size();
       h.payload_crc = crc32c(rest);
+      h.digest = state_digest(rest);
       snap = format::encode_snapshot_header(h);
     }
     snap.insert(snap.end(), rest.begin(), rest.end());

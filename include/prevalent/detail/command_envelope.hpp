@@ -93,6 +93,26 @@ inline std::string describe_record(const record_view& r) {
   return r.file + " at offset " + std::to_string(r.offset) + ": record " + std::to_string(r.seq);
 }
 
+// Throws errc::incompatible_version, naming the record and both versions, unless a record of
+// command C (stored under `stored_name`) at `version` can be read: the command's own version,
+// or an older one that C::upgrade() takes.
+template <class C>
+void check_command_version(const record_view& r, const std::string& stored_name, int version) {
+  constexpr int ours = command_version<C>();
+  if (version == ours || (version < ours && upgradable<C>)) return;
+  std::string what = describe_record(r) + ": command \"" + stored_name + "\"";
+  if (stored_name != std::string_view(C::name)) what += " (now \"" + std::string(C::name) + "\")";
+  what += " has version " + std::to_string(version) + ", ";
+  if (version > ours)
+    what += "newer than this program's " + std::to_string(ours) +
+            "; open the store with the program that wrote it, or a newer one";
+  else
+    what += "older than this program's " + std::to_string(ours) +
+            ", and the command has no `static void upgrade(nlohmann::json& args, int "
+            "from_version)` to read it";
+  throw error(errc::incompatible_version, what);
+}
+
 // What one journal record decodes into before it is applied: one alternative per command
 // type (std::monostate: nothing decoded).
 template <class... Commands>
@@ -119,12 +139,8 @@ void decode_command_generic(const record_view& r, decoded_command<Commands...>& 
   const int version = v != envelope->end() && v->is_number_integer() ? v->template get<int>() : 1;
 
   auto try_one = [&]<class C>(C*) {
-    if (name != std::string_view(C::name)) return false;
-    if (version > command_version<C>())
-      throw error(errc::bad_command_payload, describe_record(r) + ": command \"" + name +
-                                                 "\" has version " + std::to_string(version) +
-                                                 ", newer than this program's " +
-                                                 std::to_string(command_version<C>()));
+    if (!command_answers_to<C>(name)) return false;
+    check_command_version<C>(r, name, version);
     try {
       // Moved, not copied: the envelope is thrown away after this record.
       out.template emplace<C>(decode_command_args<C>(std::move(*args), version));

@@ -23,4 +23,9 @@ namespace prevalent::detail {
 void load_snapshot_payload(byte_view payload, codec c,
                            const std::function<void(const nlohmann::json&)>& from_tree);
 
+// The whole payload as one tree, for State::upgrade, which needs all of it: its outermost
+// objects and arrays of at least 1024 entries are decoded in chunks in parallel and put in
+// place. Throws as load_snapshot_payload() does.
+nlohmann::json decode_snapshot_tree(byte_view payload, codec c);
+
 }  // namespace prevalent::detail

@@ -27,11 +27,28 @@
 
 namespace prevalent::detail {
 
+// Where a snapshot payload handed to the typed loader comes from: its codec and the state
+// version it was written with, and for messages its file and sequence number.
+struct snapshot_source {
+  prevalent::codec codec = prevalent::codec::json;
+  std::uint32_t state_version = 1;
+  std::string file;
+  std::uint64_t last_seq = 0;
+};
+
+// Throws errc::incompatible_version, naming the state type, both versions, the snapshot's file
+// and sequence number, when a snapshot of state version `from.state_version` cannot be read by
+// a program at version `ours`: it is newer, or older and the state has no upgrade(). Returns
+// when it can be read. `state_type` is typeid(State).name().
+void check_state_version(const snapshot_source& from, std::uint32_t ours, bool has_upgrade,
+                         const char* state_type);
+
 class StoreCore {
  public:
   // Decodes a verified snapshot payload into the typed state being loaded; throws if it does
-  // not decode (the snapshot is then treated as damaged).
-  using snapshot_loader = std::function<void(byte_view payload, codec c)>;
+  // not decode (the snapshot is then treated as damaged), or errc::incompatible_version when
+  // its state version cannot be read (the open fails).
+  using snapshot_loader = std::function<void(byte_view payload, const snapshot_source& from)>;
   // Decodes and applies journal records to the typed state being loaded (replay_hooks.hpp).
   using record_visitor = replay_hooks;
   // What the core calls back into. Both run under the conditions named; neither may call
@@ -45,7 +62,8 @@ class StoreCore {
   };
 
   // Checks the options (check_options) and locks the directory (errc::directory_in_use).
-  StoreCore(std::shared_ptr<Directory> dir, store_options options);
+  // Snapshots record `state_version` (State::version).
+  StoreCore(std::shared_ptr<Directory> dir, store_options options, std::uint32_t state_version = 1);
   // Best-effort close(): errors go to options().log.
   ~StoreCore();
   StoreCore(const StoreCore&) = delete;

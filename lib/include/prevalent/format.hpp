@@ -12,6 +12,7 @@
 
 #include "prevalent/bytes.hpp"
 #include "prevalent/codec.hpp"
+#include "prevalent/state_digest.hpp"
 
 namespace prevalent::format {
 
@@ -21,6 +22,11 @@ inline constexpr std::uint32_t version = 1;
 // byte, so a store written without a key reads as before and older readers refuse an encrypted
 // file by its version instead of misreading it.
 inline constexpr std::uint32_t encrypted_version = 2;
+// Snapshots written since issue 10 have version 3 headers, encrypted or not: the version 1
+// fields, then flags (bit 0: encrypted, the encryption block follows), the state version
+// (State::version) and the state digest (state_digest.hpp). Versions 1 and 2 are still read:
+// they have state version 1 and no digest. Journal segments stay at versions 1 and 2.
+inline constexpr std::uint32_t snapshot_version = 3;
 
 // How payloads are encoded (codec.hpp). Recorded in every segment and snapshot header so tools
 // can read a store without its types.
@@ -138,38 +144,66 @@ constexpr std::uint64_t run_start(const decoded_record& r) { return r.seq - r.ru
 // ---- snapshots -----------------------------------------------------------------------------
 inline constexpr std::array<std::uint8_t, 8> snapshot_magic = {'P', 'R', 'V', 'L',
                                                                'S', 'N', 'A', 'P'};
-inline constexpr std::size_t snapshot_header_size = 48;  // version 1 (unencrypted)
+// Versions 1 and 2: the fields every version has (2 adds the encryption block after them).
+inline constexpr std::size_t snapshot_header_v1_size = 48;
+inline constexpr std::size_t snapshot_header_v2_size =
+    snapshot_header_v1_size + encryption_block_size;
+// Version 3: the version 1 fields, flags (4), state version (4) and digest (16); the
+// encryption block after them when encrypted. snapshot_header_size is where the payload of an
+// unencrypted snapshot written today starts.
+inline constexpr std::size_t digest_size = 16;
+inline constexpr std::size_t snapshot_header_size = snapshot_header_v1_size + 4 + 4 + digest_size;
 inline constexpr std::size_t encrypted_snapshot_header_size =
     snapshot_header_size + encryption_block_size;
+// The most a reader must read to decode any version's header.
+inline constexpr std::size_t max_snapshot_header_size = encrypted_snapshot_header_size;
+// Version 3 flags.
+inline constexpr std::uint32_t snapshot_flag_encrypted = 1;
 
 // How a snapshot payload is compressed.
 enum class compression : std::uint16_t { none = 0, zstd = 1 };
 
+// XXH3-128 of the serialized state (state_digest.hpp).
+using digest_bytes = prevalent::digest128;
+static_assert(std::tuple_size_v<digest_bytes> == digest_size);
+
 struct snapshot_header {
-  std::uint32_t version = format::version;
+  // The writer writes snapshot_version; encode_snapshot_header() also writes versions 1 and 2
+  // (for tests of old files): 1 when not encrypted, 2 when encrypted, as before version 3.
+  std::uint32_t version = snapshot_version;
   format::codec codec = format::codec::json;
   format::compression compression = format::compression::none;
   std::uint64_t last_seq = 0;     // the state includes every record up to this one
   std::int64_t timestamp_ns = 0;  // timestamp of that record (0 if none)
   std::uint64_t payload_length = 0;
   std::uint32_t payload_crc = 0;
+  // Version 3: State::version of the program that wrote it; 1 for versions 1 and 2.
+  std::uint32_t state_version = 1;
+  // Version 3: the state digest of the uncompressed, unencrypted payload. In the header of an
+  // unencrypted snapshot; an encrypted one seals it with the payload (a digest in the clear
+  // would let anyone confirm a guess of the state), so it is known only once the snapshot is
+  // opened with the key (SnapshotStore::load). Never for versions 1 and 2.
+  std::optional<digest_bytes> digest;
   format::cipher cipher = format::cipher::none;
   key_check_value key_check{};  // when encrypted
 
   bool encrypted() const { return cipher != format::cipher::none; }
   std::size_t size() const {
+    if (version < snapshot_version)
+      return encrypted() ? snapshot_header_v2_size : snapshot_header_v1_size;
     return encrypted() ? encrypted_snapshot_header_size : snapshot_header_size;
   }
 };
 
-// `version` is derived from `cipher` when encoding, as for segments.
 bytes encode_snapshot_header(const snapshot_header& h);
+// Decodes and verifies a snapshot header of any version (`data` holds at least its first
+// max_snapshot_header_size bytes, or the whole file if shorter).
 std::optional<snapshot_header> decode_snapshot_header(byte_view data, std::string& why);
 
-// The associated data of a sealed snapshot payload: snapshot header bytes 8..31 (version,
-// codec, compression, last_seq, timestamp).
-inline constexpr std::size_t snapshot_ad_size = 24;
-std::array<std::uint8_t, snapshot_ad_size> snapshot_ad(const snapshot_header& h);
+// The associated data of a sealed snapshot payload. Versions 1 and 2: header bytes 8..31
+// (version, codec, compression, last_seq, timestamp), 24 bytes; version 3 adds flags and the
+// state version (header bytes 48..55), 32 bytes.
+bytes snapshot_ad(const snapshot_header& h);
 
 // ---- file names ----------------------------------------------------------------------------
 // Journal segments are "journal-<first seq, 20 digits>.log", snapshots

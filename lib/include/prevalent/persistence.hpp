@@ -17,9 +17,12 @@ namespace prevalent {
 
 class Persistence {
  public:
-  // Receives a verified, decompressed snapshot payload; throws if it does not decode (the
-  // snapshot is then treated as damaged and an older one is tried).
-  using snapshot_loader = std::function<void(byte_view payload, const format::snapshot_header&)>;
+  // Receives a verified, decompressed snapshot payload, its header and its file (as the
+  // directory describes it, for messages); throws if it does not decode (the snapshot is then
+  // treated as damaged and an older one is tried), or errc::incompatible_version if its state
+  // version cannot be read by this program (the open fails).
+  using snapshot_loader = std::function<void(byte_view payload, const format::snapshot_header&,
+                                             const std::string& file)>;
 
   // Locks the directory (errc::directory_in_use if another store has it) and checks options.
   Persistence(std::shared_ptr<Directory> dir, store_options options);
@@ -38,13 +41,16 @@ class Persistence {
                const Journal::settler& settle = {});
 
   // Publishes a snapshot of the state through `last_seq` (made durable first, whatever the
-  // sync policy), then drops journal segments that no kept snapshot needs.
-  void publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload);
+  // sync policy), then drops journal segments that no kept snapshot needs. The header records
+  // `state_version` (State::version).
+  void publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload,
+                        std::uint32_t state_version = 1);
 
   // publish_snapshot() for a payload produced piece by piece (SnapshotStore::install_streamed).
   void publish_snapshot_streamed(
       std::uint64_t last_seq, std::int64_t timestamp_ns,
-      const std::function<void(const SnapshotStore::payload_sink&)>& produce);
+      const std::function<void(const SnapshotStore::payload_sink&)>& produce,
+      std::uint32_t state_version = 1);
 
   // Lets another store open the directory (after the journal was closed).
   void unlock_directory() { lock_.reset(); }

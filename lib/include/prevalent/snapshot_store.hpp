@@ -25,8 +25,10 @@ struct snapshot_info {
 
 struct loaded_snapshot {
   std::string file;
+  // With the state version and, for version 3 snapshots, the digest (also of an encrypted
+  // one: load() unseals it).
   format::snapshot_header header;
-  bytes payload;  // decompressed
+  bytes payload;  // decompressed, unsealed: the bytes the digest is of
 };
 
 class SnapshotStore {
@@ -42,19 +44,23 @@ class SnapshotStore {
   // the directory; only then removes snapshots beyond the newest `keep` (and syncs the directory
   // again). When it returns, the snapshot survives a crash. Returns the file name. `payload` is
   // encoded with `codec`; it is stored zstd-compressed when `compression` says so, then sealed
-  // when the store has a cipher.
+  // when the store has a cipher. The header records `state_version` and the state digest
+  // of `payload` (docs/FORMAT.md, version 3).
   std::string publish(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload,
                       format::codec codec = format::codec::json,
-                      format::compression compression = format::compression::none);
+                      format::compression compression = format::compression::none,
+                      std::uint32_t state_version = 1);
   // The first half of publish(): the new snapshot is durable when it returns, and nothing is
   // removed. remove_old() is the second half.
   std::string install(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload,
                       format::codec codec = format::codec::json,
-                      format::compression compression = format::compression::none);
+                      format::compression compression = format::compression::none,
+                      std::uint32_t state_version = 1);
   // install() for a payload that is produced piece by piece: `produce` is called once with a
   // sink that takes the payload in order. Without compression or encryption the pieces go
   // straight into the temporary file (the header, whose length and CRC-32C are counted on the
-  // way, is written last at offset 0 before the sync); with either, the payload is gathered
+  // way, as is the state digest, is written last at offset 0 before the sync); with either,
+  // the payload is gathered
   // in memory first (zstd's frame records the content size and the seal is one-shot). Same
   // protocol (R3) and errors as install(); what `produce` throws leaves only the temporary
   // file, which the next open deletes.
@@ -62,7 +68,8 @@ class SnapshotStore {
   std::string install_streamed(std::uint64_t last_seq, std::int64_t timestamp_ns,
                                const std::function<void(const payload_sink&)>& produce,
                                format::codec codec = format::codec::json,
-                               format::compression compression = format::compression::none);
+                               format::compression compression = format::compression::none,
+                               std::uint32_t state_version = 1);
   // Removes the snapshots beyond the newest `keep`, then syncs the directory.
   void remove_old();
 
@@ -72,13 +79,20 @@ class SnapshotStore {
   // Reads and verifies one snapshot. Throws errc::corrupt_snapshot naming the file, the
   // offset and what was wrong; errc::encryption_mismatch when its encryption does not fit the
   // key given (none, another one); errc::authentication_failed when its checksums match but
-  // it does not authenticate.
+  // it does not authenticate. A version 3 snapshot's payload must match its state digest.
   loaded_snapshot load(const snapshot_info& which) const;
+
+  // Reads and verifies only the header of one snapshot (no key needed): its codec, sequence
+  // number, timestamp, state version (1 for versions 1 and 2) and, when it is not encrypted
+  // and of version 3, its state digest. Throws errc::corrupt_snapshot as load() does.
+  format::snapshot_header read_header(const snapshot_info& which) const;
 
   // Deletes temporary files left by a publish() that a crash interrupted.
   void remove_leftovers();
 
  private:
+  format::snapshot_header read_header(File& file, const std::string& path) const;
+
   std::shared_ptr<Directory> dir_;
   unsigned keep_;
   std::shared_ptr<const detail::payload_cipher> cipher_;

@@ -193,6 +193,72 @@ TEST_CASE("cow_map behaves as std::map under random operations, copies included"
   }
 }
 
+TEST_CASE("cow_map with string keys: the prefix search index follows every operation") {
+  // String keys are searched through the first 8 bytes of each leaf's first key. Keys here
+  // share long prefixes (only the 9th byte on differs), are shorter than 8 bytes, or are
+  // prefixes of each other, so the index's ties and its zero padding are exercised; leaves of
+  // 8 make splits and merges constant. After every step the index must match the leaves.
+  using Cow = cow_map<std::string, int, std::less<>, 8>;
+  for (std::uint32_t seed = 1; seed <= 4; ++seed) {
+    std::mt19937 rng(seed);
+    auto key = [&] {
+      const int n = static_cast<int>(rng() % 400);
+      switch (rng() % 4) {
+        case 0: return "sessions" + std::to_string(n);  // 8 shared bytes, then the number
+        case 1: return std::to_string(n);               // short
+        case 2: return std::string("ab", rng() % 3);    // "", "a", "ab"
+        default: return std::string(8, 'z') + std::string(n % 3, '\0');
+      }
+    };
+    Cow c;
+    std::map<std::string, int, std::less<>> s;
+    std::vector<std::pair<Cow, std::map<std::string, int, std::less<>>>> copies;
+    for (int step = 0; step < 5000; ++step) {
+      const std::string k = key();
+      switch (rng() % 8) {
+        case 0:
+        case 1:
+        case 2: REQUIRE(c.try_emplace(k, step).second == s.try_emplace(k, step).second); break;
+        case 3: REQUIRE(c.erase(k) == s.erase(k)); break;
+        case 4: {
+          const char first = k.empty() ? 'a' : k[0];
+          auto pred = [&](const auto& e) { return !e.first.empty() && e.first[0] == first; };
+          REQUIRE(erase_if(c, pred) == std::erase_if(s, pred));
+          break;
+        }
+        case 5:
+          if (rng() % 16 == 0) copies.emplace_back(c, s);
+          if (copies.size() > 3) copies.erase(copies.begin());
+          break;
+        case 6:
+          if (rng() % 100 == 0) {
+            c.clear();
+            s.clear();
+          }
+          break;
+        default: break;
+      }
+      REQUIRE(c.index_consistent());
+      const std::string probe = key();
+      REQUIRE(c.contains(probe) == (s.count(probe) == 1));
+      REQUIRE(c.contains(std::string_view(probe)) == (s.count(probe) == 1));
+      auto cl = c.lower_bound(probe);
+      auto sl = s.lower_bound(probe);
+      REQUIRE((cl == c.end()) == (sl == s.end()));
+      if (sl != s.end()) REQUIRE(cl->first == sl->first);
+    }
+    check_equal(c, s);
+    for (const auto& [copy, model] : copies) {
+      REQUIRE(copy.index_consistent());
+      check_equal(copy, model);
+    }
+    std::vector<std::pair<std::string, int>> sorted(s.begin(), s.end());
+    const Cow bulk = Cow::from_sorted(sorted);
+    CHECK(bulk.index_consistent());
+    for (const auto& [k, v] : s) REQUIRE(bulk.at(k) == v);
+  }
+}
+
 TEST_CASE("cow_map: operator== compares entries; an empty map iterates nothing") {
   cow_map<int, int> a, b;
   CHECK(a == b);
@@ -385,6 +451,7 @@ TEST_CASE("cow_map in a Store's state: snapshot and reopen give the same state")
     CHECK(std::equal(
         c.prices.begin(), c.prices.end(), expected.begin(), expected.end(),
         [](const auto& a, const auto& b) { return a.first == b.first && a.second == b.second; }));
+    CHECK(c.prices.index_consistent());  // the loader's assembly rebuilt the search index
     for (const auto& [id, item] : c.names) REQUIRE(c.prices.contains(item));
     CHECK(c.names.size() == c.prices.size());
     return 0;

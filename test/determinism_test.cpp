@@ -294,3 +294,41 @@ TEST_CASE("determinism check: encrypted and compressed snapshots (the digest sea
   // Without the key nothing is read.
   CHECK_THROWS_AS(prevalent::check_determinism<TaggedStore>(dir.path()), prevalent::error);
 }
+
+TEST_CASE("determinism check: narrowing needs the history before the set was built (a limit)") {
+  // The unordered-iteration command again, on a store whose journal no longer reaches back to
+  // the records that built the set: narrowing starts from snapshot 30, whose set is loaded like
+  // the replay's, so it cannot name the command (the mismatch is still reported, with the
+  // advice to keep more history). With the archive the journal reaches back to record 1 and
+  // the command is named.
+  for (bool archived : {false, true}) {
+    CAPTURE(archived);
+    test::temp_dir dir, archive;
+    prevalent::store_options o;
+    o.segment_bytes = 512;  // segments before snapshot 30 are dropped (or archived)
+    if (archived) o.archive_directory = archive.path();
+    std::uint64_t odd_seq = 0;
+    {
+      TaggedStore store(dir.path(), o);
+      for (const auto& tag : tag_order) store.execute(AddTag{tag});
+      store.snapshot();
+      store.execute(PickFirst{});
+      odd_seq = store.last_sequence();
+      store.execute(Add{1});
+      store.snapshot();
+    }
+    auto report = prevalent::check_determinism<TaggedStore>(dir.path(), {}, o);
+    INFO(report.summary);
+    CHECK(report.checked);
+    CHECK_FALSE(report.consistent);
+    if (archived) {
+      CHECK(report.narrowed_from == 0);
+      REQUIRE(report.first_divergence);
+      CHECK(report.first_divergence->seq == odd_seq);
+    } else {
+      CHECK(report.narrowed_from == 30);
+      CHECK_FALSE(report.first_divergence);
+      CHECK(report.summary.find("keep more history") != std::string::npos);
+    }
+  }
+}

@@ -10,6 +10,7 @@
 // members may be called from any thread unless a comment names a lock the caller must hold.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -23,6 +24,7 @@
 #include "prevalent/detail/replay_hooks.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/journal_info.hpp"
+#include "prevalent/metrics.hpp"
 #include "prevalent/options.hpp"
 
 namespace prevalent::detail {
@@ -120,6 +122,7 @@ class StoreCore {
     std::uint64_t seq = 0;
     std::int64_t timestamp_ns = 0;
     std::uint64_t commands = 0, journal_bytes = 0;  // totals, for automatic snapshots
+    std::chrono::steady_clock::time_point taken{};  // when, for the snapshot's duration
   };
   // Under the shared lock, beside copying the state: what the snapshot will cover. Throws if
   // the state is invalid (it may hold a half-applied command).
@@ -138,6 +141,22 @@ class StoreCore {
   // ---- rebuilds: loads the state on disk through `upto` into a fresh state (hooks.rebuild)
   void load_from_disk(std::uint64_t upto, const snapshot_loader& load,
                       const record_visitor& replay) const;
+
+  // ---- metrics (metrics.hpp); the members below never block ----
+  using metrics_clock = std::chrono::steady_clock;
+  // Under the exclusive lock, once a command's record is queued: counts it applied and
+  // records its queue phase (asked for the lock at `waited` .. held it at `locked`) and its
+  // apply phase (.. queued at `queued`).
+  void command_queued(metrics_clock::time_point waited, metrics_clock::time_point locked,
+                      metrics_clock::time_point queued) noexcept;
+  // A command that threw before its record was queued: rejected (its validate() threw) or
+  // failed (anything else).
+  void command_refused(bool rejected) noexcept;
+  // A command queued at `queued` is as safe as the sync policy promises: records its durable
+  // phase (0 under `none`, without reading the clock).
+  void command_safe(metrics_clock::time_point queued) noexcept;
+  // The counters as a value.
+  store_metrics metrics() const;
 
   // ---- what the store tells ----
   const store_options& options() const;

@@ -283,6 +283,11 @@ TEST_CASE("the Prometheus exposition is well formed and carries the counts") {
     }
     CHECK(found);
   }
+  // Bounds print in their shortest form: 1 us is "1e-06", 1 ms "0.001", 1 KiB "1024".
+  CHECK(text.find(",phase=\"queue\",le=\"1e-06\"}") != std::string::npos);
+  CHECK(text.find("prevalent_snapshot_seconds_bucket{" + l + ",le=\"0.001\"}") !=
+        std::string::npos);
+  CHECK(text.find("prevalent_snapshot_bytes_bucket{" + l + ",le=\"1024\"}") != std::string::npos);
   CHECK_THROWS_AS(prometheus_text(m, {{"bad-name", "x"}}), std::invalid_argument);
   CHECK_THROWS_AS(prometheus_text(m, {{"__reserved", "x"}}), std::invalid_argument);
 }

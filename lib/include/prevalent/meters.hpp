@@ -31,20 +31,21 @@ class log2_histogram {
     sum_.fetch_add(value, std::memory_order_relaxed);
   }
 
-  // As a histogram value whose bounds and sum are the recorded values times `scale` (1e-9 for
-  // nanoseconds in seconds).
-  histogram read(double scale) const {
+  // As a histogram value whose bounds and sum are the recorded values divided by `per_unit`
+  // (1e9 for nanoseconds in seconds; a division, so that 1000 ns gives exactly the double
+  // nearest 1e-6, printed "1e-06").
+  histogram read(double per_unit) const {
     histogram h;
     h.upper_bounds.reserve(Buckets);
     h.counts.reserve(Buckets);
     std::uint64_t running = 0;
     for (std::size_t i = 0; i < Buckets; ++i) {
       running += counts_[i].load(std::memory_order_relaxed);
-      h.upper_bounds.push_back(static_cast<double>(unit_ << i) * scale);
+      h.upper_bounds.push_back(static_cast<double>(unit_ << i) / per_unit);
       h.counts.push_back(running);
     }
     h.count = running + counts_[Buckets].load(std::memory_order_relaxed);
-    h.sum = static_cast<double>(sum_.load(std::memory_order_relaxed)) * scale;
+    h.sum = static_cast<double>(sum_.load(std::memory_order_relaxed)) / per_unit;
     return h;
   }
 

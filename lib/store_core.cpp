@@ -34,8 +34,8 @@ void release_freed_heap() noexcept {
 #endif
 }
 
-std::uint64_t ns_between(std::chrono::steady_clock::time_point from,
-                         std::chrono::steady_clock::time_point to) noexcept {
+template <class TimePoint>
+std::uint64_t ns_between(TimePoint from, TimePoint to) noexcept {
   const auto d = std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count();
   return d > 0 ? static_cast<std::uint64_t>(d) : 0;
 }
@@ -131,7 +131,8 @@ void StoreCore::close_quietly() noexcept {
 
 void StoreCore::open(const snapshot_loader& load, const record_visitor& replay, typed_hooks hooks) {
   impl& s = *impl_;
-  const auto started = metrics_clock::now();
+  using steady = std::chrono::steady_clock;
+  const auto started = steady::now();
   recovery_tracker progress(s.persistence.directory(),
                             s.persistence.options().on_recovery_progress);
   ReplayPipeline pipeline(replay,
@@ -140,7 +141,7 @@ void StoreCore::open(const snapshot_loader& load, const record_visitor& replay, 
       [&](byte_view payload, const format::snapshot_header& h) {
         load(payload, h.codec);
         s.last_timestamp_ns = h.timestamp_ns;
-        s.meters.recovery_snapshot_ns = ns_between(started, metrics_clock::now());
+        s.meters.recovery_snapshot_ns = ns_between(started, steady::now());
         progress.snapshot_loaded(h.last_seq);
       },
       [&](const record_view& r) {
@@ -151,7 +152,7 @@ void StoreCore::open(const snapshot_loader& load, const record_visitor& replay, 
   pipeline.settle();
   s.last_applied = s.journal().last_appended();
   release_freed_heap();
-  s.meters.recovery_ns = ns_between(started, metrics_clock::now());
+  s.meters.recovery_ns = ns_between(started, steady::now());
   progress.finish(s.journal().recovery().replayed);
   s.hooks = std::move(hooks);
   s.scheduler.emplace(s.persistence.options().snapshots, s.hooks.snapshot,
@@ -189,6 +190,7 @@ void StoreCore::close() {
 }
 
 void StoreCore::lock() { impl_->mutex.lock(); }
+bool StoreCore::try_lock() { return impl_->mutex.try_lock(); }
 void StoreCore::unlock() { impl_->mutex.unlock(); }
 void StoreCore::lock_shared() { impl_->mutex.lock_shared(); }
 void StoreCore::unlock_shared() { impl_->mutex.unlock_shared(); }
@@ -210,11 +212,12 @@ void StoreCore::check_accepting() const {
                                         "reopen it to go on");
 }
 
-Context StoreCore::next_context() const {
+Context StoreCore::next_context() const { return next_context(std::chrono::system_clock::now()); }
+
+Context StoreCore::next_context(std::chrono::system_clock::time_point read) const {
   // Timestamps never go backwards, even if the wall clock does.
-  const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  const auto now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(read.time_since_epoch()).count();
   return Context(impl_->last_applied + 1, std::max<std::int64_t>(now, impl_->last_timestamp_ns));
 }
 
@@ -287,7 +290,7 @@ StoreCore::capture_point StoreCore::capture() const {
   s.check_valid("no snapshot");
   const auto totals = s.scheduler ? s.scheduler->totals() : SnapshotScheduler::counters{};
   return {s.last_applied, s.last_timestamp_ns, totals.commands, totals.journal_bytes,
-          metrics_clock::now()};
+          std::chrono::steady_clock::now()};
 }
 
 namespace {
@@ -333,7 +336,7 @@ void StoreCore::command_queued(metrics_clock::time_point waited, metrics_clock::
                                metrics_clock::time_point queued) noexcept {
   store_meters& m = impl_->meters;
   m.applied.fetch_add(1, std::memory_order_relaxed);
-  m.queue_ns.record(ns_between(waited, locked));
+  m.queue_ns.record(waited == metrics_clock::time_point{} ? 0 : ns_between(waited, locked));
   m.apply_ns.record(ns_between(locked, queued));
 }
 

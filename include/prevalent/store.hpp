@@ -251,12 +251,18 @@ class Store {
       // many writers queue for.
       std::string payload = encode_command(command, journal_codec);
       core.check_record_size(payload.size());  // before apply: a refused record leaves no trace
-      const auto waited = metrics_clock::now();
-      std::unique_lock lock(core);
+      // Clock reads for the metrics: none for the queue phase when the lock is free, and the
+      // one after the lock is also the command's timestamp.
+      std::unique_lock lock(core, std::try_to_lock);
+      metrics_clock::time_point waited{};
+      if (!lock.owns_lock()) {
+        waited = metrics_clock::now();
+        lock.lock();
+      }
       const auto locked = metrics_clock::now();
       at = detail::command_step::accept;
       core.check_accepting();
-      const Context ctx = core.next_context();
+      const Context ctx = core.next_context(locked);
       at = detail::command_step::validate;
       if constexpr (validated_against<C, State>) command.validate(std::as_const(state), ctx);
       at = detail::command_step::prepare;

@@ -30,10 +30,12 @@ struct recovery_progress {
 };
 
 // Called on the thread that opens the store: once when the open starts, then at most about
-// 10 times a second, and once more at the end with recovery_phase::done. Each call's numbers are at
-// least those of the call before. An exception it throws cancels the open: the store's
-// constructor throws it, the directory is released, and the files are as the open left them
-// (only a torn tail it already cut is gone). It must not use the store being opened.
+// 10 times a second, and once more at the end with recovery_phase::done. Each call's numbers
+// are at least those of the call before (but for snapshot_bytes_total when the newest
+// snapshot is damaged and an older one is loaded instead: the total becomes that one's size).
+// An exception it throws cancels the open: the store's constructor throws it, the directory is
+// released, and the files are as the open left them (only a torn tail it already cut is gone).
+// It must not use the store being opened.
 using progress_function = std::function<void(const recovery_progress&)>;
 
 }  // namespace prevalent

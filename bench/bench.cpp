@@ -22,6 +22,7 @@
 #include <prevalent/checksum.hpp>
 #include <prevalent/cipher.hpp>
 #include <prevalent/journal.hpp>
+#include <prevalent/meters.hpp>
 #include <prevalent/state_digest.hpp>
 
 #include "../examples/sessions/sessions_model.hpp"
@@ -46,8 +47,8 @@ struct config {
   fs::path dir = "bench-data";
   std::string csv = "bench-results.csv";
   int runs = 3;
-  std::string only;  // one section: limit, writers, async, none, window, queries, replay, rebuild,
-                     // checksum, encryption, snapshot, digest
+  std::string only;  // one section: limit, writers, async, none, metrics, window, queries,
+                     // replay, rebuild, checksum, encryption, snapshot, digest
   std::vector<int> threads{1, 4, 16, 64, 256};  // writer thread counts
   std::chrono::milliseconds duration{2000};
   std::size_t sessions = 1'000'000;
@@ -610,6 +611,40 @@ int main(int argc, char** argv) {
       v.push_back(none_policy(c, kv_options(prevalent::sync_policy::none(), codec), none_n));
     out.add({"none", std::string("none, 1 thread, ") + prevalent::codec_name(codec),
              bench::median(v), "ops/s", -1, -1, ""});
+  }
+
+  if (section("metrics")) {
+    // Issue 10: what Store::execute adds for metrics, alone, with the state lock free: one
+    // wall-clock read (the record queued; the read after the lock was there before, for the
+    // command's timestamp), the applied counter and the queue (0: the lock was free), apply
+    // and durable (0 under `none`) histograms, as store.hpp and store_core.cpp do it.
+    std::printf("== metrics: the recording one execute adds, alone\n");
+    using wall = std::chrono::system_clock;
+    prevalent::detail::latency_histogram queue_h{1000}, apply_h{1000}, durable_h{1000};
+    std::atomic<std::uint64_t> applied{0};
+    const std::size_t n = c.quick ? 2'000'000 : 10'000'000;
+    std::vector<double> v, read;
+    for (int r = 0; r < c.runs; ++r) {
+      auto locked = wall::now();  // the read every execute makes anyway
+      const auto t0 = bench::clock::now();
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto queued = wall::now();
+        applied.fetch_add(1, std::memory_order_relaxed);
+        queue_h.record(0);
+        apply_h.record(static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(queued - locked).count()));
+        durable_h.record(0);
+        locked = queued;
+      }
+      v.push_back(bench::seconds_since(t0) * 1e9 / static_cast<double>(n));
+      const auto t1 = bench::clock::now();
+      std::int64_t sink = 0;
+      for (std::size_t i = 0; i < n; ++i) sink += wall::now().time_since_epoch().count();
+      read.push_back(bench::seconds_since(t1) * 1e9 / static_cast<double>(n) + (sink == 1 ? 1 : 0));
+    }
+    out.add({"metrics", "recording per execute (1 clock read, 7 atomic adds)", bench::median(v),
+             "ns", -1, -1, ""});
+    out.add({"metrics", "one wall-clock read", bench::median(read), "ns", -1, -1, ""});
   }
 
   if (section("window")) {

@@ -55,6 +55,8 @@ std::uint64_t Journal::written_seq() const { return queue_->written(); }
 std::uint64_t Journal::durable_seq() const { return queue_->durable(); }
 bool Journal::failed() const { return queue_->failed(); }
 std::uint64_t Journal::bytes_written() const { return writer_->bytes_written(); }
+std::uint64_t Journal::bytes_held() const { return writer_->bytes_held(); }
+std::size_t Journal::segment_count() const { return writer_->segment_count(); }
 
 void Journal::run_committer() {
   using clock = std::chrono::steady_clock;
@@ -77,8 +79,13 @@ void Journal::run_committer() {
                   (mode == sync_policy::kind::interval && clock::now() >= last_sync_ + period);
       if (sync && unsynced()) {
         const std::uint64_t target = queue.written();  // only the committer moves it
+        const auto sync_began = clock::now();
         writer_->sync();
         last_sync_ = clock::now();
+        meters_.syncs.fetch_add(1, std::memory_order_relaxed);
+        meters_.records_per_sync.record(target - queue.durable());
+        meters_.sync_ns.record(static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(last_sync_ - sync_began).count()));
         // Under `always` every batch is synced in the iteration that wrote it, so this sync
         // completes exactly the waiters of this batch; any other sync may complete waiters
         // of earlier batches too.

@@ -137,34 +137,46 @@ void Persistence::rebuild(const snapshot_loader& load, const Journal::visitor& r
   }
 }
 
-void Persistence::publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns,
-                                   byte_view payload, std::uint32_t state_version) {
+std::uint64_t Persistence::size_of(const std::string& file) const {
+  try {
+    return dir_->open(file, Directory::open_mode::read)->size();
+  } catch (const std::exception&) {  // only a metric depends on it
+    return 0;
+  }
+}
+
+std::uint64_t Persistence::publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns,
+                                            byte_view payload, std::uint32_t state_version) {
   // A snapshot must never cover a record the journal could still lose: recovery requires the
   // journal to reach the snapshot's sequence number.
   journal_->sync_through(last_seq);
   std::lock_guard one_at_a_time(publish_mutex_);
   if (auto newest = snapshots_.list(); !newest.empty() && newest.front().last_seq > last_seq)
-    return;  // a newer snapshot was published meanwhile
-  snapshots_.install(
+    return 0;  // a newer snapshot was published meanwhile
+  const std::string file = snapshots_.install(
       last_seq, timestamp_ns, payload, options_.snapshot_codec,
       options_.compress_snapshots ? format::compression::zstd : format::compression::none,
       state_version);
+  const std::uint64_t bytes = size_of(file);
   remove_unneeded();
+  return bytes;
 }
 
-void Persistence::publish_snapshot_streamed(
+std::uint64_t Persistence::publish_snapshot_streamed(
     std::uint64_t last_seq, std::int64_t timestamp_ns,
     const std::function<void(const SnapshotStore::payload_sink&)>& produce,
     std::uint32_t state_version) {
   journal_->sync_through(last_seq);  // as publish_snapshot()
   std::lock_guard one_at_a_time(publish_mutex_);
   if (auto newest = snapshots_.list(); !newest.empty() && newest.front().last_seq > last_seq)
-    return;
-  snapshots_.install_streamed(
+    return 0;
+  const std::string file = snapshots_.install_streamed(
       last_seq, timestamp_ns, produce, options_.snapshot_codec,
       options_.compress_snapshots ? format::compression::zstd : format::compression::none,
       state_version);
+  const std::uint64_t bytes = size_of(file);
   remove_unneeded();
+  return bytes;
 }
 
 void Persistence::remove_unneeded() {

@@ -62,6 +62,14 @@ void segment_writer::adopt(std::vector<segment_state> verified, std::uint64_t ne
     // start a new run, and recovery may cut only the last unsynced run.
     active_->sync();
   }
+  publish_sizes();
+}
+
+void segment_writer::publish_sizes() {
+  std::uint64_t held = 0;
+  for (const auto& s : segments_) held += s.bytes;
+  bytes_held_.store(held, std::memory_order_relaxed);
+  segment_count_.store(segments_.size(), std::memory_order_relaxed);
 }
 
 void segment_writer::start_segment(std::uint64_t first_seq) {
@@ -84,6 +92,7 @@ void segment_writer::start_segment(std::uint64_t first_seq) {
       {name, first_seq, first_seq - 1, h.salt, h.size(), h.size(), h.codec, h.encrypted()});
   active_ = std::move(f);
   run_start_ = first_seq;
+  publish_sizes();
 }
 
 void segment_writer::write(const std::vector<pending_record>& batch) {
@@ -97,6 +106,7 @@ void segment_writer::write(const std::vector<pending_record>& batch) {
     active->bytes += frame_.size();
     active->last_seq = framed_last_seq;
     bytes_written_ += frame_.size();
+    bytes_held_.fetch_add(frame_.size(), std::memory_order_relaxed);
     frame_.clear();
   };
   frame_.clear();
@@ -201,6 +211,7 @@ void segment_writer::drop_below(std::uint64_t seq,
     removed = true;
     std::lock_guard g(mutex_);
     segments_.erase(segments_.begin());
+    publish_sizes();
   }
   if (removed) dir_->sync();
 }

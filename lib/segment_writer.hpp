@@ -61,6 +61,10 @@ class segment_writer {
   std::vector<segment_info> segments() const;
   std::uint64_t first_seq() const;
   std::uint64_t bytes_written() const { return bytes_written_.load(); }  // since adopt()
+  // Record bytes (headers included, zero fill not) of the segments, and their number: kept
+  // in atomics, readable without waiting for a write in progress.
+  std::uint64_t bytes_held() const { return bytes_held_.load(std::memory_order_relaxed); }
+  std::size_t segment_count() const { return segment_count_.load(std::memory_order_relaxed); }
   // Deletes every segment whose records all have seq < `seq`, except the one being written,
   // oldest first, then syncs the directory. `before_remove(name)`, if given, runs before each
   // deletion.
@@ -70,6 +74,7 @@ class segment_writer {
  private:
   void start_segment(std::uint64_t first_seq);  // the roll recipe; caller holds mutex_
   void preallocate(segment_state& active, std::uint64_t needed_end);
+  void publish_sizes();  // bytes_held_ and segment_count_ from segments_; caller holds mutex_
 
   const std::shared_ptr<Directory> dir_;
   const journal_options options_;
@@ -79,6 +84,8 @@ class segment_writer {
   std::vector<segment_state> segments_;  // sorted; the last one is being written
   std::shared_ptr<File> active_;
   std::atomic<std::uint64_t> bytes_written_{0};
+  std::atomic<std::uint64_t> bytes_held_{0};
+  std::atomic<std::size_t> segment_count_{0};
 
   // Committer only.
   bytes frame_;   // framing buffer, reused

@@ -18,7 +18,9 @@
 
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
+#include "prevalent/meters.hpp"
 #include "prevalent/persistence.hpp"
+#include "prevalent/recovery_tracker.hpp"
 #include "prevalent/replay_pipeline.hpp"
 #include "prevalent/snapshot_scheduler.hpp"
 #include "prevalent/snapshot_writer.hpp"
@@ -35,6 +37,23 @@ void release_freed_heap() noexcept {
   malloc_trim(0);
 #endif
 }
+
+template <class TimePoint>
+std::uint64_t ns_between(TimePoint from, TimePoint to) noexcept {
+  const auto d = std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count();
+  return d > 0 ? static_cast<std::uint64_t>(d) : 0;
+}
+
+// What the store measures beyond the journal (metrics.hpp). The recovery fields are written
+// once by open(), before any other thread can see the store.
+struct store_meters {
+  std::atomic<std::uint64_t> applied{0}, rejected{0}, failed{0};
+  latency_histogram queue_ns{microsecond_ns}, apply_ns{microsecond_ns}, durable_ns{microsecond_ns};
+  long_duration_histogram snapshot_ns{millisecond_ns};
+  log2_histogram<25> snapshot_bytes{1024};  // 1 KiB .. 16 GiB
+  std::atomic<std::uint64_t> snapshot_failures{0};
+  std::uint64_t recovery_ns = 0, recovery_snapshot_ns = 0;
+};
 }  // namespace
 
 namespace {
@@ -86,7 +105,8 @@ struct StoreCore::impl {
   std::atomic<bool> state_valid{true};  // atomic: failed() reads it without the lock
   std::string invalid_reason;           // why a rebuild failed
   std::atomic<bool> closed{false};
-  bool opened = false;                         // open() succeeded: the journal exists
+  bool opened = false;  // open() succeeded: the journal exists
+  store_meters meters;
   std::optional<SnapshotScheduler> scheduler;  // last: its thread calls hooks.snapshot
 
   Journal& journal() { return persistence.journal(); }
@@ -152,17 +172,29 @@ void StoreCore::close_quietly() noexcept {
 
 void StoreCore::open(const snapshot_loader& load, const record_visitor& replay, typed_hooks hooks) {
   impl& s = *impl_;
+  using steady = std::chrono::steady_clock;
+  const auto started = steady::now();
+  recovery_tracker progress(s.persistence.directory(),
+                            s.persistence.options().on_recovery_progress);
   ReplayPipeline pipeline(replay,
                           [&s](const record_view& r) { s.last_timestamp_ns = r.timestamp_ns; });
   s.persistence.recover(
       [&](byte_view payload, const format::snapshot_header& h, const std::string& file) {
         load(payload, {h.codec, h.state_version, file, h.last_seq});
         s.last_timestamp_ns = h.timestamp_ns;
+        s.meters.recovery_snapshot_ns = ns_between(started, steady::now());
+        progress.snapshot_loaded(h.last_seq);
       },
-      [&](const record_view& r) { pipeline.push(r); }, [&] { pipeline.settle(); });
+      [&](const record_view& r) {
+        pipeline.push(r);
+        progress.record(r);
+      },
+      [&] { pipeline.settle(); });
   pipeline.settle();
   s.last_applied = s.journal().last_appended();
   release_freed_heap();
+  s.meters.recovery_ns = ns_between(started, steady::now());
+  progress.finish(s.journal().recovery().replayed);
   s.hooks = std::move(hooks);
   s.scheduler.emplace(s.persistence.options().snapshots, s.hooks.snapshot,
                       s.persistence.options().log);
@@ -199,6 +231,7 @@ void StoreCore::close() {
 }
 
 void StoreCore::lock() { impl_->mutex.lock(); }
+bool StoreCore::try_lock() { return impl_->mutex.try_lock(); }
 void StoreCore::unlock() { impl_->mutex.unlock(); }
 void StoreCore::lock_shared() { impl_->mutex.lock_shared(); }
 void StoreCore::unlock_shared() { impl_->mutex.unlock_shared(); }
@@ -220,11 +253,12 @@ void StoreCore::check_accepting() const {
                                         "reopen it to go on");
 }
 
-Context StoreCore::next_context() const {
+Context StoreCore::next_context() const { return next_context(std::chrono::system_clock::now()); }
+
+Context StoreCore::next_context(std::chrono::system_clock::time_point read) const {
   // Timestamps never go backwards, even if the wall clock does.
-  const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  const auto now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(read.time_since_epoch()).count();
   return Context(impl_->last_applied + 1, std::max<std::int64_t>(now, impl_->last_timestamp_ns));
 }
 
@@ -296,26 +330,100 @@ StoreCore::capture_point StoreCore::capture() const {
   // A state that may hold a half-applied command never becomes a snapshot.
   s.check_valid("no snapshot");
   const auto totals = s.scheduler ? s.scheduler->totals() : SnapshotScheduler::counters{};
-  return {s.last_applied, s.last_timestamp_ns, totals.commands, totals.journal_bytes};
+  return {s.last_applied, s.last_timestamp_ns, totals.commands, totals.journal_bytes,
+          std::chrono::steady_clock::now()};
 }
+
+namespace {
+// Runs a publish, counting its failure or recording its duration and the file's size (0: a
+// newer snapshot was published meanwhile, nothing written).
+template <class Publish>
+void measured_publish(store_meters& m, const StoreCore::capture_point& at, Publish&& publish) {
+  std::uint64_t bytes = 0;
+  try {
+    bytes = publish();
+  } catch (...) {
+    m.snapshot_failures.fetch_add(1, std::memory_order_relaxed);
+    throw;
+  }
+  if (bytes == 0) return;
+  m.snapshot_ns.record(ns_between(at.taken, std::chrono::steady_clock::now()));
+  m.snapshot_bytes.record(bytes);
+}
+}  // namespace
 
 void StoreCore::publish_snapshot(const capture_point& at, byte_view payload) {
   impl& s = *impl_;
-  s.persistence.publish_snapshot(at.seq, at.timestamp_ns, payload, s.state_version);
+  measured_publish(s.meters, at, [&] {
+    return s.persistence.publish_snapshot(at.seq, at.timestamp_ns, payload, s.state_version);
+  });
   if (s.scheduler) s.scheduler->snapshot_taken({at.commands, at.journal_bytes});
 }
 
 void StoreCore::publish_snapshot_streamed(const capture_point& at,
                                           const std::function<nlohmann::json()>& serialize) {
   impl& s = *impl_;
-  s.persistence.publish_snapshot_streamed(
-      at.seq, at.timestamp_ns,
-      [&](const SnapshotStore::payload_sink& sink) {
-        SnapshotWriter writer(s.persistence.options().snapshot_codec);
-        writer.write(serialize, sink);
-      },
-      s.state_version);
+  measured_publish(s.meters, at, [&] {
+    return s.persistence.publish_snapshot_streamed(
+        at.seq, at.timestamp_ns,
+        [&](const SnapshotStore::payload_sink& sink) {
+          SnapshotWriter writer(s.persistence.options().snapshot_codec);
+          writer.write(serialize, sink);
+        },
+        s.state_version);
+  });
   if (s.scheduler) s.scheduler->snapshot_taken({at.commands, at.journal_bytes});
+}
+
+void StoreCore::command_queued(metrics_clock::time_point waited, metrics_clock::time_point locked,
+                               metrics_clock::time_point queued) noexcept {
+  store_meters& m = impl_->meters;
+  m.applied.fetch_add(1, std::memory_order_relaxed);
+  m.queue_ns.record(waited == metrics_clock::time_point{} ? 0 : ns_between(waited, locked));
+  m.apply_ns.record(ns_between(locked, queued));
+}
+
+void StoreCore::command_refused(bool rejected) noexcept {
+  (rejected ? impl_->meters.rejected : impl_->meters.failed)
+      .fetch_add(1, std::memory_order_relaxed);
+}
+
+void StoreCore::command_safe(metrics_clock::time_point queued) noexcept {
+  const bool waits = impl_->persistence.options().sync.mode() != sync_policy::kind::none;
+  impl_->meters.durable_ns.record(waits ? ns_between(queued, metrics_clock::now()) : 0);
+}
+
+store_metrics StoreCore::metrics() const {
+  const impl& s = *impl_;
+  const store_meters& m = s.meters;
+  const Journal& j = s.persistence.journal();
+  constexpr double ns_per_second = 1e9;
+  store_metrics out;
+  out.commands_applied = m.applied.load(std::memory_order_relaxed);
+  out.commands_rejected = m.rejected.load(std::memory_order_relaxed);
+  out.commands_failed = m.failed.load(std::memory_order_relaxed);
+  out.execute_queue_seconds = m.queue_ns.read(ns_per_second);
+  out.execute_apply_seconds = m.apply_ns.read(ns_per_second);
+  out.execute_durable_seconds = m.durable_ns.read(ns_per_second);
+  out.journal_written_bytes = j.bytes_written();
+  out.journal_syncs = j.meters().syncs.load(std::memory_order_relaxed);
+  out.records_per_sync = j.meters().records_per_sync.read(1);
+  out.journal_sync_seconds = j.meters().sync_ns.read(ns_per_second);
+  out.journal_bytes = j.bytes_held();
+  out.journal_segments = j.segment_count();
+  out.written_sequence = j.written_seq();
+  out.durable_sequence = j.durable_seq();
+  out.snapshot_seconds = m.snapshot_ns.read(ns_per_second);
+  out.snapshot_bytes = m.snapshot_bytes.read(1);
+  out.snapshot_failures = m.snapshot_failures.load(std::memory_order_relaxed);
+  out.recovery_seconds = static_cast<double>(m.recovery_ns) / ns_per_second;
+  out.recovery_snapshot_seconds = static_cast<double>(m.recovery_snapshot_ns) / ns_per_second;
+  const recovery_report& r = j.recovery();
+  out.recovery_replayed_records = r.replayed;
+  out.recovery_torn_tails = r.torn_file.empty() ? 0 : 1;
+  out.recovery_torn_bytes = r.torn_bytes;
+  out.failed = failed();
+  return out;
 }
 
 void StoreCore::load_from_disk(std::uint64_t upto, const snapshot_loader& load,

@@ -731,3 +731,26 @@ TEST_CASE("the final sync of close() fails: every pending command completes with
   CHECK(value_of(store) == 1);
   faulty->fail_when({});
 }
+
+TEST_CASE("async_execute counts in the metrics: applied with its durable wait, rejected, failed") {
+  test::temp_dir tmp;
+  io_threads threads;
+  CounterStore store(threads.executor(), tmp.path());
+  for (int i = 1; i <= 4; ++i) {
+    auto [ec, v] = store.async_execute(Add{i}, asio::use_future).get();
+    CHECK(!ec);
+  }
+  auto [rejected, r0] = store.async_execute(Add{0}, asio::use_future).get();
+  CHECK(rejected == errc::command_rejected);
+  auto [failed, f0] = store.async_execute(Explode{}, asio::use_future).get();
+  CHECK(failed == errc::command_failed);
+  const store_metrics m = store.sync().metrics();
+  CHECK(m.commands_applied == 4);
+  CHECK(m.commands_rejected == 1);
+  CHECK(m.commands_failed == 1);
+  // The completion of each applied command recorded its durable wait (on the committer
+  // thread) before its handler ran.
+  CHECK(m.execute_durable_seconds.count == 4);
+  CHECK(m.execute_durable_seconds.sum > 0);  // under always, each waited for an fdatasync
+  CHECK(m.execute_apply_seconds.count == 4);
+}

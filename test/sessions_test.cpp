@@ -429,3 +429,22 @@ TEST_CASE("sessions: replay is deterministic (the determinism check passes)") {
   CHECK(whole.consistent);
   CHECK(whole.replayed == 1182);
 }
+
+TEST_CASE("the CLI's stats prints the store's metrics and metrics prints the exposition") {
+  test::temp_dir tmp;
+  const std::string dir = tmp.path().string();
+  run_cli(dir + " create alice 3600");
+  run_cli(dir + " create bob 3600");
+  // Each run opens the store: this one replays the two records the others wrote.
+  const std::string stats = run_cli(dir + " stats");
+  CHECK(stats.find("2 session(s)") != std::string::npos);
+  CHECK(stats.find("2 record(s) replayed, 0 torn tail(s)") != std::string::npos);
+  CHECK(stats.find("journal: 1 segment(s)") != std::string::npos);
+  const std::string text = run_cli(dir + " metrics");
+  CHECK(text.find("# TYPE prevalent_commands_total counter\n") != std::string::npos);
+  CHECK(text.find("prevalent_recovery_replayed_records{store=\"" + dir + "\"} 2\n") !=
+        std::string::npos);
+  CHECK(text.find("prevalent_journal_segments{store=\"" + dir + "\"} 1\n") != std::string::npos);
+  // Stderr is not a terminal here: no progress line.
+  CHECK(text.find("opening:") == std::string::npos);
+}

@@ -2,15 +2,19 @@
 // command, journaled (and, with --sync always, on disk) before the client hears "OK".
 //
 //   prevalent-kv --dir DIR [--bind 127.0.0.1] [--port 6379] [--unixsocket PATH]
-//                [--requirepass PW] [--sync always|interval:MS|none] [...]   (--help: all)
+//                [--requirepass PW] [--sync always|interval:MS|none] [--metrics-port N]
+//                [...]   (--help: all)
 //
 // Prints "ready port=N" on stdout once it accepts connections, progress on stderr. SIGTERM or
 // SIGINT: stop accepting, finish the requests in flight, close the store, exit 0.
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <charconv>
 #include <iostream>
+#include <prevalent/prometheus.hpp>
 
+#include "metrics_http.hpp"
 #include "server.hpp"
 #include "startup.hpp"
 
@@ -97,6 +101,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--timeout", o.idle_timeout_s, "close clients idle this many seconds (0: never)")
       ->capture_default_str();
+  int metrics_port = -1;
+  app.add_option("--metrics-port", metrics_port,
+                 "serve Prometheus metrics over HTTP at /metrics on this port of --bind (0: any "
+                 "free port; -1: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 65535));
+  bool show_progress = false;
+  app.add_flag("--progress", show_progress,
+               "report the open's progress (snapshot, journal) on stderr; on by default when "
+               "stderr is a terminal");
   CLI11_PARSE(app, argc, argv);
   if (o.dir.empty()) {
     std::cerr << "prevalent-kv: --dir is required (the store's directory)\n"
@@ -129,7 +143,9 @@ int main(int argc, char** argv) {
     kv::describe_store_dir(o.dir);
     const auto t0 = std::chrono::steady_clock::now();
     boost::asio::io_context io(1);
-    auto progress = std::make_unique<kv::OpenProgress>();
+    if (show_progress || ::isatty(STDERR_FILENO)) so.on_recovery_progress = kv::print_progress;
+    // Without a progress report, a line every 2 s says the open is still going.
+    auto progress = so.on_recovery_progress ? nullptr : std::make_unique<kv::OpenProgress>();
     kv::KvAsyncStore store(io.get_executor(), o.dir, so);
     progress.reset();
     const auto& rec = store.sync().recovery();
@@ -145,11 +161,21 @@ int main(int argc, char** argv) {
 
     kv::Server server(io, store, o);
     const int port = server.start();
+    kv::MetricsEndpoint metrics(io, [&] {
+      return prevalent::prometheus_text(store.sync().metrics()) + kv::server_metrics(server);
+    });
+    if (metrics_port >= 0) {
+      const int mp = metrics.start(o.bind, metrics_port);
+      std::cerr << "prevalent-kv: metrics at http://" << o.bind << ":" << mp << "/metrics"
+                << std::endl;
+      std::cout << "metrics port=" << mp << std::endl;
+    }
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
       std::cerr << "prevalent-kv: signal " << sig << ": finishing requests in flight" << std::endl;
       server.stop();
+      metrics.stop();
     });
     std::cerr << "prevalent-kv: listening on " << o.bind << ":" << port
               << (o.unixsocket.empty() ? "" : " and " + o.unixsocket) << std::endl;

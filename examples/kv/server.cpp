@@ -132,4 +132,22 @@ void Server::save(std::function<void(std::string)> done) {
   });
 }
 
+std::string server_metrics(Server& server) {
+  const auto& st = server.stats();
+  std::string out;
+  auto metric = [&out](const char* name, const char* type, const char* help, std::uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + std::to_string(v) + "\n";
+  };
+  metric("prevalent_kv_connected_clients", "gauge", "Clients connected now.",
+         server.connection_count());
+  metric("prevalent_kv_connections_received_total", "counter", "Connections accepted.",
+         st.connections_received);
+  metric("prevalent_kv_commands_processed_total", "counter",
+         "Redis commands processed (a pipeline of writes may be one store command).",
+         st.commands_processed);
+  metric("prevalent_kv_expired_keys_total", "counter", "Keys removed by expiry.", st.expired_keys);
+  return out;
+}
+
 }  // namespace kv

@@ -102,4 +102,8 @@ class Server {
 
 long long wall_ms();  // the clock reads use
 
+// The server's own counters in the Prometheus text format, to follow the store's
+// (prevalent_kv_connected_clients, prevalent_kv_commands_processed_total, ...).
+std::string server_metrics(Server& server);
+
 }  // namespace kv

@@ -152,6 +152,23 @@ std::string info_text(Server& server, const args& a, std::size_t keys, std::size
     field("evicted_keys", "0");
     field("keyspace_hits", "0");
     field("keyspace_misses", "0");
+    // The store's metrics (prevalent/metrics.hpp; all of them over HTTP with --metrics-port).
+    const prevalent::store_metrics m = server.store().sync().metrics();
+    auto usec = [](double seconds) {
+      return std::to_string(static_cast<long long>(seconds * 1e6));
+    };
+    field("prevalent_commands_applied", std::to_string(m.commands_applied));
+    field("prevalent_commands_rejected", std::to_string(m.commands_rejected));
+    field("prevalent_commands_failed", std::to_string(m.commands_failed));
+    field("prevalent_execute_durable_p99_usec",
+          usec(prevalent::quantile_bound(m.execute_durable_seconds, 0.99)));
+    field("prevalent_journal_syncs", std::to_string(m.journal_syncs));
+    field("prevalent_journal_written_bytes", std::to_string(m.journal_written_bytes));
+    field("prevalent_journal_bytes", std::to_string(m.journal_bytes));
+    field("prevalent_journal_segments", std::to_string(m.journal_segments));
+    field("prevalent_snapshots", std::to_string(m.snapshot_seconds.count));
+    field("prevalent_recovery_ms",
+          std::to_string(static_cast<long long>(m.recovery_seconds * 1e3)));
   }
   if (wanted("keyspace")) {
     section("Keyspace");

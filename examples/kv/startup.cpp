@@ -1,7 +1,11 @@
 #include "startup.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <iomanip>
 #include <iostream>
+#include <sstream>
 
 namespace kv {
 
@@ -31,6 +35,33 @@ void describe_store_dir(const std::filesystem::path& dir) {
             << snapshot_bytes << " bytes" << (newest_snapshot.empty() ? "" : ", newest ")
             << newest_snapshot << ") and " << segments << " journal segment(s) (" << journal_bytes
             << " bytes, preallocated space included)" << std::endl;
+}
+
+void print_progress(const prevalent::recovery_progress& p) {
+  using clock = std::chrono::steady_clock;
+  static const clock::time_point started = clock::now();  // the first call: the open starts
+  static clock::time_point last_line{};
+  static bool printed = false;
+  static const bool tty = ::isatty(STDERR_FILENO) != 0;
+  const auto now = clock::now();
+  const bool done = p.phase == prevalent::recovery_phase::done;
+  if (now - started < std::chrono::milliseconds(500) && !printed) return;
+  if (!tty && !done && now - last_line < std::chrono::seconds(1)) return;
+  last_line = now;
+  auto mib = [](std::uint64_t b) { return static_cast<double>(b) / (1 << 20); };
+  std::ostringstream line;
+  line << std::fixed << std::setprecision(1) << "prevalent-kv: "
+       << (done                                            ? "loaded"
+           : p.phase == prevalent::recovery_phase::journal ? "replaying the journal"
+                                                           : "loading the snapshot")
+       << ": snapshot " << mib(p.snapshot_bytes_loaded) << " of " << mib(p.snapshot_bytes_total)
+       << " MiB, journal " << mib(p.journal_bytes_read) << " of " << mib(p.journal_bytes_total)
+       << " MiB, " << p.records_replayed << " records replayed";
+  if (tty)
+    std::cerr << "\r\033[K" << line.str() << (done ? "\n" : "") << std::flush;
+  else
+    std::cerr << line.str() << std::endl;
+  printed = true;
 }
 
 OpenProgress::OpenProgress() {

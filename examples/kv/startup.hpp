@@ -7,11 +7,16 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <prevalent/recovery_progress.hpp>
 #include <thread>
 
 namespace kv {
 
 void describe_store_dir(const std::filesystem::path& dir);
+
+// store_options::on_recovery_progress for prevalent-kv: on a terminal, one line on stderr
+// rewritten in place; otherwise a line a second. Silent for an open that takes under 0.5 s.
+void print_progress(const prevalent::recovery_progress& p);
 
 class OpenProgress {
  public:

@@ -448,8 +448,9 @@ class AsyncStore {
       detail::command_step at{};
       std::uint64_t seq = 0;
       std::optional<slot_t> result;
+      detail::StoreCore::metrics_clock::time_point queued_at;
       try {
-        auto queued = impl().apply_and_queue(command, at);
+        auto queued = impl().apply_and_queue(command, at, queued_at);
         seq = queued.first;
         result = std::move(queued.second);
       } catch (...) {
@@ -458,8 +459,9 @@ class AsyncStore {
       }
       // The result waits with the handler; std::function needs a copyable callback.
       auto value = std::make_shared<slot_t>(std::move(*result));
-      impl().core.on_safe(seq, [this, done, value, fail](std::exception_ptr e) {
+      impl().core.on_safe(seq, [this, done, value, fail, queued_at](std::exception_ptr e) {
         if (!e) {
+          impl().core.command_safe(queued_at);
           if constexpr (std::is_void_v<result_t>)
             done->complete(std::error_code{});
           else

@@ -14,6 +14,7 @@
 #include "prevalent/codec.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/encryption_key.hpp"
+#include "prevalent/recovery_progress.hpp"
 #include "prevalent/sync_policy.hpp"
 
 namespace prevalent {
@@ -109,6 +110,10 @@ struct store_options : journal_options {
   // An existing directory or file that grants group or others more than these modes: warned
   // about through `log` (the default), refused (errc::insecure_permissions), or ignored.
   modes_policy insecure_modes = modes_policy::warn;
+  // Progress of the open (snapshot bytes loaded, records and journal bytes replayed), for a
+  // progress bar: called on the opening thread when the open starts, at most about 10 times a
+  // second, and once at the end (recovery_progress.hpp). Throwing from it cancels the open.
+  progress_function on_recovery_progress;
 };
 
 // The POSIX directory modes a store opened by path uses (posix_modes in directory.hpp).

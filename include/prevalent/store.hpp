@@ -40,6 +40,7 @@
 #include "prevalent/detail/store_core.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/error.hpp"
+#include "prevalent/metrics.hpp"
 #include "prevalent/options.hpp"
 #include "prevalent/state.hpp"
 
@@ -206,6 +207,10 @@ class Store {
   // store from accepting commands.
   bool failed() const { return impl_->core.failed(); }
 
+  // Counters and histograms of what the store did since it opened (metrics.hpp): read from
+  // relaxed atomics, without the state lock, so it never waits for a command or the disk.
+  store_metrics metrics() const { return impl_->core.metrics(); }
+
  private:
   // Everything lives behind one pointer, at a fixed address: the core's callbacks point into
   // it, so the Store itself can move.
@@ -233,27 +238,52 @@ class Store {
     template <class C>
     auto execute(const C& command) {
       detail::command_step at{};
-      auto [seq, result] = apply_and_queue(command, at);
+      detail::StoreCore::metrics_clock::time_point queued;
+      auto [seq, result] = apply_and_queue(command, at, queued);
       core.wait_safe(seq);
+      core.command_safe(queued);
       if constexpr (!std::is_void_v<apply_result_t<C, State>>) return std::move(*result);
     }
 
     // execute() up to the wait: validates and applies `command` under the exclusive lock and
-    // queues its record; returns its sequence number and apply()'s result. `at` tells which
-    // step threw, if one did (the exceptions are execute()'s).
+    // queues its record; returns its sequence number and apply()'s result, and sets `queued`
+    // to when the record was queued. `at` tells which step threw, if one did (the exceptions
+    // are execute()'s). Counts the command in the metrics as applied, rejected or failed.
     template <class C>
-    auto apply_and_queue(const C& command, detail::command_step& at)
+    auto apply_and_queue(const C& command, detail::command_step& at,
+                         detail::StoreCore::metrics_clock::time_point& queued)
+        -> std::pair<std::uint64_t, std::optional<detail::result_slot<apply_result_t<C, State>>>> {
+      try {
+        return apply_and_queue_counted(command, at, queued);
+      } catch (...) {
+        core.command_refused(at == detail::command_step::validate);
+        throw;
+      }
+    }
+
+    template <class C>
+    auto apply_and_queue_counted(const C& command, detail::command_step& at,
+                                 detail::StoreCore::metrics_clock::time_point& queued)
         -> std::pair<std::uint64_t, std::optional<detail::result_slot<apply_result_t<C, State>>>> {
       using result_t = apply_result_t<C, State>;
+      using metrics_clock = detail::StoreCore::metrics_clock;
       at = detail::command_step::prepare;
       // The payload does not depend on the state: encode it before taking the lock, which
       // many writers queue for.
       std::string payload = encode_command(command, journal_codec);
       core.check_record_size(payload.size());  // before apply: a refused record leaves no trace
-      std::unique_lock lock(core);
+      // Clock reads for the metrics: none for the queue phase when the lock is free, and the
+      // one after the lock is also the command's timestamp.
+      std::unique_lock lock(core, std::try_to_lock);
+      metrics_clock::time_point waited{};
+      if (!lock.owns_lock()) {
+        waited = metrics_clock::now();
+        lock.lock();
+      }
+      const auto locked = metrics_clock::now();
       at = detail::command_step::accept;
       core.check_accepting();
-      const Context ctx = core.next_context();
+      const Context ctx = core.next_context(locked);
       at = detail::command_step::validate;
       if constexpr (validated_against<C, State>) command.validate(std::as_const(state), ctx);
       at = detail::command_step::prepare;
@@ -273,6 +303,8 @@ class Store {
       }
       at = detail::command_step::queue;
       const std::uint64_t seq = core.append(ctx, std::move(payload));
+      queued = metrics_clock::now();
+      core.command_queued(waited, locked, queued);
       return {seq, std::move(result)};
     }
 

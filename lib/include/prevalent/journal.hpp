@@ -40,6 +40,7 @@
 #include "prevalent/directory.hpp"
 #include "prevalent/format.hpp"
 #include "prevalent/journal_info.hpp"
+#include "prevalent/meters.hpp"
 #include "prevalent/options.hpp"
 
 namespace prevalent {
@@ -132,6 +133,10 @@ class Journal {
   std::uint64_t durable_seq() const;
   std::uint64_t first_seq() const;      // first record still held
   std::uint64_t bytes_written() const;  // since open
+  std::uint64_t bytes_held() const;     // record bytes in the segments on disk now
+  std::size_t segment_count() const;    // segments on disk now
+  // Syncs and their sizes and durations, recorded by the committer (metrics.hpp).
+  const detail::journal_meters& meters() const { return meters_; }
   bool failed() const;
   const journal_options& options() const { return options_; }
   std::vector<segment_info> segments() const;
@@ -159,6 +164,7 @@ class Journal {
   std::unique_ptr<detail::segment_writer> writer_;
   // Committer only: when the active segment was last synced (policy `interval`).
   std::chrono::steady_clock::time_point last_sync_;
+  detail::journal_meters meters_;
   std::thread committer_;
 };
 

@@ -44,12 +44,13 @@ class Persistence {
 
   // Publishes a snapshot of the state through `last_seq` (made durable first, whatever the
   // sync policy), then drops journal segments that no kept snapshot needs. The header records
-  // `state_version` (State::version).
-  void publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns, byte_view payload,
-                        std::uint32_t state_version = 1);
+  // `state_version` (State::version). Returns the snapshot file's size (0 if a newer snapshot
+  // was published meanwhile: nothing written).
+  std::uint64_t publish_snapshot(std::uint64_t last_seq, std::int64_t timestamp_ns,
+                                 byte_view payload, std::uint32_t state_version = 1);
 
   // publish_snapshot() for a payload produced piece by piece (SnapshotStore::install_streamed).
-  void publish_snapshot_streamed(
+  std::uint64_t publish_snapshot_streamed(
       std::uint64_t last_seq, std::int64_t timestamp_ns,
       const std::function<void(const SnapshotStore::payload_sink&)>& produce,
       std::uint32_t state_version = 1);
@@ -61,11 +62,13 @@ class Persistence {
   const Journal& journal() const { return *journal_; }
   SnapshotStore& snapshots() { return snapshots_; }
   const Directory& directory() const { return *dir_; }
+  Directory& directory() { return *dir_; }
   const store_options& options() const { return options_; }
 
  private:
   std::uint64_t load_newest_snapshot(const snapshot_loader& load, std::uint64_t at_most);
-  void remove_unneeded();  // caller holds publish_mutex_
+  void remove_unneeded();                                // caller holds publish_mutex_
+  std::uint64_t size_of(const std::string& file) const;  // 0 if it cannot be opened
 
   std::shared_ptr<Directory> dir_;
   store_options options_;

@@ -48,7 +48,7 @@ int run_verify(const common_args& a) {
   if (bad_envelope) problems.push_back(*bad_envelope);
 
   // Snapshots, newest first as an open tries them.
-  std::optional<std::uint64_t> newest_good, oldest_good;
+  std::optional<std::uint64_t> newest_good;
   const auto& snaps = store.snapshots();
   for (auto it = snaps.rbegin(); it != snaps.rend(); ++it) {
     try {
@@ -58,7 +58,6 @@ int run_verify(const common_args& a) {
                                            ": the state does not decode as " +
                                            codec_name(loaded.header.codec));
       if (!newest_good) newest_good = it->seq;
-      oldest_good = it->seq;
     } catch (const prevalent::error& e) {
       if (e.code() == errc::encryption_mismatch) throw;
       problems.push_back({store.describe(it->name), std::nullopt, e.what()});
@@ -71,7 +70,7 @@ int run_verify(const common_args& a) {
   const auto& segs = store.segments();
   if (!walk.damaged && !segs.empty()) {
     const std::uint64_t start = segs.front().seq;
-    if (start > 1 && (!oldest_good || *oldest_good + 1 < start))
+    if (start > 1 && (!newest_good || *newest_good + 1 < start))
       problems.push_back({store.describe(segs.front().name), 0,
                           "the journal starts at sequence number " + std::to_string(start) +
                               " but no usable snapshot covers the records before it"});

@@ -34,7 +34,8 @@ prevalent::store_options options(const std::string& key_file) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: make_store journal|flip|truncate|check|hold ... (see the source)\n");
+  (void)std::fprintf(stderr,
+                     "usage: make_store journal|flip|truncate|check|hold ... (see the source)\n");
   return 2;
 }
 
@@ -105,7 +106,7 @@ int main(int argc, char** argv) try {
   if (what == "hold" && args.size() >= 2) {
     test::LedgerStore store(args[1], options(""));
     std::printf("ready\n");
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     std::string line;
     while (std::getline(std::cin, line)) {
     }
@@ -113,6 +114,6 @@ int main(int argc, char** argv) try {
   }
   return usage();
 } catch (const std::exception& e) {
-  std::fprintf(stderr, "make_store: %s\n", e.what());
+  (void)std::fprintf(stderr, "make_store: %s\n", e.what());
   return 1;
 }

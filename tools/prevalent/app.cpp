@@ -37,7 +37,7 @@ void add_json(CLI::App* sub, common_args& c, const char* what) {
 
 int run(int argc, char** argv, std::vector<typed_command> typed) {
   // A closed pipe (jq, head) shows as EPIPE on write, and the tool stops quietly.
-  std::signal(SIGPIPE, SIG_IGN);
+  (void)std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"Look inside, verify and repair a prevalent store directory, without its types.",
                "prevalent"};
   app.footer(exit_codes);
@@ -155,13 +155,14 @@ int run(int argc, char** argv, std::vector<typed_command> typed) {
     compact_cmd->add_option("DIR", compact.dir, "The store directory");
     compact_cmd->allow_extras();
     compact_cmd->callback([&] {
-      std::fprintf(stderr,
-                   "prevalent: compact needs the store's types (it applies the commands to take "
-                   "a snapshot), and this program has none. Build a typed tool with one line:\n"
-                   "  #include <prevalent/tool.hpp>\n"
-                   "  int main(int argc, char** argv) { return prevalent::tool_main<MyStore>(argc, "
-                   "argv); }\n"
-                   "linked with prevalent-tool (pkg-config prevalent-tool); see docs/TOOL.md.\n");
+      (void)std::fprintf(
+          stderr,
+          "prevalent: compact needs the store's types (it applies the commands to take "
+          "a snapshot), and this program has none. Build a typed tool with one line:\n"
+          "  #include <prevalent/tool.hpp>\n"
+          "  int main(int argc, char** argv) { return prevalent::tool_main<MyStore>(argc, "
+          "argv); }\n"
+          "linked with prevalent-tool (pkg-config prevalent-tool); see docs/TOOL.md.\n");
       code = exit_usage;
     });
   }

@@ -71,15 +71,15 @@ int run_at(const at_args& a) {
       snapshot = {{"file", it->name}, {"last_seq", it->seq}};
       snapshot["time"] =
           h && h->timestamp_ns != 0 ? ordered(iso_time(h->timestamp_ns)) : ordered(nullptr);
-      snapshot["state"] = std::move(state);
+      snapshot["state"] = state;
       base = it->seq;
       have_base = true;
       break;
     } catch (const prevalent::error& e) {
       if (e.code() == errc::encryption_mismatch) throw;
-      std::fprintf(stderr, "prevalent: skipping %s: %s\n", it->name.c_str(), e.what());
+      (void)std::fprintf(stderr, "prevalent: skipping %s: %s\n", it->name.c_str(), e.what());
     } catch (const tool_error& e) {
-      std::fprintf(stderr, "prevalent: skipping %s: %s\n", it->name.c_str(), e.what());
+      (void)std::fprintf(stderr, "prevalent: skipping %s: %s\n", it->name.c_str(), e.what());
     }
   }
   if (!have_base) unreachable(store, "sequence number " + std::to_string(target));

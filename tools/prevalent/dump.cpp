@@ -45,15 +45,15 @@ int run_dump(const dump_args& a) {
   progress.done();
   if (reader_gone || !finish_output()) return exit_ok;
   if (walk.damaged) {
-    std::fprintf(stderr, "prevalent: stopped at damage after record %llu: %s\n",
-                 static_cast<unsigned long long>(walk.damaged->last_good_seq),
-                 walk.damaged->what.c_str());
+    (void)std::fprintf(stderr, "prevalent: stopped at damage after record %llu: %s\n",
+                       static_cast<unsigned long long>(walk.damaged->last_good_seq),
+                       walk.damaged->what.c_str());
     return exit_damaged;
   }
   if (!walk.torn_reason.empty() && !a.quiet)
-    std::fprintf(stderr, "prevalent: note: torn tail in %s at offset %llu (%s): not dumped\n",
-                 walk.torn_file.c_str(), static_cast<unsigned long long>(walk.torn_offset),
-                 walk.torn_reason.c_str());
+    (void)std::fprintf(stderr, "prevalent: note: torn tail in %s at offset %llu (%s): not dumped\n",
+                       walk.torn_file.c_str(), static_cast<unsigned long long>(walk.torn_offset),
+                       walk.torn_reason.c_str());
   return exit_ok;
 }
 

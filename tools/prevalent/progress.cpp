@@ -32,16 +32,16 @@ void Progress::draw(std::uint64_t done) {
   const int filled = static_cast<int>(part * bar_width);
   std::string bar(static_cast<std::size_t>(filled), '#');
   bar.resize(bar_width, '.');
-  std::fprintf(stderr, "\r%s [%s] %3d%%", label_.c_str(), bar.c_str(),
-               static_cast<int>(part * 100));
-  std::fflush(stderr);
+  (void)std::fprintf(stderr, "\r%s [%s] %3d%%", label_.c_str(), bar.c_str(),
+                     static_cast<int>(part * 100));
+  (void)std::fflush(stderr);
   drawn_ = true;
 }
 
 void Progress::done() {
   if (!active_) return;
-  if (drawn_) std::fprintf(stderr, "\r\033[K");
-  std::fflush(stderr);
+  if (drawn_) (void)std::fprintf(stderr, "\r\033[K");
+  (void)std::fflush(stderr);
   active_ = false;
 }
 

@@ -79,7 +79,7 @@ std::string default_backup(const std::string& dir) {
   std::tm tm{};
   ::gmtime_r(&now, &tm);
   char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  (void)std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
   return (std::filesystem::path(dir) / (std::string("repair-backup-") + stamp)).string();
 }
 
@@ -121,11 +121,12 @@ int run_repair(const repair_args& a) {
   } else if (walk.damaged) {
     const auto& d = *walk.damaged;
     if (!a.salvage) {
-      std::fprintf(stderr,
-                   "prevalent: %s\nprevalent: this is damage, not a torn tail: repair cuts only "
-                   "what recovery would cut. --salvage cuts at the first corrupt record (after "
-                   "record %llu) and drops everything after it, keeping a backup.\n",
-                   d.what.c_str(), static_cast<unsigned long long>(d.last_good_seq));
+      (void)std::fprintf(
+          stderr,
+          "prevalent: %s\nprevalent: this is damage, not a torn tail: repair cuts only "
+          "what recovery would cut. --salvage cuts at the first corrupt record (after "
+          "record %llu) and drops everything after it, keeping a backup.\n",
+          d.what.c_str(), static_cast<unsigned long long>(d.last_good_seq));
       return exit_damaged;
     }
     const auto& seg = segs[d.segment];

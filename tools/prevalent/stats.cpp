@@ -83,9 +83,9 @@ int run_stats(const stats_args& a) {
   }
   finish_output();
   if (walk.damaged) {
-    std::fprintf(stderr, "prevalent: counted up to record %llu, then damage: %s\n",
-                 static_cast<unsigned long long>(walk.damaged->last_good_seq),
-                 walk.damaged->what.c_str());
+    (void)std::fprintf(stderr, "prevalent: counted up to record %llu, then damage: %s\n",
+                       static_cast<unsigned long long>(walk.damaged->last_good_seq),
+                       walk.damaged->what.c_str());
     return exit_damaged;
   }
   return exit_ok;

@@ -31,7 +31,7 @@ int report(const std::exception& e) {
       code = exit_damaged;
     }
   }
-  std::fprintf(stderr, "prevalent: %s%s\n", e.what(), hint.c_str());
+  (void)std::fprintf(stderr, "prevalent: %s%s\n", e.what(), hint.c_str());
   return code;
 }
 

@@ -28,7 +28,9 @@ store_options offline_options(const typed_request& r) {
   }
   o.keep_snapshots = r.keep;
   o.insecure_modes = modes_policy::ignore;  // the store's modes are not the tool's business
-  o.log = [](const std::string& line) { std::fprintf(stderr, "prevalent: %s\n", line.c_str()); };
+  o.log = [](const std::string& line) {
+    (void)std::fprintf(stderr, "prevalent: %s\n", line.c_str());
+  };
   return o;
 }
 

@@ -128,8 +128,8 @@ int run_verify(const common_args& a) {
   }
   finish_output();
   if (!healthy && !a.json)
-    std::fprintf(stderr, "prevalent: %s is damaged (first problem: %s)\n", store.path().c_str(),
-                 problems.front().what.c_str());
+    (void)std::fprintf(stderr, "prevalent: %s is damaged (first problem: %s)\n",
+                       store.path().c_str(), problems.front().what.c_str());
   return healthy ? exit_ok : exit_damaged;
 }
 

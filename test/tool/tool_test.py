@@ -10,6 +10,7 @@ typed `compact`.
 Damage is injected with make_store's flip/truncate (test/support.hpp's byte surgery); record
 offsets come from the framing in docs/FORMAT.md (32-byte headers, 8-byte alignment). Each check
 says what it injected and what it verified; the first failure stops the run (exit 1)."""
+import datetime
 import json
 import os
 import shutil
@@ -89,6 +90,10 @@ try:
     code, _, err = run("verify", foreign)
     expect(code == 3 and "not a prevalent store" in err and "notes.txt" in err,
            "a directory of other files: exit 3, naming one")
+    empty = os.path.join(work, "empty")
+    os.mkdir(empty)
+    code, _, err = run("dump", empty)
+    expect(code == 3 and "not a prevalent store" in err, "an empty directory: exit 3")
     code, _, err = run("compact", foreign)
     expect(code == 2 and "tool_main" in err, "types-free compact says how to build a typed tool")
 
@@ -133,6 +138,11 @@ try:
     got = lines(out)
     expect(150 in [r["seq"] for r in got] and all(r["time"] == t150 for r in got),
            "dump --from/--to an ISO 8601 time")
+    # The same instant written in another zone: 08:xx+01:00 is 07:xx Z.
+    base = datetime.datetime.strptime(t150[:19], "%Y-%m-%dT%H:%M:%S")
+    zoned = (base + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S") + t150[19:-1]
+    code, out, _ = run("dump", s, "--from", zoned + "+01:00", "--to", t150)
+    expect(lines(out) == got, "dump --from with a +01:00 zone means the same instant")
     code, _, err = run("dump", s, "--from", "yesterday")
     expect(code == 2 and "ISO 8601" in err, "dump --from with a bad time: exit 2")
     p = subprocess.Popen([PREVALENT, "dump", s], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -263,6 +273,45 @@ try:
     st = check_store(c)
     expect(st["last_seq"] == bad_seq - 1 and st["applied"] == bad_seq - 1,
            "the salvaged store opens with every record before the damage")
+
+    # ---- salvage of a damaged segment header, with a snapshot after the damage -----------
+    g = os.path.join(work, "badheader")
+    make("journal", g, "200", "--snapshot-at", "50", "--snapshot-at", "150")
+    names = segments(g)
+    k = next(j for j, n in enumerate(names) if int(n[8:-4]) > 80)  # between the snapshots
+    make("flip", os.path.join(g, names[k]), "13")  # inside the codec field of the header
+    cut_at = int(names[k][len("journal-"):-len(".log")]) - 1
+    code, out, _ = run("verify", g, "--json")
+    v = json.loads(out)
+    expect(code == 1 and v["problems"][0]["offset"] == 0 and names[k] in v["problems"][0]["file"],
+           "verify: a damaged segment header, offset 0")
+    code, out, _ = run("repair", g, "--salvage", "--dry-run", "--json")
+    plan = json.loads(out)
+    expect(code == 0 and {a["file"] for a in plan["actions"]} ==
+           set(names[k:]) | {"snapshot-00000000000000000150.snap"} and
+           all(a["action"] == "remove" for a in plan["actions"]),
+           "salvage plan: remove the damaged segment, the later ones, and the snapshot past the cut")
+    code, out, _ = run("repair", g, "--salvage")
+    expect(code == 0 and check_store(g)["last_seq"] == cut_at,
+           f"the salvaged store opens with records 1..{cut_at}")
+    backups = [x for x in os.listdir(g) if x.startswith("repair-backup-")]
+    expect(len(backups) == 1 and "snapshot-00000000000000000150.snap" in
+           os.listdir(os.path.join(g, backups[0])), "default backup directory inside DIR")
+
+    # ---- an unfinished last segment (its creation never finished) ------------------------
+    u = os.path.join(work, "unfinished")
+    shutil.copytree(f, u)
+    open(os.path.join(u, "journal-00000000000000000041.log"), "wb").write(b"PRVLJRNL\x01")
+    code, out, _ = run("verify", u, "--json")
+    v = json.loads(out)
+    expect(code == 0 and v["torn_tail"]["bytes"] == 9, "verify: an unfinished last segment")
+    code, out, _ = run("repair", u, "--json", "--backup", os.path.join(work, "unfinished-backup"))
+    r = json.loads(out)
+    expect(code == 0 and r["actions"][0]["action"] == "remove" and
+           not os.path.exists(os.path.join(u, "journal-00000000000000000041.log")) and
+           open(os.path.join(work, "unfinished-backup", "journal-00000000000000000041.log"),
+                "rb").read() == b"PRVLJRNL\x01", "repair removes it, backed up")
+    expect(check_store(u)["last_seq"] == 40, "and the store opens with all 40 records")
 
     # ---- a damaged snapshot --------------------------------------------------------------
     d = os.path.join(work, "badsnap")

@@ -41,7 +41,10 @@ walk_result walk_journal(const StoreDir& store,
     detail::segment_reader reader(*file, file->size(), path, format::max_payload_limit,
                                   store.cipher().get(), true);
     auto fail = [&](std::uint64_t offset, std::uint64_t cut, const std::string& what) {
-      out.damaged = damage{path, i, offset, cut, out.last_seq, what};
+      // Before any good record, the last good one is the one before the journal's start.
+      const std::uint64_t good =
+          out.records > 0 ? out.last_seq : (expected != 0 ? expected - 1 : seg.seq - 1);
+      out.damaged = damage{path, i, offset, cut, good, what};
     };
     if (last && reader.unfinished()) {
       out.unfinished_last = true;

@@ -335,6 +335,10 @@ try:
         expect(code == 4 and "in use" in err, "repair refuses a store in use: exit 4")
         code, _, err = run("repair", f, "--dry-run")
         expect(code == 4, "repair --dry-run also refuses it")
+        if SESSIONS_TOOL:
+            p = subprocess.run([SESSIONS_TOOL, "compact", f], capture_output=True, text=True,
+                               timeout=60)
+            expect(p.returncode == 4, "typed compact refuses a store in use: exit 4")
     finally:
         h.stdin.close()
         h.wait(timeout=60)
@@ -385,6 +389,23 @@ try:
         expect("10 session(s)" in listing, "the compacted store opens with every session")
         code, _, _ = run("verify", w)
         expect(code == 0, "verify after compact")
+        # Encrypted (SESSIONS_KEY_FILE): compact with --key-file, then the tool reads it.
+        we = os.path.join(work, "sessions-encrypted")
+        env = dict(os.environ, SESSIONS_KEY_FILE=key)
+        for i in range(5):
+            subprocess.run([SESSIONS, we, "create", "eve", "3600"], check=True, env=env,
+                           capture_output=True, timeout=60)
+        p = subprocess.run([SESSIONS_TOOL, "compact", we], capture_output=True, text=True,
+                           timeout=60)
+        expect(p.returncode == 2 and "--key-file" in p.stderr,
+               "typed compact of an encrypted store without the key: exit 2")
+        p = subprocess.run([SESSIONS_TOOL, "compact", we, "--key-file", key, "--json"],
+                           capture_output=True, text=True, timeout=60)
+        expect(p.returncode == 0 and json.loads(p.stdout)["snapshot_seq"] == 5,
+               "typed compact with --key-file")
+        code, out, _ = run("snapshot-dump", we, "--key-file", key)
+        expect(code == 0 and len(json.loads(out)["by_hash"]) == 5,
+               "the encrypted snapshot compact wrote reads with the key")
         p = subprocess.run([SESSIONS_TOOL, "compact", foreign], capture_output=True, text=True,
                            timeout=60)
         expect(p.returncode == 3, "typed compact of a directory that is not a store: exit 3")

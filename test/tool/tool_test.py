@@ -13,11 +13,14 @@ says what it injected and what it verified; the first failure stops the run (exi
 import datetime
 import json
 import os
+import pty
+import re
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 PREVALENT, MAKE_STORE = sys.argv[1], sys.argv[2]
 SESSIONS, SESSIONS_TOOL = (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else (None, None)
@@ -370,6 +373,39 @@ try:
            all(isinstance(r["args"], dict) for r in got), "dump of a CBOR journal")
     code, out, _ = run("info", b, "--json")
     expect(json.loads(out)["snapshots"][0]["codec"] == "cbor", "info: CBOR snapshot codec")
+
+    # ---- the progress bar: drawn only on a terminal, at most ten times a second ---------
+    big = os.path.join(work, "big")
+    make("journal", big, "60000", "--segment", "1048576")
+
+    def on_terminal(*args):
+        """stderr of the tool when it is a pseudo-terminal, and the seconds it ran."""
+        master, slave = pty.openpty()
+        start = time.monotonic()
+        p = subprocess.Popen([PREVALENT, *args], stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        p.wait(timeout=120)
+        os.close(master)
+        return p.returncode, out.decode(), time.monotonic() - start
+
+    code, err, secs = on_terminal("verify", big)
+    draws = [x for x in err.split("\r") if x]
+    bar = re.compile(r"verifying journal \[[#.]{30}\] +\d+%")
+    expect(code == 0 and all(bar.fullmatch(x) for x in draws[:-1]) and (not draws or draws[-1] == "\x1b[K") and len(draws) - 1 <= 10 * secs + 1,
+           f"progress bar on a terminal: {len(draws) - 1} redraws in {secs:.2f} s, then erased")
+    code, err, _ = on_terminal("verify", big, "--quiet")
+    expect(code == 0 and err == "", "--quiet: no progress bar on a terminal")
+    code, _, err = run("verify", big)
+    expect(code == 0 and err == "", "no progress bar when stderr is not a terminal")
 
     # ---- the typed tool: compact -------------------------------------------------------
     if SESSIONS_TOOL:

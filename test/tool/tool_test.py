@@ -293,7 +293,7 @@ try:
     expect(code == 0 and {a["file"] for a in plan["actions"]} ==
            set(names[k:]) | {"snapshot-00000000000000000150.snap"} and
            all(a["action"] == "remove" for a in plan["actions"]),
-           "salvage plan: remove the damaged segment, the later ones, and the snapshot past the cut")
+           "salvage plan: remove the damaged segment, the later ones, and the snapshot after")
     code, out, _ = run("repair", g, "--salvage")
     expect(code == 0 and check_store(g)["last_seq"] == cut_at,
            f"the salvaged store opens with records 1..{cut_at}")
@@ -400,7 +400,8 @@ try:
     code, err, secs = on_terminal("verify", big)
     draws = [x for x in err.split("\r") if x]
     bar = re.compile(r"verifying journal \[[#.]{30}\] +\d+%")
-    expect(code == 0 and all(bar.fullmatch(x) for x in draws[:-1]) and (not draws or draws[-1] == "\x1b[K") and len(draws) - 1 <= 10 * secs + 1,
+    expect(code == 0 and all(bar.fullmatch(x) for x in draws[:-1]) and
+           (not draws or draws[-1] == "\x1b[K") and len(draws) - 1 <= 10 * secs + 1,
            f"progress bar on a terminal: {len(draws) - 1} redraws in {secs:.2f} s, then erased")
     code, err, _ = on_terminal("verify", big, "--quiet")
     expect(code == 0 and err == "", "--quiet: no progress bar on a terminal")

@@ -316,6 +316,24 @@ try:
                 "rb").read() == b"PRVLJRNL\x01", "repair removes it, backed up")
     expect(check_store(u)["last_seq"] == 40, "and the store opens with all 40 records")
 
+    # ---- leftovers of an interrupted drop: an old segment, a gap, a snapshot covering both --
+    x = os.path.join(work, "all-segments")
+    make("journal", x, "250")
+    y = os.path.join(work, "leftover")
+    shutil.copytree(s, y)
+    first_kept = int(segments(y)[0][8:-4])
+    older = [n for n in segments(x) if int(n[8:-4]) < first_kept]
+    shutil.copy(os.path.join(x, older[-2]), y)  # not the one right before: a gap follows it
+    code, out, _ = run("verify", y, "--json")
+    v = json.loads(out)
+    expect(code == 0 and v["healthy"] and v["leftover_segments"] == 1 and
+           v["first_seq"] == first_kept, "verify: leftovers of an interrupted drop are healthy")
+    code, out, _ = run("repair", y, "--json", "--backup", os.path.join(work, "leftover-backup"))
+    r = json.loads(out)
+    expect(code == 0 and [a["file"] for a in r["actions"]] == [older[-2]] and
+           older[-2] not in segments(y), "repair removes the leftover segment")
+    expect(check_store(y)["last_seq"] == 250, "the store opens with every record")
+
     # ---- a damaged snapshot --------------------------------------------------------------
     d = os.path.join(work, "badsnap")
     shutil.copytree(s, d)

@@ -113,6 +113,9 @@ struct walk_result {
   std::string torn_file, torn_reason;
   std::uint64_t torn_offset = 0, torn_bytes = 0;
   bool unfinished_last = false;  // the last segment's creation never finished: removed on open
+  // The first `leftovers` segments are leftovers of an interrupted drop (a gap after them, and
+  // a snapshot covers them): the next open removes them. Records counts only those after.
+  std::size_t leftovers = 0;
   std::optional<damage> damaged;
 };
 

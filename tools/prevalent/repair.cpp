@@ -116,6 +116,10 @@ int run_repair(const repair_args& a) {
   progress.done();
   const auto& segs = store.segments();
   std::vector<action> actions;
+  for (std::size_t i = 0; i < walk.leftovers; ++i)
+    actions.push_back({true, segs[i].name, 0, segs[i].bytes,
+                       "left over from an interrupted drop: a snapshot covers it, and a gap "
+                       "follows it"});
   if (walk.unfinished_last) {
     actions.push_back({true, segs.back().name, 0, segs.back().bytes, walk.torn_reason});
   } else if (walk.damaged) {

@@ -69,9 +69,9 @@ int run_verify(const common_args& a) {
   // The journal and the snapshots together (docs/FORMAT.md, the open sequence).
   const auto& segs = store.segments();
   if (!walk.damaged && !segs.empty()) {
-    const std::uint64_t start = segs.front().seq;
+    const std::uint64_t start = segs[std::min(walk.leftovers, segs.size() - 1)].seq;
     if (start > 1 && (!newest_good || *newest_good + 1 < start))
-      problems.push_back({store.describe(segs.front().name), 0,
+      problems.push_back({store.describe(segs[std::min(walk.leftovers, segs.size() - 1)].name), 0,
                           "the journal starts at sequence number " + std::to_string(start) +
                               " but no usable snapshot covers the records before it"});
     const std::uint64_t journal_end = walk.records > 0 ? walk.last_seq : start - 1;
@@ -94,6 +94,7 @@ int run_verify(const common_args& a) {
     out["last_seq"] = walk.last_seq;
     out["segments"] = segs.size();
     out["snapshots"] = snaps.size();
+    out["leftover_segments"] = walk.leftovers;
     if (walk.torn_reason.empty())
       out["torn_tail"] = nullptr;
     else
@@ -116,6 +117,11 @@ int run_verify(const common_args& a) {
           "which the next open (or prevalent repair) cuts\n",
           walk.torn_file.c_str(), static_cast<unsigned long long>(walk.torn_offset),
           static_cast<unsigned long long>(walk.torn_bytes), walk.torn_reason.c_str());
+    if (walk.leftovers > 0)
+      std::printf(
+          "leftovers: the first %zu segment(s), up to %s, precede a gap and a snapshot covers "
+          "them: an interrupted drop, which the next open (or prevalent repair) finishes\n",
+          walk.leftovers, segs[walk.leftovers - 1].name.c_str());
     for (const auto& p : problems)
       std::printf("damaged: %s\n", p.what.find(p.file) == std::string::npos
                                        ? (p.file + ": " + p.what).c_str()

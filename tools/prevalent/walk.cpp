@@ -19,6 +19,13 @@ std::uint64_t offset_in(const std::string& what, std::uint64_t fallback) {
   return fallback;
 }
 
+// Whether a snapshot (by its name) covers every record before `first_seq`.
+bool covered(const StoreDir& store, std::uint64_t first_seq) {
+  for (const auto& s : store.snapshots())
+    if (s.seq + 1 >= first_seq) return true;
+  return false;
+}
+
 }  // namespace
 
 walk_result walk_journal(const StoreDir& store,
@@ -68,6 +75,14 @@ walk_result walk_journal(const StoreDir& store,
                std::to_string(seg.seq));
       break;
     }
+    if (expected != 0 && header->first_seq != expected && covered(store, header->first_seq)) {
+      // The segments before the gap hold only records a snapshot covers: leftovers of a drop
+      // that a power cut interrupted, which the next open removes (as journal recovery does).
+      out.leftovers = i;
+      out.records = 0;
+      out.first_seq = 0;
+      expected = header->first_seq;
+    }
     if (expected != 0 && header->first_seq != expected) {
       fail(0, 0,
            path + " at offset 0: segment starts at sequence number " +
@@ -112,10 +127,11 @@ reachable_range reachable(const StoreDir& store, const walk_result& walk) {
   reachable_range r;
   const auto& segs = store.segments();
   std::optional<std::uint64_t> from;
-  if (!segs.empty() && segs.front().seq == 1) from = 0;
+  const std::uint64_t start = walk.leftovers < segs.size() ? segs[walk.leftovers].seq : 0;
+  if (start == 1) from = 0;
   for (const auto& s : store.snapshots()) {
     // The journal must hold the records after the snapshot (or be gone only up to it).
-    const bool reaches = segs.empty() || segs.front().seq <= s.seq + 1;
+    const bool reaches = start == 0 || start <= s.seq + 1;
     if (reaches && (!from || s.seq < *from)) from = s.seq;
   }
   if (!from) return r;

@@ -23,6 +23,26 @@ std::vector<std::pair<std::uint64_t, std::string>> list_segments(const Directory
   return found;
 }
 
+// How many bytes of [from, end) a write reached: up to the last nonzero byte (the rest is the
+// writer's zero fill), so the recovery log tells an unfinished write from preallocated space.
+std::uint64_t written_bytes_after(const File& f, std::uint64_t from, std::uint64_t end) {
+  std::vector<std::uint8_t> buf(1u << 16);
+  std::uint64_t last_nonzero = from;
+  for (std::uint64_t at = from; at < end;) {
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - at));
+    const std::size_t got = f.read_at(at, std::span(buf.data(), want));
+    if (got == 0) break;
+    for (std::size_t i = got; i-- > 0;)
+      if (buf[i] != 0) {
+        last_nonzero = at + i + 1;
+        break;
+      }
+    at += got;
+  }
+  return last_nonzero - from;
+}
+
 }  // namespace
 
 Journal::Journal(std::shared_ptr<Directory> dir, journal_options options)
@@ -132,6 +152,7 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
     if (last && !scan.torn_reason.empty()) {
       // Cut the unfinished write so appends continue right after the last good record.
       auto f = dir_->open(name, Directory::open_mode::write);
+      const std::uint64_t written = written_bytes_after(*f, scan.valid_end, reader.end());
       f->truncate(scan.valid_end);
       f->sync();
       report_.torn_file = path;
@@ -140,8 +161,9 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       report_.torn_reason = scan.torn_reason;
       if (log)
         log("journal recovery: cut torn tail of " + path + " at offset " +
-            std::to_string(scan.valid_end) + " (" + std::to_string(report_.torn_bytes) +
-            " bytes: " + scan.torn_reason + ")");
+            std::to_string(scan.valid_end) + " (" + scan.torn_reason + "; " +
+            std::to_string(written) + " bytes of an unfinished write, " +
+            std::to_string(report_.torn_bytes - written) + " bytes of zero fill)");
     } else if (last) {
       allocated = reader.end();  // zero-filled space preallocated earlier: write into it
     }

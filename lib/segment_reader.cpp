@@ -81,7 +81,7 @@ void segment_reader::check_encryption(const format::segment_header& h) const {
     throw error(errc::encryption_mismatch,
                 name_ +
                     ": the segment is encrypted, but the store was opened without an "
-                    "encryption key (journal_options::encryption_key)");
+                    "encryption key (store_options::encryption_key)");
   if (h.encrypted() && h.key_check != cipher_->key_check())
     throw error(errc::encryption_mismatch,
                 name_ +

@@ -169,7 +169,7 @@ loaded_snapshot SnapshotStore::load(const snapshot_info& which) const {
     throw error(errc::encryption_mismatch,
                 path +
                     ": the snapshot is encrypted, but the store was opened without an "
-                    "encryption key (journal_options::encryption_key)");
+                    "encryption key (store_options::encryption_key)");
   if (h->encrypted() && h->key_check != cipher_->key_check())
     throw error(errc::encryption_mismatch,
                 path +

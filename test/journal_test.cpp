@@ -167,6 +167,16 @@ TEST_CASE("a torn tail at every byte position of the last record is cut back to 
         REQUIRE(logs.size() == 1);
         CHECK(logs[0].find("offset " + std::to_string(ends[1])) != std::string::npos);
       }
+      if (cut > ends[1]) {
+        // The log tells the unfinished write (up to its last nonzero byte) from zero fill.
+        std::uint64_t written = 0;
+        for (std::uint64_t i = ends[1]; i < cut; ++i)
+          if (bytes_left[i] != 0) written = i + 1 - ends[1];
+        const std::uint64_t fill = bytes_left.size() - ends[1] - written;
+        REQUIRE(logs.size() == 1);
+        CHECK(logs[0].find(std::to_string(written) + " bytes of an unfinished write, " +
+                           std::to_string(fill) + " bytes of zero fill") != std::string::npos);
+      }
       // The journal goes on from the prefix.
       CHECK(j->append(99, "after") == 3);
       j->sync_through(3);

@@ -316,6 +316,8 @@ def main():
         log("redis-server or redis-cli missing (Debian redis-server, redis-tools): no Redis peer")
         opts.skip_redis = True
 
+    if opts.dir:
+        os.makedirs(opts.dir, exist_ok=True)
     parent = tempfile.mkdtemp(prefix="scale-", dir=opts.dir)
     started = time.monotonic()
     results = {"sessions": opts.sessions, "tail": opts.tail, "runs": opts.runs,

@@ -57,6 +57,13 @@ double rss_mb() {
   return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / 1e6;
 }
 
+// Bytes of heap in use (allocated and not freed), over all arenas: what RSS would be without
+// fragmentation and allocator caches.
+double heap_in_use_mb() {
+  const struct mallinfo2 m = ::mallinfo2();
+  return static_cast<double>(m.uordblks + m.hblkhd) / 1e6;
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -154,9 +161,9 @@ int build(const args& a) {
   const std::size_t n = sessions_in(store);
   std::printf(
       "{\"phase\":\"build\",\"map\":\"%s\",\"seconds\":%.3f,\"commands_per_s\":%.0f,"
-      "\"sessions\":%zu,\"rss_mb\":%.1f,\"rss_before_mb\":%.1f}\n",
+      "\"sessions\":%zu,\"rss_mb\":%.1f,\"rss_before_mb\":%.1f,\"heap_mb\":%.1f}\n",
       std::string(scale::session_map_name).c_str(), secs, static_cast<double>(a.count) / secs, n,
-      rss_mb(), rss_before);
+      rss_mb(), rss_before, heap_in_use_mb());
   return 0;
 }
 
@@ -173,8 +180,8 @@ int open(const args& a) {
   ::malloc_trim(0);
   std::printf(
       "{\"phase\":\"open\",\"map\":\"%s\",\"seconds\":%.3f,\"sessions\":%zu,\"rss_mb\":%.1f,"
-      "\"rss_after_trim_mb\":%.1f}\n",
-      std::string(scale::session_map_name).c_str(), secs, n, rss, rss_mb());
+      "\"rss_after_trim_mb\":%.1f,\"heap_mb\":%.1f}\n",
+      std::string(scale::session_map_name).c_str(), secs, n, rss, rss_mb(), heap_in_use_mb());
   if (a.expect != 0 && n != a.expect) {
     (void)std::fprintf(stderr, "scale open: %zu sessions after the open, expected %llu\n", n,
                        static_cast<unsigned long long>(a.expect));

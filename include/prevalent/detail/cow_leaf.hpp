@@ -36,8 +36,15 @@ class cow_leaf_ref {
     if (p_) p_->refs.fetch_add(1, std::memory_order_relaxed);
   }
   cow_leaf_ref(cow_leaf_ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
-  cow_leaf_ref& operator=(cow_leaf_ref o) noexcept {
-    std::swap(p_, o.p_);
+  cow_leaf_ref& operator=(const cow_leaf_ref& o) noexcept {
+    cow_leaf_ref copy(o);
+    std::swap(p_, copy.p_);
+    return *this;
+  }
+  // Inline and branch-light: a split shifts half of a map's references by move assignment.
+  cow_leaf_ref& operator=(cow_leaf_ref&& o) noexcept {
+    leaf* old = std::exchange(p_, std::exchange(o.p_, nullptr));
+    if (old != nullptr && old->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete old;
     return *this;
   }
   ~cow_leaf_ref() { reset(); }

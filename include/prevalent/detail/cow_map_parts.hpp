@@ -192,9 +192,9 @@ struct cow_map_json {
       auto flush = [&] {
         if (!cur.empty()) c.leaves.push_back(leaf_ref(new leaf(std::move(cur))));
         cur = {};
-        cur.reserve(Map::bulk_fill);
+        cur.reserve(Map::bulk_capacity);
       };
-      cur.reserve(Map::bulk_fill);
+      cur.reserve(Map::bulk_capacity);
       p.visit_chunk(i, [&](const nlohmann::json* key, nlohmann::json& value) {
         if (cur.size() == Map::bulk_fill) flush();
         cur.push_back(decode(key, value));

@@ -17,9 +17,12 @@ unsigned pool_size(std::size_t tasks);
 // all are done. Rethrows the first exception; tasks not started by then are skipped.
 void parallel_for(std::size_t n, const std::function<void(std::size_t)>& f);
 
-// Runs produce(i) for i in 0..n-1 on worker threads, at most `window` results ahead of the
-// consumer, and calls consume(i, result) on the calling thread in order of i. Rethrows the
-// first exception of either side after stopping the workers.
+// The nice value of ordered_pipeline's workers (background work; see lib/parallel.cpp).
+inline constexpr int background_nice = 10;
+
+// Runs produce(i) for i in 0..n-1 on worker threads (at nice background_nice), at most `window`
+// results ahead of the consumer, and calls consume(i, result) on the calling thread in order of i.
+// Rethrows the first exception of either side after stopping the workers.
 void ordered_pipeline(std::size_t n, std::size_t window,
                       const std::function<std::string(std::size_t)>& produce,
                       const std::function<void(std::size_t, std::string&)>& consume);

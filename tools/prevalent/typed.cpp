@@ -1,0 +1,70 @@
+// The helpers of include/prevalent/tool.hpp's typed subcommands: options to open a store
+// offline as it was written, and the before/after report of compact.
+#include <cstdio>
+#include <fstream>
+
+#include "common.hpp"
+#include "prevalent/tool.hpp"
+
+namespace prevalent::tool {
+
+store_options offline_options(const typed_request& r) {
+  const StoreDir store(r.dir, r.key_file);
+  store_options o;
+  std::string why;
+  if (!store.segments().empty())
+    if (auto h = store.segment_header(store.segments().back(), why)) o.codec = h->codec;
+  if (!store.snapshots().empty()) {
+    if (auto h = store.snapshot_header(store.snapshots().back(), why)) {
+      o.snapshot_codec = h->codec;
+      o.compress_snapshots = h->compression == format::compression::zstd;
+    }
+  }
+  if (!r.key_file.empty()) {
+    std::ifstream in(r.key_file);
+    std::string hex;
+    in >> hex;
+    o.encryption_key = encryption_key::from_hex(hex);
+  }
+  o.keep_snapshots = r.keep;
+  o.insecure_modes = modes_policy::ignore;  // the store's modes are not the tool's business
+  o.log = [](const std::string& line) {
+    (void)std::fprintf(stderr, "prevalent: %s\n", line.c_str());
+  };
+  return o;
+}
+
+directory_usage usage_of(const std::filesystem::path& dir) {
+  const StoreDir store(dir, "");
+  directory_usage u;
+  u.segments = store.segments().size();
+  u.snapshots = store.snapshots().size();
+  for (const auto& s : store.segments()) u.bytes += s.bytes;
+  for (const auto& s : store.snapshots()) u.bytes += s.bytes;
+  return u;
+}
+
+void report_compact(const typed_request& r, const directory_usage& before,
+                    const directory_usage& after, std::uint64_t last_seq) {
+  if (r.json) {
+    auto side = [](const directory_usage& u) {
+      return nlohmann::ordered_json{
+          {"segments", u.segments}, {"snapshots", u.snapshots}, {"bytes", u.bytes}};
+    };
+    nlohmann::ordered_json out;
+    out["snapshot_seq"] = last_seq;
+    out["before"] = side(before);
+    out["after"] = side(after);
+    print_line(out.dump());
+  } else {
+    std::printf(
+        "compacted %s: snapshot at sequence number %llu; %zu segments, %zu snapshots, %llu "
+        "bytes before; %zu segments, %zu snapshots, %llu bytes after\n",
+        r.dir.c_str(), static_cast<unsigned long long>(last_seq), before.segments, before.snapshots,
+        static_cast<unsigned long long>(before.bytes), after.segments, after.snapshots,
+        static_cast<unsigned long long>(after.bytes));
+  }
+  finish_output();
+}
+
+}  // namespace prevalent::tool

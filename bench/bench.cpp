@@ -674,8 +674,8 @@ int main(int argc, char** argv) {
     if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialize");
     std::vector<double> xxh, blake, crc;
     for (int r = 0; r < c.runs; ++r) {
-      xxh.push_back(hashed_bytes_per_s(
-          [](prevalent::byte_view b) { return prevalent::state_digest(b)[0]; }));
+      xxh.push_back(
+          hashed_bytes_per_s([](prevalent::byte_view b) { return prevalent::state_digest(b)[0]; }));
       blake.push_back(hashed_bytes_per_s([](prevalent::byte_view b) {
         std::uint8_t out[16];
         crypto_generichash(out, sizeof out, b.data(), b.size(), nullptr, 0);

@@ -58,12 +58,11 @@ class SnapshotStore {
                       std::uint32_t state_version = 1);
   // install() for a payload that is produced piece by piece: `produce` is called once with a
   // sink that takes the payload in order. Without compression or encryption the pieces go
-  // straight into the temporary file (the header, whose length and CRC-32C are counted on the
-  // way, as is the state digest, is written last at offset 0 before the sync); with either,
-  // the payload is gathered
-  // in memory first (zstd's frame records the content size and the seal is one-shot). Same
-  // protocol (R3) and errors as install(); what `produce` throws leaves only the temporary
-  // file, which the next open deletes.
+  // straight into the temporary file (the header, whose length, CRC-32C and state digest are
+  // counted on the way, is written last at offset 0 before the sync); with either, the
+  // payload is gathered in memory first (zstd's frame records the content size and the seal
+  // is one-shot). Same protocol (R3) and errors as install(); what `produce` throws leaves
+  // only the temporary file, which the next open deletes.
   using payload_sink = std::function<void(byte_view)>;
   std::string install_streamed(std::uint64_t last_seq, std::int64_t timestamp_ns,
                                const std::function<void(const payload_sink&)>& produce,

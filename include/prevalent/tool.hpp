@@ -10,9 +10,11 @@
 // Commands...>. The typed subcommands added:
 //   compact DIR [--keep N]   open the store offline (takes the directory lock), take a
 //                            snapshot, let retention drop the journal and snapshots it covers
-// TODO(lead, issue 10 part 4): `state DIR --seq N` (the state as of N, applied with the types)
-// once the library has read-only time travel; the types-free `prevalent at` prints the
-// snapshot and records it would start from.
+//   state DIR [--seq N]      the state after record N (default: the last), rebuilt read-only
+//                            with the types (time_travel.hpp), as one JSON document
+//   check-determinism DIR    replay from the second newest snapshot to the newest and compare
+//                            the state digests (determinism.hpp); exit 1 on a mismatch, naming
+//                            the first diverging command when it can
 #pragma once
 
 #include <cstdint>
@@ -22,8 +24,11 @@
 #include <string>
 #include <vector>
 
+#include "prevalent/determinism.hpp"
+#include "prevalent/history.hpp"
 #include "prevalent/options.hpp"
 #include "prevalent/store.hpp"
+#include "prevalent/time_travel.hpp"
 
 namespace prevalent {
 namespace tool {
@@ -68,6 +73,13 @@ directory_usage usage_of(const std::filesystem::path& dir);
 void report_compact(const typed_request& r, const directory_usage& before,
                     const directory_usage& after, std::uint64_t last_seq);
 
+// Prints a state as JSON (one line with r.json, else indented) with the record it is after.
+void report_state(const typed_request& r, std::uint64_t seq, const nlohmann::json& state);
+
+// Prints a determinism report (its summary, or one JSON line with r.json); returns the exit
+// code: 0 consistent or nothing to compare, 1 a mismatch.
+int report_determinism(const typed_request& r, const determinism_report& report);
+
 }  // namespace tool
 
 // The tool with the typed subcommands of StoreType (a prevalent::Store<State, Commands...>).
@@ -86,8 +98,30 @@ int tool_main(int argc, char** argv) {
         tool::report_compact(r, before, tool::usage_of(r.dir), last);
         return 0;
       }};
+  tool::typed_command state{
+      "state",
+      "Print the state after record N (default: the last record), rebuilt read-only from the "
+      "snapshots and journal with the store's types, without the directory lock",
+      true, false, [](const tool::typed_request& r) {
+        const store_options options = tool::offline_options(r);
+        const std::uint64_t seq = r.seq ? *r.seq : reachable_sequences(r.dir, options).last;
+        typename StoreType::view then(r.dir, as_of{.seq = seq}, options);
+        tool::report_state(r, then.sequence(),
+                           then.query([](const auto& s) { return nlohmann::json(s); }));
+        return 0;
+      }};
+  tool::typed_command determinism{
+      "check-determinism",
+      "Replay the journal from the second newest snapshot to the newest and compare the state "
+      "digests; on a mismatch, name the first command whose replay diverges",
+      false, false, [](const tool::typed_request& r) {
+        return tool::report_determinism(
+            r, check_determinism<StoreType>(r.dir, {}, tool::offline_options(r)));
+      }};
   std::vector<tool::typed_command> typed;
   typed.push_back(std::move(compact));
+  typed.push_back(std::move(state));
+  typed.push_back(std::move(determinism));
   return tool::run(argc, argv, std::move(typed));
 }
 

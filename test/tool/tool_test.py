@@ -371,7 +371,7 @@ try:
     make("journal", e, "30", "--key", key, "--snapshot-at", "20")
     code, out, _ = run("info", e, "--json")
     i = json.loads(out)
-    expect(code == 0 and i["encrypted"] and i["format_version"] == 2 and "key" in i["problem"],
+    expect(code == 0 and i["encrypted"] and i["format_version"] == 3 and "key" in i["problem"],
            "info without the key: headers, and says the key is needed")
     code, _, err = run("dump", e)
     expect(code == 2 and "--key-file" in err, "dump without the key: exit 2 asking for it")
@@ -432,6 +432,15 @@ try:
         for i in range(30):
             subprocess.run([SESSIONS, w, "create", "user%d" % (i % 3), "3600"], check=True,
                            capture_output=True, timeout=60)
+        # Typed time travel: the state after record 10, rebuilt with the types, read-only.
+        p = subprocess.run([SESSIONS_TOOL, "state", w, "--seq", "10", "--json"],
+                           capture_output=True, text=True, timeout=60)
+        r = json.loads(p.stdout)
+        expect(p.returncode == 0 and r["seq"] == 10 and len(r["state"]["by_hash"]) == 10,
+               "typed state --seq 10: the 10 sessions created by then")
+        p = subprocess.run([SESSIONS_TOOL, "state", w, "--seq", "31"], capture_output=True,
+                           text=True, timeout=60)
+        expect(p.returncode != 0 and "31" in p.stderr, f"typed state past the end fails: {p.stderr}")
         p = subprocess.run([SESSIONS_TOOL, "compact", w, "--json"], capture_output=True,
                            text=True, timeout=120)
         r = json.loads(p.stdout)
@@ -444,6 +453,17 @@ try:
         expect("10 session(s)" in listing, "the compacted store opens with every session")
         code, _, _ = run("verify", w)
         expect(code == 0, "verify after compact")
+        # The determinism check: from the empty state (the journal reaches back to record 1) to
+        # the snapshot compact took; the sessions commands are deterministic.
+        p = subprocess.run([SESSIONS_TOOL, "check-determinism", w, "--json"],
+                           capture_output=True, text=True, timeout=60)
+        r = json.loads(p.stdout)
+        expect(p.returncode == 0 and r["checked"] and r["consistent"] and r["to_seq"] == 30
+               and r["replayed"] == 30, f"typed check-determinism passes: {r}")
+        p = subprocess.run([SESSIONS_TOOL, "state", w], capture_output=True, text=True,
+                           timeout=60)
+        expect(p.returncode == 0 and json.loads(p.stdout)["seq"] == 30,
+               "typed state: the last record by default")
         # Encrypted (SESSIONS_KEY_FILE): compact with --key-file, then the tool reads it.
         we = os.path.join(work, "sessions-encrypted")
         env = dict(os.environ, SESSIONS_KEY_FILE=key)

@@ -130,6 +130,8 @@ int run(int argc, char** argv, std::vector<typed_command> typed) {
 
   // Typed subcommands, and the types-free compact that says how to get one.
   std::vector<typed_request> requests(typed.size());
+  std::vector<std::uint64_t> seq_values(typed.size());
+  std::vector<CLI::Option*> seq_options(typed.size(), nullptr);
   bool typed_compact = false;
   for (std::size_t i = 0; i < typed.size(); ++i) {
     typed_compact = typed_compact || typed[i].name == "compact";
@@ -139,11 +141,13 @@ int run(int argc, char** argv, std::vector<typed_command> typed) {
     sub->add_option("--key-file", r.key_file, "File holding the store's encryption key");
     sub->add_flag("--json", r.json, "One JSON object instead of text");
     if (typed[i].takes_seq)
-      sub->add_option("--seq", r.seq.emplace(), "Sequence number")->required();
+      seq_options[i] =
+          sub->add_option("--seq", seq_values[i], "Sequence number (default: the last record)");
     if (typed[i].takes_keep)
       sub->add_option("--keep", r.keep, "Snapshots to keep (default 1)")
           ->check(CLI::PositiveNumber);
     sub->callback([&, i] {
+      if (seq_options[i] != nullptr && seq_options[i]->count() > 0) requests[i].seq = seq_values[i];
       const StoreDir check(requests[i].dir, requests[i].key_file);  // exists, is a store
       code = typed[i].run(requests[i]);
     });

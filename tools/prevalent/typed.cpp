@@ -67,4 +67,39 @@ void report_compact(const typed_request& r, const directory_usage& before,
   finish_output();
 }
 
+void report_state(const typed_request& r, std::uint64_t seq, const nlohmann::json& state) {
+  nlohmann::ordered_json out;
+  out["seq"] = seq;
+  out["state"] = state;
+  print_line(r.json ? out.dump() : out.dump(2));
+  finish_output();
+}
+
+int report_determinism(const typed_request& r, const determinism_report& report) {
+  const bool mismatch = report.checked && !report.consistent;
+  if (r.json) {
+    nlohmann::ordered_json out;
+    out["checked"] = report.checked;
+    out["consistent"] = report.consistent;
+    out["from_seq"] = report.from_seq;
+    out["to_seq"] = report.to_seq;
+    out["replayed"] = report.replayed;
+    out["expected_digest"] = report.expected_digest;
+    out["replayed_digest"] = report.replayed_digest;
+    if (report.first_divergence) {
+      const auto& d = *report.first_divergence;
+      out["first_divergence"] = {
+          {"seq", d.seq},   {"command", d.name},  {"version", d.version},      {"args", d.args},
+          {"file", d.file}, {"offset", d.offset}, {"difference", d.difference}};
+    }
+    if (report.non_canonical_after) out["non_canonical_after"] = *report.non_canonical_after;
+    out["summary"] = report.summary;
+    print_line(out.dump());
+  } else {
+    print_line(report.summary);
+  }
+  finish_output();
+  return mismatch ? 1 : 0;
+}
+
 }  // namespace prevalent::tool

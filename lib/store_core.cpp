@@ -54,6 +54,20 @@ struct store_meters {
   std::atomic<std::uint64_t> snapshot_failures{0};
   std::uint64_t recovery_ns = 0, recovery_snapshot_ns = 0;
 };
+// Damage that stops an open: what to run next (docs/TOOL.md), after the error's own message.
+error with_repair_hint(const error& e, const std::string& dir) {
+  const auto c = e.code();
+  if (c != errc::corrupt_record && c != errc::corrupt_segment && c != errc::sequence_gap) return e;
+  // what() is "<message>: <the code's message>"; the new error appends the latter again.
+  std::string message = e.what();
+  const std::string suffix = ": " + c.message();
+  if (message.size() >= suffix.size() &&
+      message.compare(message.size() - suffix.size(), suffix.size(), suffix) == 0)
+    message.resize(message.size() - suffix.size());
+  return error(c, message + " (nothing was changed; `prevalent verify " + dir +
+                      "` reports the damage, `prevalent repair --salvage " + dir +
+                      "` cuts the journal there, keeping a backup of what it removes)");
+}
 }  // namespace
 
 namespace {
@@ -178,18 +192,22 @@ void StoreCore::open(const snapshot_loader& load, const record_visitor& replay, 
                             s.persistence.options().on_recovery_progress);
   ReplayPipeline pipeline(replay,
                           [&s](const record_view& r) { s.last_timestamp_ns = r.timestamp_ns; });
-  s.persistence.recover(
-      [&](byte_view payload, const format::snapshot_header& h, const std::string& file) {
-        load(payload, {h.codec, h.state_version, file, h.last_seq});
-        s.last_timestamp_ns = h.timestamp_ns;
-        s.meters.recovery_snapshot_ns = ns_between(started, steady::now());
-        progress.snapshot_loaded(h.last_seq);
-      },
-      [&](const record_view& r) {
-        pipeline.push(r);
-        progress.record(r);
-      },
-      [&] { pipeline.settle(); });
+  try {
+    s.persistence.recover(
+        [&](byte_view payload, const format::snapshot_header& h, const std::string& file) {
+          load(payload, {h.codec, h.state_version, file, h.last_seq});
+          s.last_timestamp_ns = h.timestamp_ns;
+          s.meters.recovery_snapshot_ns = ns_between(started, steady::now());
+          progress.snapshot_loaded(h.last_seq);
+        },
+        [&](const record_view& r) {
+          pipeline.push(r);
+          progress.record(r);
+        },
+        [&] { pipeline.settle(); });
+  } catch (const error& e) {
+    throw with_repair_hint(e, s.persistence.directory().path());
+  }
   pipeline.settle();
   s.last_applied = s.journal().last_appended();
   release_freed_heap();

@@ -397,6 +397,11 @@ TEST_CASE("a record that does not decode is reported before later corruption, an
   auto corrupt = thrown_error([&] { Wider store(tmp.path(), o); });
   CHECK(corrupt.code() == errc::corrupt_record);
   CHECK(std::filesystem::file_size(segment) == records_end);
+  // The store's message says what to run next, and names the code's message once.
+  const std::string said = corrupt.what();
+  CHECK(said.find("prevalent repair --salvage " + tmp.path().string()) != std::string::npos);
+  const std::string code_message = ": " + corrupt.code().message();
+  CHECK(said.find(code_message) == said.rfind(code_message));
 
   auto e = thrown_error([&] { BookStore store(tmp.path(), o); });
   CHECK(e.code() == errc::unknown_command);

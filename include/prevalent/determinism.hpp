@@ -40,6 +40,7 @@
 #include "prevalent/directory.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/options.hpp"
+#include "prevalent/state.hpp"
 #include "prevalent/store.hpp"
 
 namespace prevalent {
@@ -130,13 +131,23 @@ class DeterminismCheck {
         return report_;
       }
     }
-    report_.checked = true;
     report_.from_seq = older ? older->last_seq : 0;
     report_.to_seq = newer->last_seq;
     report_.from_snapshot = older ? older->path : std::string();
     report_.to_snapshot = newer->path;
 
     const snapshot_facts expected = history_.inspect(*newer);
+    if (expected.state_version != state_version<State>()) {
+      // The replay is serialized as this program's State; a snapshot of another state version
+      // has other bytes whatever the commands did, so comparing would blame them wrongly.
+      report_.summary = "not compared: " + newer->path + " holds state version " +
+                        std::to_string(expected.state_version) + ", this program's state is " +
+                        "version " + std::to_string(state_version<State>()) +
+                        "; check snapshots written by this program (take one first, or "
+                        "choose them with determinism_options::to)";
+      return report_;
+    }
+    report_.checked = true;
     codec_ = expected.codec;
     State state{};
     if (older) history_.load(*older, access::loader(state));

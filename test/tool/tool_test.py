@@ -206,6 +206,9 @@ try:
     at = json.loads(out)
     expect(at["snapshot"] is None and [r["seq"] for r in at["records"]] == list(range(1, 11)),
            "at without a snapshot: records from 1")
+    code, out, err = run("at", f, "--time", "2000-01-01T00:00:00Z")
+    expect(code == 0 and json.loads(out) == {"seq": 0, "snapshot": None, "records": []},
+           f"at --time before the first record: the empty state, seq 0 {err}")
 
     # ---- torn tail: the last record cut inside its payload ------------------------------
     t = os.path.join(work, "torn")

@@ -50,6 +50,12 @@ int run_at(const at_args& a) {
         }
       }
     }
+    if (!found && !store.segments().empty() && store.segments().front().seq == 1) {
+      // Before the first record, with the journal from record 1: the empty state (sequence 0),
+      // as Store::view and sequence_as_of() say.
+      target = 0;
+      found = true;
+    }
     if (!found) unreachable(store, "time " + a.time);
     (void)walk;
   }

@@ -113,8 +113,9 @@ int run_verify(const common_args& a) {
   } else {
     if (!walk.torn_reason.empty())
       std::printf(
-          "torn tail: %s at offset %llu, %llu bytes (%s); not damage: an unfinished last write, "
-          "which the next open (or prevalent repair) cuts\n",
+          "torn tail: %s at offset %llu, %llu bytes (%s): read as an unfinished last write, "
+          "which the next open (or prevalent repair) cuts; a damaged last record looks the "
+          "same\n",
           walk.torn_file.c_str(), static_cast<unsigned long long>(walk.torn_offset),
           static_cast<unsigned long long>(walk.torn_bytes), walk.torn_reason.c_str());
     if (walk.leftovers > 0)

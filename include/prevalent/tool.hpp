@@ -41,6 +41,7 @@ struct typed_request {
   std::string key_file;  // empty: no key
   unsigned keep = 1;
   bool json = false;
+  bool quiet = false;  // -q: no progress output (the typed subcommands draw none today)
 };
 
 struct typed_command {

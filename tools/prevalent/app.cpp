@@ -3,6 +3,7 @@
 // here too. The only file that includes CLI11.
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 
 #include <CLI/CLI.hpp>
 
@@ -38,8 +39,16 @@ void add_json(CLI::App* sub, common_args& c, const char* what) {
 int run(int argc, char** argv, std::vector<typed_command> typed) {
   // A closed pipe (jq, head) shows as EPIPE on write, and the tool stops quietly.
   (void)std::signal(SIGPIPE, SIG_IGN);
-  CLI::App app{"Look inside, verify and repair a prevalent store directory, without its types.",
-               "prevalent"};
+  // A typed tool (tool_main) is named after its own program and says what it adds.
+  const std::string name = typed.empty() || argc < 1
+                               ? std::string("prevalent")
+                               : std::filesystem::path(argv[0]).filename().string();
+  CLI::App app{typed.empty()
+                   ? "Look inside, verify and repair a prevalent store directory, without its "
+                     "types."
+                   : "Look inside, verify and repair a prevalent store directory; built with the "
+                     "store's types, so it also has the typed subcommands (compact, state, ...).",
+               name};
   app.footer(exit_codes);
   app.require_subcommand(1);
   app.set_version_flag("--version", PREVALENT_VERSION);
@@ -140,6 +149,7 @@ int run(int argc, char** argv, std::vector<typed_command> typed) {
     sub->add_option("DIR", r.dir, "The store directory")->required();
     sub->add_option("--key-file", r.key_file, "File holding the store's encryption key");
     sub->add_flag("--json", r.json, "One JSON object instead of text");
+    sub->add_flag("-q,--quiet", r.quiet, "No progress bar on a terminal");
     if (typed[i].takes_seq)
       seq_options[i] =
           sub->add_option("--seq", seq_values[i], "Sequence number (default: the last record)");

@@ -107,6 +107,8 @@ try:
     info = json.loads(out)
     expect(code == 0 and info["journal"]["last_seq"] == 250, "info: last record 250")
     expect([x["last_seq"] for x in info["snapshots"]] == [120, 200], "info: snapshots 120, 200")
+    expect([x["state_version"] for x in info["snapshots"]] == [1, 1],
+           "info: each snapshot's state version (State::version of its writer)")
     segs = info["journal"]["segments"]
     expect(len(segs) > 1 and all(b["first_seq"] == a["last_seq"] + 1
                                  for a, b in zip(segs, segs[1:])),

@@ -69,7 +69,8 @@ ordered describe(const StoreDir& store, const walk_result& walk) {
       s["time"] = h->timestamp_ns != 0 ? ordered(iso_time(h->timestamp_ns)) : ordered(nullptr);
       s["codec"] = format::codec_name(h->codec);
       s["compression"] = h->compression == format::compression::zstd ? "zstd" : "none";
-      s["version"] = h->version;
+      s["version"] = h->version;              // of the file format
+      s["state_version"] = h->state_version;  // State::version of the program that wrote it
       s["encrypted"] = h->encrypted();
       version = std::max(version, h->version);
       encrypted = encrypted || h->encrypted();
@@ -143,9 +144,10 @@ void print_text(const ordered& d) {
                   s["bytes"].dump().c_str(), str(s["header_problem"]).c_str());
       continue;
     }
-    std::printf("  %s  last_seq %s  %s  %s bytes  %s  %s  v%s%s\n", str(s["file"]).c_str(),
-                s["last_seq"].dump().c_str(), str(s["time"]).c_str(), s["bytes"].dump().c_str(),
-                str(s["codec"]).c_str(), str(s["compression"]).c_str(), s["version"].dump().c_str(),
+    std::printf("  %s  last_seq %s  %s  %s bytes  %s  %s  v%s  state v%s%s\n",
+                str(s["file"]).c_str(), s["last_seq"].dump().c_str(), str(s["time"]).c_str(),
+                s["bytes"].dump().c_str(), str(s["codec"]).c_str(), str(s["compression"]).c_str(),
+                s["version"].dump().c_str(), s["state_version"].dump().c_str(),
                 s["encrypted"].get<bool>() ? "  encrypted" : "");
   }
   for (const auto& f : d["temp_files"])

@@ -145,6 +145,8 @@ class binary_scanner : public scanner {
   using scanner::scanner;
 
  protected:
+  // Whether an item starting with byte `initial` is (or may wrap) an array or a map.
+  virtual bool starts_container(std::uint8_t initial) const = 0;
   bool read_uint(int bytes, std::uint64_t& v) {
     if (in_.size() - pos_ < static_cast<std::size_t>(bytes)) return false;
     v = 0;
@@ -164,7 +166,10 @@ class binary_scanner : public scanner {
       scanned_entry e;
       e.key = e.key_end = pos_;
       if (object) {
-        if (!item(depth + 1)) return false;
+        // nlohmann takes only string keys. A container in key position must not become a part
+        // (its placeholder string would turn an invalid payload valid): no scan, the whole-tree
+        // decode reports it. Another scalar is left to the entry's decode, which names it.
+        if (pos_ >= in_.size() || starts_container(in_[pos_]) || !item(depth + 1)) return false;
         e.key_end = pos_;
       }
       e.value = pos_;
@@ -183,6 +188,9 @@ class cbor_scanner : public binary_scanner {
   bool run() { return item(0) && pos_ == in_.size(); }
 
  private:
+  bool starts_container(std::uint8_t initial) const override {
+    return initial >> 5 >= 4 && initial >> 5 <= 6;  // array, map, tag
+  }
   bool item(int depth) {
     if (depth >= max_scan_depth || pos_ >= in_.size()) return false;
     const std::uint64_t begin = pos_;
@@ -215,6 +223,9 @@ class msgpack_scanner : public binary_scanner {
   bool run() { return item(0) && pos_ == in_.size(); }
 
  private:
+  bool starts_container(std::uint8_t initial) const override {
+    return (initial >= 0x80 && initial <= 0x9f) || (initial >= 0xdc && initial <= 0xdf);
+  }
   bool item(int depth) {
     if (depth >= max_scan_depth || pos_ >= in_.size()) return false;
     const std::uint64_t begin = pos_;

@@ -18,6 +18,8 @@
 #include "parted_map.hpp"
 #include "prevalent/checksum.hpp"
 #include "prevalent/snapshot_encoding.hpp"
+#include "prevalent/snapshot_loader.hpp"
+#include "prevalent/snapshot_scan.hpp"
 #include "prevalent/snapshot_store.hpp"
 #include "prevalent/snapshot_writer.hpp"
 #include "support.hpp"
@@ -202,6 +204,21 @@ TEST_CASE("damage inside a large container is corrupt_snapshot with the entry's 
       CHECK_THROWS_AS(loaded(as_bytes(payload), c), std::runtime_error);
     }
   }
+}
+
+TEST_CASE("a container in key position is not scanned into a part (fuzz_snapshot_scan crash)") {
+  // Found by fuzzing: a MessagePack map whose key is a 13-element array. nlohmann rejects it;
+  // the scanner made the array a part, and its placeholder string made the map decodable.
+  const std::string payload = "\x82\xa1" "a" "\x93\x01\xfd\x5e\x9d\x4e\x1f\x23\x00\x61\x53"
+                              "\x74\x11\x00\x6e\x74\x35\xa1\x40\x02";
+  CHECK_FALSE(decode(as_bytes(payload), codec::msgpack).has_value());
+  CHECK_FALSE(detail::scan_large_containers(as_bytes(payload), codec::msgpack, 5).has_value());
+  CHECK_THROWS(detail::load_snapshot_payload(
+      as_bytes(payload), codec::msgpack, [](const json&) {}, detail::loader_limits{5, 2}));
+  // The same in CBOR: a map {[1,2,3,4,5]: 1}.
+  const std::string cbor = "\xa1\x85\x01\x02\x03\x04\x05\x01";
+  CHECK_FALSE(decode(as_bytes(cbor), codec::cbor).has_value());
+  CHECK_FALSE(detail::scan_large_containers(as_bytes(cbor), codec::cbor, 5).has_value());
 }
 
 namespace {

@@ -295,16 +295,39 @@ try:
            "verify: a damaged segment header, offset 0")
     code, out, _ = run("repair", g, "--salvage", "--dry-run", "--json")
     plan = json.loads(out)
-    expect(code == 0 and {a["file"] for a in plan["actions"]} ==
-           set(names[k:]) | {"snapshot-00000000000000000150.snap"} and
-           all(a["action"] == "remove" for a in plan["actions"]),
-           "salvage plan: remove the damaged segment, the later ones, and the snapshot after")
+    # Snapshot 150 is after the cut but verifies, and the segments after the damaged one reach
+    # back to it: salvage keeps them and it, and moves out the journal before the damage.
+    expect(code == 0 and {a["file"] for a in plan["actions"]} == set(names[:k + 1]) and
+           all(a["action"] == "remove" for a in plan["actions"]) and plan["last_seq_after"] == 200,
+           "salvage plan: keep the intact later snapshot 150 and the segments after the damage")
     code, out, _ = run("repair", g, "--salvage")
-    expect(code == 0 and check_store(g)["last_seq"] == cut_at,
-           f"the salvaged store opens with records 1..{cut_at}")
+    st = check_store(g)
+    expect(code == 0 and st["last_seq"] == 200 and st["applied"] == 200 and
+           "snapshot-00000000000000000150.snap" in os.listdir(g),
+           f"the salvaged store opens from snapshot 150 with records 1..200 ({st}), not {cut_at}")
     backups = [x for x in os.listdir(g) if x.startswith("repair-backup-")]
-    expect(len(backups) == 1 and "snapshot-00000000000000000150.snap" in
-           os.listdir(os.path.join(g, backups[0])), "default backup directory inside DIR")
+    expect(len(backups) == 1 and set(names[:k + 1]) <= set(os.listdir(os.path.join(g, backups[0]))),
+           "default backup directory inside DIR holds the removed segments")
+
+    # ---- salvage with a later good snapshot the journal after the damage does not reach ----
+    # Record 145 flipped: snapshot 150 verifies, but its segment (141..160) is the damaged one,
+    # so no intact segment holds 151 on: salvage keeps the snapshot and no journal.
+    g2 = os.path.join(work, "salvage-snapshot-only")
+    make("journal", g2, "200", "--snapshot-at", "50", "--snapshot-at", "150")
+    names = segments(g2)
+    k = next(j for j, n in enumerate(names) if int(n[8:-4]) <= 150 < int(names[j + 1][8:-4]) - 1)
+    seg = os.path.join(g2, names[k])
+    first_k = int(names[k][8:-4])
+    bad = max(first_k, 145)
+    make("flip", seg, str(records(seg)[bad - first_k][0] + 32 + 3))
+    code, out, _ = run("repair", g2, "--salvage", "--json")
+    r = json.loads(out)
+    st = check_store(g2)
+    expect(code == 0 and r["last_seq_after"] == 150 and st["last_seq"] == 150 and
+           st["applied"] == 150 and {a["file"] for a in r["actions"]} == set(names) and
+           "snapshot-00000000000000000150.snap" in os.listdir(g2),
+           f"salvage keeps snapshot 150 (state 150, not {bad - 1}) when no later segment "
+           f"reaches it ({st})")
 
     # ---- an unfinished last segment (its creation never finished) ------------------------
     u = os.path.join(work, "unfinished")
@@ -342,12 +365,53 @@ try:
     # ---- a damaged snapshot --------------------------------------------------------------
     d = os.path.join(work, "badsnap")
     shutil.copytree(s, d)
-    snap = os.path.join(d, "snapshot-00000000000000000200.snap")
+    name200 = "snapshot-00000000000000000200.snap"
+    snap = os.path.join(d, name200)
     make("flip", snap, str(os.path.getsize(snap) - 3))
     code, out, _ = run("verify", d, "--json")
     v = json.loads(out)
-    expect(code == 1 and any("snapshot-00000000000000000200.snap" in p["file"]
-                             for p in v["problems"]), "verify: a damaged snapshot, named")
+    expect(code == 1 and any(name200 in p["file"] for p in v["problems"]),
+           "verify: a damaged snapshot, named")
+    damaged = open(snap, "rb").read()
+    code, out, _ = run("repair", d, "--dry-run", "--json")
+    plan = json.loads(out)
+    expect(code == 0 and plan["damaged_snapshots"] == [name200] and
+           [(a["file"], a["action"]) for a in plan["actions"]] == [(name200, "remove")] and
+           open(snap, "rb").read() == damaged,
+           "repair --dry-run: plans to move the damaged snapshot out, touches nothing")
+    backup = os.path.join(work, "badsnap-backup")
+    code, out, _ = run("repair", d, "--backup", backup)
+    expect(code == 0 and f"removed {name200}" in out and "damaged snapshot" in out and
+           not os.path.exists(snap), f"repair moves the damaged snapshot out and says so: {out}")
+    expect(open(os.path.join(backup, name200), "rb").read() == damaged,
+           "the backup holds the damaged snapshot byte for byte")
+    code, out, _ = run("verify", d, "--json")
+    expect(code == 0 and json.loads(out)["healthy"], "verify after repair: healthy")
+    expect(check_store(d)["last_seq"] == 250, "the store opens from snapshot 120 with 250 records")
+    # A damaged header on the older snapshot: a newer one verifies, so nothing is lost.
+    d2 = os.path.join(work, "badsnap-header")
+    shutil.copytree(s, d2)
+    make("flip", os.path.join(d2, "snapshot-00000000000000000120.snap"), "2")
+    code, out, _ = run("repair", d2, "--json", "--backup", os.path.join(work, "badsnap2-backup"))
+    r = json.loads(out)
+    expect(code == 0 and [a["file"] for a in r["actions"]] ==
+           ["snapshot-00000000000000000120.snap"] and "newer state" in r["actions"][0]["why"],
+           "repair moves out an older snapshot with a damaged header")
+    expect(check_store(d2)["last_seq"] == 250, "and the store opens with 250 records")
+    # The only snapshot damaged, the journal no longer reaching back to record 1: refused.
+    lone = os.path.join(work, "badsnap-lone")
+    make("journal", lone, "100", "--snapshot-at", "60")
+    code, out, _ = run("info", lone, "--json")
+    expect(json.loads(out)["journal"]["first_seq"] > 1, "the journal starts after record 1")
+    lsnap = os.path.join(lone, "snapshot-00000000000000000060.snap")
+    make("flip", lsnap, str(os.path.getsize(lsnap) - 3))
+    listing = {n: open(os.path.join(lone, n), "rb").read() for n in os.listdir(lone)}
+    for extra in [["--dry-run"], []]:
+        code, out, err = run("repair", lone, *extra)
+        expect(code == 1 and "would lose acknowledged history" in err and "restore" in err and
+               {n: open(os.path.join(lone, n), "rb").read() for n in os.listdir(lone)} ==
+               listing, f"repair {' '.join(extra)} refuses to drop the only copy of records "
+               "1..60, says what to do, changes nothing")
 
     # ---- a store in use ------------------------------------------------------------------
     h = subprocess.Popen([MAKE_STORE, "hold", f], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

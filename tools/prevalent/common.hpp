@@ -135,6 +135,11 @@ struct reachable_range {
 };
 reachable_range reachable(const StoreDir& store, const walk_result& walk);
 
+// Why a snapshot does not verify as an open needs it (header, checksums, decompression,
+// authentication, a state that decodes), or nullopt when it does. Rethrows a key problem
+// (errc::encryption_mismatch): that is not damage.
+std::optional<std::string> snapshot_problem(const StoreDir& store, const store_file& s);
+
 // ---- time and JSON ---------------------------------------------------------------------------
 // ISO 8601 UTC with nanoseconds: 2026-11-23T01:00:00.000000000Z.
 std::string iso_time(std::int64_t ns);

@@ -51,19 +51,10 @@ int run_verify(const common_args& a) {
   std::optional<std::uint64_t> newest_good;
   const auto& snaps = store.snapshots();
   for (auto it = snaps.rbegin(); it != snaps.rend(); ++it) {
-    try {
-      const auto loaded = store.load_snapshot(*it);
-      if (!prevalent::decode(loaded.payload, loaded.header.codec))
-        throw tool_error(exit_damaged, store.describe(it->name) +
-                                           ": the state does not decode as " +
-                                           codec_name(loaded.header.codec));
-      if (!newest_good) newest_good = it->seq;
-    } catch (const prevalent::error& e) {
-      if (e.code() == errc::encryption_mismatch) throw;
-      problems.push_back({store.describe(it->name), std::nullopt, e.what()});
-    } catch (const tool_error& e) {
-      problems.push_back({store.describe(it->name), std::nullopt, e.what()});
-    }
+    if (auto why = snapshot_problem(store, *it))
+      problems.push_back({store.describe(it->name), std::nullopt, *why});
+    else if (!newest_good)
+      newest_good = it->seq;
   }
 
   // The journal and the snapshots together (docs/FORMAT.md, the open sequence).

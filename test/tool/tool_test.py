@@ -212,6 +212,23 @@ try:
     expect(code == 0 and json.loads(out) == {"seq": 0, "snapshot": None, "records": []},
            f"at --time before the first record: the empty state, seq 0 {err}")
 
+    # ---- info: bytes in use apart from the active segment's preallocated zero fill -------
+    pre = os.path.join(work, "preallocated")
+    make("journal", pre, "40", "--segment", "1048576", "--preallocate", "65536")
+    code, out, _ = run("info", pre, "--json")
+    i = json.loads(out)["journal"]
+    last = os.path.join(pre, segments(pre)[-1])
+    roff, rlen = records(last)[-1]
+    end = roff + 32 + (rlen + 7) // 8 * 8
+    seg = i["segments"][-1]
+    expect(code == 0 and seg["used_bytes"] == end and
+           seg["preallocated_bytes"] == os.path.getsize(last) - end > 0 and
+           i["used_bytes"] + i["preallocated_bytes"] == i["bytes"],
+           f"info: bytes in use ({end}, to the end of the last record) apart from the zero fill")
+    code, out, _ = run("info", pre)
+    expect(code == 0 and f"{end} bytes in use + {os.path.getsize(last) - end} preallocated" in out,
+           "info text: bytes in use + preallocated")
+
     # ---- torn tail: the last record cut inside its payload ------------------------------
     t = os.path.join(work, "torn")
     shutil.copytree(f, t)
@@ -440,8 +457,19 @@ try:
     make("journal", e, "30", "--key", key, "--snapshot-at", "20")
     code, out, _ = run("info", e, "--json")
     i = json.loads(out)
-    expect(code == 0 and i["encrypted"] and i["format_version"] == 3 and "key" in i["problem"],
-           "info without the key: headers, and says the key is needed")
+    expect(code == 0 and i["encrypted"] and i["format_version"] == 3 and i["sealed"] and
+           {"journal.last_seq", "journal.records", "reachable"} <= set(i["needs_key"]) and
+           i["journal"]["last_seq"] is None and i["journal"]["records"] is None and
+           i["journal"]["first_seq"] == i["journal"]["segments"][0]["first_seq"] and
+           i["reachable"] is None and i["problem"] is None,
+           "info --json without the key: sealed, the figures that need it are null and listed")
+    code, out, _ = run("info", e)
+    expect(code == 0 and "sealed" in out and "need the key" in out and "0 records" not in out,
+           "info without the key: says the records are sealed and which figures need the key")
+    code, out, _ = run("info", e, "--json", "--key-file", key)
+    i = json.loads(out)
+    expect(code == 0 and not i["sealed"] and i["journal"]["last_seq"] == 30,
+           "info with the key: not sealed, the records read")
     code, _, err = run("dump", e)
     expect(code == 2 and "--key-file" in err, "dump without the key: exit 2 asking for it")
     code, out, _ = run("dump", e, "--key-file", key)

@@ -109,6 +109,7 @@ struct walk_result {
   std::uint64_t records = 0;
   std::vector<format::segment_header> headers;  // of the segments read
   std::vector<std::uint64_t> last_seqs;         // of the segments read
+  std::vector<std::uint64_t> used_bytes;        // of the segments read: end of the last record
   // A torn tail of the last segment: what recovery would cut.
   std::string torn_file, torn_reason;
   std::uint64_t torn_offset = 0, torn_bytes = 0;
@@ -160,6 +161,9 @@ nlohmann::json decode_record(const record_view& r);
 // The state a snapshot holds, decoded from its codec (snapshot_dump.cpp); throws
 // tool_error(exit_damaged) or what StoreDir::load_snapshot throws.
 nlohmann::json snapshot_state(const StoreDir& store, const store_file& s);
+
+// "1 segment", "2 segments": a count and a noun, plural unless the count is 1.
+std::string plural(std::uint64_t n, const std::string& noun);
 
 // Prints a line on stdout; returns false once the reader has gone (EPIPE): stop quietly.
 bool print_line(const std::string& line);

@@ -92,6 +92,10 @@ nlohmann::json decode_record(const record_view& r) {
   return std::move(*j);
 }
 
+std::string plural(std::uint64_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
 bool print_line(const std::string& line) {
   // Buffered by stdio (line by line on a terminal); a closed pipe shows as EPIPE here or in
   // finish_output() (SIGPIPE is ignored, main.cpp).

@@ -148,6 +148,29 @@ try:
     zoned = (base + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S") + t150[19:-1]
     code, out, _ = run("dump", s, "--from", zoned + "+01:00", "--to", t150)
     expect(lines(out) == got, "dump --from with a +01:00 zone means the same instant")
+    # A date alone: --to means the end of that day, --from its start (both inclusive).
+    day = t150[:10]
+    prev_day = (datetime.date.fromisoformat(day) - datetime.timedelta(days=1)).isoformat()
+    code, out, _ = run("dump", s, "--to", day)
+    expect(code == 0 and [r["seq"] for r in lines(out)] ==
+           [r["seq"] for r in recs if r["time"][:10] <= day] and 150 in [r["seq"] for r in
+                                                                         lines(out)],
+           f"dump --to {day}: a date alone means the end of that day")
+    code, out, _ = run("dump", s, "--from", day, "--to", day)
+    expect(code == 0 and [r["seq"] for r in lines(out)] ==
+           [r["seq"] for r in recs if r["time"][:10] == day], f"dump --from {day} --to {day}")
+    # Empty ranges: a usage error when --from is after --to, a message when outside the journal.
+    code, out, err = run("dump", s, "--from", "140", "--to", "130")
+    expect(code == 2 and out == "" and "after --to 130" in err,
+           "dump --from 140 --to 130: exit 2, the range is empty")
+    code, out, err = run("dump", s, "--from", day, "--to", prev_day)
+    expect(code == 2 and "after --to" in err, "dump --from a day after --to: exit 2")
+    code, out, err = run("dump", s, "--from", "999")
+    expect(code == 0 and out == "" and f"journal holds records {first}..250" in err,
+           f"dump --from beyond the journal: exit 0, says the journal's range: {err}")
+    code, out, err = run("dump", s, "--to", prev_day)
+    expect(code == 0 and out == "" and "no record matches --to " + prev_day in err and
+           f"{first}..250" in err, "dump --to before the first record: says so, exit 0")
     code, _, err = run("dump", s, "--from", "yesterday")
     expect(code == 2 and "ISO 8601" in err, "dump --from with a bad time: exit 2")
     p = subprocess.Popen([PREVALENT, "dump", s], stdout=subprocess.PIPE, stderr=subprocess.PIPE)

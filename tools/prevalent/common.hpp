@@ -145,15 +145,17 @@ std::optional<std::string> snapshot_problem(const StoreDir& store, const store_f
 // ISO 8601 UTC with nanoseconds: 2026-11-23T01:00:00.000000000Z.
 std::string iso_time(std::int64_t ns);
 // Parses 2026-11-23, 2026-11-23T01:00, ...T01:00:00, ...T01:00:00.5, with Z or +hh:mm / -hh:mm
-// (UTC when none). Throws tool_error(exit_usage) naming the text.
-std::int64_t parse_iso_time(const std::string& text);
+// (UTC when none). A date alone is midnight at the start of that day, or with `end_of_day` the
+// last nanosecond of it. Throws tool_error(exit_usage) naming the text.
+std::int64_t parse_iso_time(const std::string& text, bool end_of_day = false);
 
 // A sequence number or a time, as --from/--to take them: digits only is a sequence number.
 struct position {
   std::optional<std::uint64_t> seq;
   std::optional<std::int64_t> time_ns;
 };
-position parse_position(const std::string& text, const char* option);
+// A date alone means the start of that day, or with `end_of_day` (--to) its end: inclusive.
+position parse_position(const std::string& text, const char* option, bool end_of_day = false);
 
 // Decodes a record payload to {"cmd","v","args"}; throws tool_error(exit_damaged) naming it.
 nlohmann::json decode_record(const record_view& r);

@@ -263,7 +263,8 @@ try:
     code, out, _ = run("verify", t, "--json")
     v = json.loads(out)
     expect(code == 0 and v["healthy"] and v["torn_tail"]["offset"] == off and
-           v["torn_tail"]["bytes"] == torn_size - off,
+           v["torn_tail"]["bytes"] == torn_size - off and
+           v["torn_tail"]["file"] == os.path.basename(seg),
            "verify: torn tail reported with what recovery would cut, exit 0")
     code, out, _ = run("repair", t, "--dry-run")
     expect(code == 0 and "would cut" in out and os.path.getsize(seg) == torn_size,
@@ -296,8 +297,11 @@ try:
     code, out, err = run("verify", c, "--json")
     v = json.loads(out)
     expect(code == 1 and not v["healthy"] and v["problems"][0]["offset"] == roff and
-           names[1] in v["problems"][0]["file"],
-           "verify: flipped payload byte is damage, exit 1, file and offset")
+           v["problems"][0]["file"] == names[1],
+           "verify: flipped payload byte is damage, exit 1, file (relative to DIR) and offset")
+    what = v["problems"][0]["what"]
+    expect(names[1] not in what and "offset" not in what and f"record {bad_seq}" in what,
+           f"verify --json: what is the description only, not file and offset again: {what}")
     code, out, err = run("verify", c)
     expect(code == 1 and f"offset {roff}" in out and "damaged" in err, "verify: text report")
     code, out, err = run("dump", c)
@@ -410,8 +414,9 @@ try:
     make("flip", snap, str(os.path.getsize(snap) - 3))
     code, out, _ = run("verify", d, "--json")
     v = json.loads(out)
-    expect(code == 1 and any(name200 in p["file"] for p in v["problems"]),
-           "verify: a damaged snapshot, named")
+    expect(code == 1 and [p["file"] for p in v["problems"]] == [name200] and
+           v["problems"][0]["offset"] is not None and d not in v["problems"][0]["what"],
+           "verify: a damaged snapshot, named relative to DIR, with the offset as a field")
     damaged = open(snap, "rb").read()
     code, out, _ = run("repair", d, "--dry-run", "--json")
     plan = json.loads(out)

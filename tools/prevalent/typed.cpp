@@ -89,8 +89,10 @@ int report_determinism(const typed_request& r, const determinism_report& report)
     if (report.first_divergence) {
       const auto& d = *report.first_divergence;
       out["first_divergence"] = {
-          {"seq", d.seq},   {"command", d.name},  {"version", d.version},      {"args", d.args},
-          {"file", d.file}, {"offset", d.offset}, {"difference", d.difference}};
+          {"seq", d.seq},          {"command", d.name},
+          {"version", d.version},  {"args", d.args},
+          {"file", d.file},        {"offset", d.offset},
+          {"difference", d.patch}, {"difference_operations", d.patch_operations}};
     }
     if (report.non_canonical_after) out["non_canonical_after"] = *report.non_canonical_after;
     out["summary"] = report.summary;

@@ -1,6 +1,7 @@
 // The helpers of include/prevalent/tool.hpp's typed subcommands: options to open a store
 // offline as it was written, and the before/after report of compact.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "common.hpp"
@@ -88,11 +89,14 @@ int report_determinism(const typed_request& r, const determinism_report& report)
     out["replayed_digest"] = report.replayed_digest;
     if (report.first_divergence) {
       const auto& d = *report.first_divergence;
-      out["first_divergence"] = {
-          {"seq", d.seq},          {"command", d.name},
-          {"version", d.version},  {"args", d.args},
-          {"file", d.file},        {"offset", d.offset},
-          {"difference", d.patch}, {"difference_operations", d.patch_operations}};
+      out["first_divergence"] = {{"seq", d.seq},
+                                 {"command", d.name},
+                                 {"version", d.version},
+                                 {"args", d.args},
+                                 {"file", std::filesystem::path(d.file).filename().string()},
+                                 {"offset", d.offset},
+                                 {"difference", d.patch},
+                                 {"difference_operations", d.patch_operations}};
     }
     if (report.non_canonical_after) out["non_canonical_after"] = *report.non_canonical_after;
     out["summary"] = report.summary;

@@ -91,8 +91,8 @@ try:
     os.mkdir(foreign)
     open(os.path.join(foreign, "notes.txt"), "w").write("hello")
     code, _, err = run("verify", foreign)
-    expect(code == 3 and "not a prevalent store" in err and "notes.txt" in err,
-           "a directory of other files: exit 3, naming one")
+    expect(code == 3 and "not a prevalent store" in err and "notes.txt" in err and
+           "1 other file," in err, "a directory of other files: exit 3, naming one")
     empty = os.path.join(work, "empty")
     os.mkdir(empty)
     code, _, err = run("dump", empty)
@@ -227,6 +227,12 @@ try:
     make("journal", f, "40", "--segment", "1048576")
     code, out, _ = run("info", f, "--json")
     expect(json.loads(out)["reachable"] == {"from": 0, "to": 40}, "info: reachable 0..40")
+    code, out, _ = run("info", f)
+    expect(code == 0 and "40 records, sequence 1..40, 1 segment," in out and
+           "1 segments" not in out, f"info text: singular for one segment: {out.splitlines()[3]}")
+    code, out, _ = run("verify", f)
+    expect(code == 0 and "ok: 40 records (sequence 1..40) in 1 segment, 0 snapshots" in out,
+           f"verify text: singular for one segment: {out}")
     code, out, _ = run("at", f, "--seq", "10")
     at = json.loads(out)
     expect(at["snapshot"] is None and [r["seq"] for r in at["records"]] == list(range(1, 11)),

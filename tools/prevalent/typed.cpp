@@ -58,12 +58,13 @@ void report_compact(const typed_request& r, const directory_usage& before,
     out["after"] = side(after);
     print_line(out.dump());
   } else {
-    std::printf(
-        "compacted %s: snapshot at sequence number %llu; %zu segments, %zu snapshots, %llu "
-        "bytes before; %zu segments, %zu snapshots, %llu bytes after\n",
-        r.dir.c_str(), static_cast<unsigned long long>(last_seq), before.segments, before.snapshots,
-        static_cast<unsigned long long>(before.bytes), after.segments, after.snapshots,
-        static_cast<unsigned long long>(after.bytes));
+    auto side = [](const directory_usage& u) {
+      return plural(u.segments, "segment") + ", " + plural(u.snapshots, "snapshot") + ", " +
+             plural(u.bytes, "byte");
+    };
+    std::printf("compacted %s: snapshot at sequence number %llu; %s before; %s after\n",
+                r.dir.c_str(), static_cast<unsigned long long>(last_seq), side(before).c_str(),
+                side(after).c_str());
   }
   finish_output();
 }

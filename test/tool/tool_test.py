@@ -78,6 +78,7 @@ try:
     # ---- arguments, missing and foreign directories -------------------------------------
     code, out, _ = run("--help")
     expect(code == 0 and "verify" in out and "repair" in out, "--help lists the subcommands")
+    expect("share/doc/prevalent/TOOL.md" in out, "--help names the installed manual")
     for sub in ["info", "verify", "dump", "snapshot-dump", "at", "repair", "stats", "compact"]:
         code, out, _ = run(sub, "--help")
         expect(code == 0 and "DIR" in out, f"{sub} --help")

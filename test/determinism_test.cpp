@@ -164,6 +164,12 @@ TEST_CASE("determinism check: a command that reads the clock is caught and named
   CHECK(report.first_divergence->name == "stamp_clock");
   CHECK(report.first_divergence->args == nlohmann::json{{"note", "reads the clock"}});
   CHECK(report.first_divergence->difference.find("/stamps/1") != std::string::npos);
+  // The same difference as JSON (the tool's --json prints it as such, not as a string).
+  const auto& patch = report.first_divergence->patch;
+  REQUIRE(patch.is_array());
+  REQUIRE_FALSE(patch.empty());
+  CHECK(patch[0].at("path").get<std::string>().starts_with("/stamps/1"));
+  CHECK(report.first_divergence->patch_operations >= patch.size());
   CHECK(report.summary.find("record " + std::to_string(odd_seq) + " \"stamp_clock\"") !=
         std::string::npos);
   // Without narrowing: the mismatch alone.

@@ -209,8 +209,11 @@ TEST_CASE("damage inside a large container is corrupt_snapshot with the entry's 
 TEST_CASE("a container in key position is not scanned into a part (fuzz_snapshot_scan crash)") {
   // Found by fuzzing: a MessagePack map whose key is a 13-element array. nlohmann rejects it;
   // the scanner made the array a part, and its placeholder string made the map decodable.
-  const std::string payload = "\x82\xa1" "a" "\x93\x01\xfd\x5e\x9d\x4e\x1f\x23\x00\x61\x53"
-                              "\x74\x11\x00\x6e\x74\x35\xa1\x40\x02";
+  const std::string payload =
+      "\x82\xa1"
+      "a"
+      "\x93\x01\xfd\x5e\x9d\x4e\x1f\x23\x00\x61\x53"
+      "\x74\x11\x00\x6e\x74\x35\xa1\x40\x02";
   CHECK_FALSE(decode(as_bytes(payload), codec::msgpack).has_value());
   CHECK_FALSE(detail::scan_large_containers(as_bytes(payload), codec::msgpack, 5).has_value());
   CHECK_THROWS(detail::load_snapshot_payload(

@@ -264,6 +264,18 @@ TEST_CASE("time travel: retention bounds the reachable range; the archive extend
       } catch (const prevalent::error& e) {
         CHECK(has_code(e, errc::not_reachable));
       }
+      // A time in the message is ISO 8601 UTC, not nanoseconds since the epoch.
+      try {
+        LedgerView lost(
+            dir.path(),
+            as_of{.time = std::chrono::system_clock::time_point{} + std::chrono::hours(1)}, o);
+        FAIL("the records of 1970 were dropped");
+      } catch (const prevalent::error& e) {
+        CHECK(has_code(e, errc::not_reachable));
+        CHECK_MESSAGE(std::string(e.what()).find("the state at 1970-01-01T01:00:00.000000000Z") !=
+                          std::string::npos,
+                      e.what());
+      }
       continue;
     }
     CHECK(range.first == 0);

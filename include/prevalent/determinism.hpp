@@ -25,6 +25,7 @@
 // Reads only: no lock, no writes (like time travel), so it can run beside the live store.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -68,8 +69,11 @@ struct diverging_command {
   std::string file;     // the journal segment, full path
   std::uint64_t offset = 0;
   // How the two results differ: the first operations of a JSON patch (RFC 6902) that turns
-  // the copy's result into the state's.
+  // the copy's result into the state's, as text (shortened, for messages) ...
   std::string difference;
+  // ... and as JSON: the first (at most 3) operations of that patch, and how many it has.
+  nlohmann::json patch = nlohmann::json::array();
+  std::size_t patch_operations = 0;
 };
 
 struct determinism_report {
@@ -243,7 +247,10 @@ class DeterminismCheck {
       bytes after = access::serialize(state, codec_);
       if (after != access::serialize(copy, codec_)) {
         diverging_command d = describe(r);
-        d.difference = shortened(nlohmann::json::diff(nlohmann::json(copy), nlohmann::json(state)));
+        const auto patch = nlohmann::json::diff(nlohmann::json(copy), nlohmann::json(state));
+        d.difference = shortened(patch);
+        for (std::size_t i = 0; i < patch.size() && i < 3; ++i) d.patch.push_back(patch[i]);
+        d.patch_operations = patch.size();
         report_.first_divergence = std::move(d);
         return false;
       }

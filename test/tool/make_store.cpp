@@ -1,8 +1,10 @@
 // Makes and damages the stores that test/tool/tool_test.py runs the `prevalent` tool on, with
 // the ledger model and the byte surgery of test/support.hpp:
 //   make_store journal DIR N [--segment B] [--cbor] [--key FILE] [--snapshot-at S]...
+//                            [--preallocate P]
 //       N ledger commands (deposits, then transfers), segments of B bytes (default 2048),
-//       a snapshot after each S given (keep_snapshots 2), encrypted with the key in FILE
+//       a snapshot after each S given (keep_snapshots 2), encrypted with the key in FILE,
+//       the active segment zero-filled P bytes ahead (default 0)
 //   make_store flip FILE OFFSET        flips the byte at OFFSET (test::flip_byte)
 //   make_store truncate FILE SIZE      cuts FILE to SIZE bytes
 //   make_store check DIR               opens the store (LedgerStore) and prints
@@ -51,6 +53,7 @@ int main(int argc, char** argv) try {
     std::string key_file;
     std::uint64_t segment = 2048;
     bool cbor = false;
+    std::uint64_t preallocate = 0;
     std::vector<std::uint64_t> snapshot_at;
     for (std::size_t i = 3; i < args.size(); ++i) {
       if (args[i] == "--segment" && i + 1 < args.size())
@@ -59,6 +62,8 @@ int main(int argc, char** argv) try {
         cbor = true;
       else if (args[i] == "--key" && i + 1 < args.size())
         key_file = args[++i];
+      else if (args[i] == "--preallocate" && i + 1 < args.size())
+        preallocate = std::stoull(args[++i]);
       else if (args[i] == "--snapshot-at" && i + 1 < args.size())
         snapshot_at.push_back(std::stoull(args[++i]));
       else
@@ -66,6 +71,7 @@ int main(int argc, char** argv) try {
     }
     auto o = options(key_file);
     o.segment_bytes = segment;
+    o.preallocate_bytes = preallocate;
     if (cbor) {
       o.codec = prevalent::codec::cbor;
       o.snapshot_codec = prevalent::codec::cbor;

@@ -78,6 +78,7 @@ try:
     # ---- arguments, missing and foreign directories -------------------------------------
     code, out, _ = run("--help")
     expect(code == 0 and "verify" in out and "repair" in out, "--help lists the subcommands")
+    expect("share/doc/prevalent/TOOL.md" in out, "--help names the installed manual")
     for sub in ["info", "verify", "dump", "snapshot-dump", "at", "repair", "stats", "compact"]:
         code, out, _ = run(sub, "--help")
         expect(code == 0 and "DIR" in out, f"{sub} --help")
@@ -91,8 +92,8 @@ try:
     os.mkdir(foreign)
     open(os.path.join(foreign, "notes.txt"), "w").write("hello")
     code, _, err = run("verify", foreign)
-    expect(code == 3 and "not a prevalent store" in err and "notes.txt" in err,
-           "a directory of other files: exit 3, naming one")
+    expect(code == 3 and "not a prevalent store" in err and "notes.txt" in err and
+           "1 other file," in err, "a directory of other files: exit 3, naming one")
     empty = os.path.join(work, "empty")
     os.mkdir(empty)
     code, _, err = run("dump", empty)
@@ -148,6 +149,29 @@ try:
     zoned = (base + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S") + t150[19:-1]
     code, out, _ = run("dump", s, "--from", zoned + "+01:00", "--to", t150)
     expect(lines(out) == got, "dump --from with a +01:00 zone means the same instant")
+    # A date alone: --to means the end of that day, --from its start (both inclusive).
+    day = t150[:10]
+    prev_day = (datetime.date.fromisoformat(day) - datetime.timedelta(days=1)).isoformat()
+    code, out, _ = run("dump", s, "--to", day)
+    expect(code == 0 and [r["seq"] for r in lines(out)] ==
+           [r["seq"] for r in recs if r["time"][:10] <= day] and 150 in [r["seq"] for r in
+                                                                         lines(out)],
+           f"dump --to {day}: a date alone means the end of that day")
+    code, out, _ = run("dump", s, "--from", day, "--to", day)
+    expect(code == 0 and [r["seq"] for r in lines(out)] ==
+           [r["seq"] for r in recs if r["time"][:10] == day], f"dump --from {day} --to {day}")
+    # Empty ranges: a usage error when --from is after --to, a message when outside the journal.
+    code, out, err = run("dump", s, "--from", "140", "--to", "130")
+    expect(code == 2 and out == "" and "after --to 130" in err,
+           "dump --from 140 --to 130: exit 2, the range is empty")
+    code, out, err = run("dump", s, "--from", day, "--to", prev_day)
+    expect(code == 2 and "after --to" in err, "dump --from a day after --to: exit 2")
+    code, out, err = run("dump", s, "--from", "999")
+    expect(code == 0 and out == "" and f"journal holds records {first}..250" in err,
+           f"dump --from beyond the journal: exit 0, says the journal's range: {err}")
+    code, out, err = run("dump", s, "--to", prev_day)
+    expect(code == 0 and out == "" and "no record matches --to " + prev_day in err and
+           f"{first}..250" in err, "dump --to before the first record: says so, exit 0")
     code, _, err = run("dump", s, "--from", "yesterday")
     expect(code == 2 and "ISO 8601" in err, "dump --from with a bad time: exit 2")
     p = subprocess.Popen([PREVALENT, "dump", s], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -204,6 +228,12 @@ try:
     make("journal", f, "40", "--segment", "1048576")
     code, out, _ = run("info", f, "--json")
     expect(json.loads(out)["reachable"] == {"from": 0, "to": 40}, "info: reachable 0..40")
+    code, out, _ = run("info", f)
+    expect(code == 0 and "40 records, sequence 1..40, 1 segment," in out and
+           "1 segments" not in out, f"info text: singular for one segment: {out.splitlines()[3]}")
+    code, out, _ = run("verify", f)
+    expect(code == 0 and "ok: 40 records (sequence 1..40) in 1 segment, 0 snapshots" in out,
+           f"verify text: singular for one segment: {out}")
     code, out, _ = run("at", f, "--seq", "10")
     at = json.loads(out)
     expect(at["snapshot"] is None and [r["seq"] for r in at["records"]] == list(range(1, 11)),
@@ -211,6 +241,23 @@ try:
     code, out, err = run("at", f, "--time", "2000-01-01T00:00:00Z")
     expect(code == 0 and json.loads(out) == {"seq": 0, "snapshot": None, "records": []},
            f"at --time before the first record: the empty state, seq 0 {err}")
+
+    # ---- info: bytes in use apart from the active segment's preallocated zero fill -------
+    pre = os.path.join(work, "preallocated")
+    make("journal", pre, "40", "--segment", "1048576", "--preallocate", "65536")
+    code, out, _ = run("info", pre, "--json")
+    i = json.loads(out)["journal"]
+    last = os.path.join(pre, segments(pre)[-1])
+    roff, rlen = records(last)[-1]
+    end = roff + 32 + (rlen + 7) // 8 * 8
+    seg = i["segments"][-1]
+    expect(code == 0 and seg["used_bytes"] == end and
+           seg["preallocated_bytes"] == os.path.getsize(last) - end > 0 and
+           i["used_bytes"] + i["preallocated_bytes"] == i["bytes"],
+           f"info: bytes in use ({end}, to the end of the last record) apart from the zero fill")
+    code, out, _ = run("info", pre)
+    expect(code == 0 and f"{end} bytes in use + {os.path.getsize(last) - end} preallocated" in out,
+           "info text: bytes in use + preallocated")
 
     # ---- torn tail: the last record cut inside its payload ------------------------------
     t = os.path.join(work, "torn")
@@ -223,7 +270,8 @@ try:
     code, out, _ = run("verify", t, "--json")
     v = json.loads(out)
     expect(code == 0 and v["healthy"] and v["torn_tail"]["offset"] == off and
-           v["torn_tail"]["bytes"] == torn_size - off,
+           v["torn_tail"]["bytes"] == torn_size - off and
+           v["torn_tail"]["file"] == os.path.basename(seg),
            "verify: torn tail reported with what recovery would cut, exit 0")
     code, out, _ = run("repair", t, "--dry-run")
     expect(code == 0 and "would cut" in out and os.path.getsize(seg) == torn_size,
@@ -256,8 +304,11 @@ try:
     code, out, err = run("verify", c, "--json")
     v = json.loads(out)
     expect(code == 1 and not v["healthy"] and v["problems"][0]["offset"] == roff and
-           names[1] in v["problems"][0]["file"],
-           "verify: flipped payload byte is damage, exit 1, file and offset")
+           v["problems"][0]["file"] == names[1],
+           "verify: flipped payload byte is damage, exit 1, file (relative to DIR) and offset")
+    what = v["problems"][0]["what"]
+    expect(names[1] not in what and "offset" not in what and f"record {bad_seq}" in what,
+           f"verify --json: what is the description only, not file and offset again: {what}")
     code, out, err = run("verify", c)
     expect(code == 1 and f"offset {roff}" in out and "damaged" in err, "verify: text report")
     code, out, err = run("dump", c)
@@ -295,16 +346,39 @@ try:
            "verify: a damaged segment header, offset 0")
     code, out, _ = run("repair", g, "--salvage", "--dry-run", "--json")
     plan = json.loads(out)
-    expect(code == 0 and {a["file"] for a in plan["actions"]} ==
-           set(names[k:]) | {"snapshot-00000000000000000150.snap"} and
-           all(a["action"] == "remove" for a in plan["actions"]),
-           "salvage plan: remove the damaged segment, the later ones, and the snapshot after")
+    # Snapshot 150 is after the cut but verifies, and the segments after the damaged one reach
+    # back to it: salvage keeps them and it, and moves out the journal before the damage.
+    expect(code == 0 and {a["file"] for a in plan["actions"]} == set(names[:k + 1]) and
+           all(a["action"] == "remove" for a in plan["actions"]) and plan["last_seq_after"] == 200,
+           "salvage plan: keep the intact later snapshot 150 and the segments after the damage")
     code, out, _ = run("repair", g, "--salvage")
-    expect(code == 0 and check_store(g)["last_seq"] == cut_at,
-           f"the salvaged store opens with records 1..{cut_at}")
+    st = check_store(g)
+    expect(code == 0 and st["last_seq"] == 200 and st["applied"] == 200 and
+           "snapshot-00000000000000000150.snap" in os.listdir(g),
+           f"the salvaged store opens from snapshot 150 with records 1..200 ({st}), not {cut_at}")
     backups = [x for x in os.listdir(g) if x.startswith("repair-backup-")]
-    expect(len(backups) == 1 and "snapshot-00000000000000000150.snap" in
-           os.listdir(os.path.join(g, backups[0])), "default backup directory inside DIR")
+    expect(len(backups) == 1 and set(names[:k + 1]) <= set(os.listdir(os.path.join(g, backups[0]))),
+           "default backup directory inside DIR holds the removed segments")
+
+    # ---- salvage with a later good snapshot the journal after the damage does not reach ----
+    # Record 145 flipped: snapshot 150 verifies, but its segment (141..160) is the damaged one,
+    # so no intact segment holds 151 on: salvage keeps the snapshot and no journal.
+    g2 = os.path.join(work, "salvage-snapshot-only")
+    make("journal", g2, "200", "--snapshot-at", "50", "--snapshot-at", "150")
+    names = segments(g2)
+    k = next(j for j, n in enumerate(names) if int(n[8:-4]) <= 150 < int(names[j + 1][8:-4]) - 1)
+    seg = os.path.join(g2, names[k])
+    first_k = int(names[k][8:-4])
+    bad = max(first_k, 145)
+    make("flip", seg, str(records(seg)[bad - first_k][0] + 32 + 3))
+    code, out, _ = run("repair", g2, "--salvage", "--json")
+    r = json.loads(out)
+    st = check_store(g2)
+    expect(code == 0 and r["last_seq_after"] == 150 and st["last_seq"] == 150 and
+           st["applied"] == 150 and {a["file"] for a in r["actions"]} == set(names) and
+           "snapshot-00000000000000000150.snap" in os.listdir(g2),
+           f"salvage keeps snapshot 150 (state 150, not {bad - 1}) when no later segment "
+           f"reaches it ({st})")
 
     # ---- an unfinished last segment (its creation never finished) ------------------------
     u = os.path.join(work, "unfinished")
@@ -342,12 +416,54 @@ try:
     # ---- a damaged snapshot --------------------------------------------------------------
     d = os.path.join(work, "badsnap")
     shutil.copytree(s, d)
-    snap = os.path.join(d, "snapshot-00000000000000000200.snap")
+    name200 = "snapshot-00000000000000000200.snap"
+    snap = os.path.join(d, name200)
     make("flip", snap, str(os.path.getsize(snap) - 3))
     code, out, _ = run("verify", d, "--json")
     v = json.loads(out)
-    expect(code == 1 and any("snapshot-00000000000000000200.snap" in p["file"]
-                             for p in v["problems"]), "verify: a damaged snapshot, named")
+    expect(code == 1 and [p["file"] for p in v["problems"]] == [name200] and
+           v["problems"][0]["offset"] is not None and d not in v["problems"][0]["what"],
+           "verify: a damaged snapshot, named relative to DIR, with the offset as a field")
+    damaged = open(snap, "rb").read()
+    code, out, _ = run("repair", d, "--dry-run", "--json")
+    plan = json.loads(out)
+    expect(code == 0 and plan["damaged_snapshots"] == [name200] and
+           [(a["file"], a["action"]) for a in plan["actions"]] == [(name200, "remove")] and
+           open(snap, "rb").read() == damaged,
+           "repair --dry-run: plans to move the damaged snapshot out, touches nothing")
+    backup = os.path.join(work, "badsnap-backup")
+    code, out, _ = run("repair", d, "--backup", backup)
+    expect(code == 0 and f"removed {name200}" in out and "damaged snapshot" in out and
+           not os.path.exists(snap), f"repair moves the damaged snapshot out and says so: {out}")
+    expect(open(os.path.join(backup, name200), "rb").read() == damaged,
+           "the backup holds the damaged snapshot byte for byte")
+    code, out, _ = run("verify", d, "--json")
+    expect(code == 0 and json.loads(out)["healthy"], "verify after repair: healthy")
+    expect(check_store(d)["last_seq"] == 250, "the store opens from snapshot 120 with 250 records")
+    # A damaged header on the older snapshot: a newer one verifies, so nothing is lost.
+    d2 = os.path.join(work, "badsnap-header")
+    shutil.copytree(s, d2)
+    make("flip", os.path.join(d2, "snapshot-00000000000000000120.snap"), "2")
+    code, out, _ = run("repair", d2, "--json", "--backup", os.path.join(work, "badsnap2-backup"))
+    r = json.loads(out)
+    expect(code == 0 and [a["file"] for a in r["actions"]] ==
+           ["snapshot-00000000000000000120.snap"] and "newer state" in r["actions"][0]["why"],
+           "repair moves out an older snapshot with a damaged header")
+    expect(check_store(d2)["last_seq"] == 250, "and the store opens with 250 records")
+    # The only snapshot damaged, the journal no longer reaching back to record 1: refused.
+    lone = os.path.join(work, "badsnap-lone")
+    make("journal", lone, "100", "--snapshot-at", "60")
+    code, out, _ = run("info", lone, "--json")
+    expect(json.loads(out)["journal"]["first_seq"] > 1, "the journal starts after record 1")
+    lsnap = os.path.join(lone, "snapshot-00000000000000000060.snap")
+    make("flip", lsnap, str(os.path.getsize(lsnap) - 3))
+    listing = {n: open(os.path.join(lone, n), "rb").read() for n in os.listdir(lone)}
+    for extra in [["--dry-run"], []]:
+        code, out, err = run("repair", lone, *extra)
+        expect(code == 1 and "would lose acknowledged history" in err and "restore" in err and
+               {n: open(os.path.join(lone, n), "rb").read() for n in os.listdir(lone)} ==
+               listing, f"repair {' '.join(extra)} refuses to drop the only copy of records "
+               "1..60, says what to do, changes nothing")
 
     # ---- a store in use ------------------------------------------------------------------
     h = subprocess.Popen([MAKE_STORE, "hold", f], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -376,8 +492,19 @@ try:
     make("journal", e, "30", "--key", key, "--snapshot-at", "20")
     code, out, _ = run("info", e, "--json")
     i = json.loads(out)
-    expect(code == 0 and i["encrypted"] and i["format_version"] == 3 and "key" in i["problem"],
-           "info without the key: headers, and says the key is needed")
+    expect(code == 0 and i["encrypted"] and i["format_version"] == 3 and i["sealed"] and
+           {"journal.last_seq", "journal.records", "reachable"} <= set(i["needs_key"]) and
+           i["journal"]["last_seq"] is None and i["journal"]["records"] is None and
+           i["journal"]["first_seq"] == i["journal"]["segments"][0]["first_seq"] and
+           i["reachable"] is None and i["problem"] is None,
+           "info --json without the key: sealed, the figures that need it are null and listed")
+    code, out, _ = run("info", e)
+    expect(code == 0 and "sealed" in out and "need the key" in out and "0 records" not in out,
+           "info without the key: says the records are sealed and which figures need the key")
+    code, out, _ = run("info", e, "--json", "--key-file", key)
+    i = json.loads(out)
+    expect(code == 0 and not i["sealed"] and i["journal"]["last_seq"] == 30,
+           "info with the key: not sealed, the records read")
     code, _, err = run("dump", e)
     expect(code == 2 and "--key-file" in err, "dump without the key: exit 2 asking for it")
     code, out, _ = run("dump", e, "--key-file", key)

@@ -14,13 +14,16 @@
 #ifndef PREVALENT_VERSION
 #define PREVALENT_VERSION "unknown"
 #endif
+#ifndef PREVALENT_DOC
+#define PREVALENT_DOC "docs/TOOL.md"
+#endif
 
 namespace prevalent::tool {
 namespace {
 
 constexpr const char* exit_codes =
     "Exit codes: 0 ok, 1 damaged store, 2 bad arguments or I/O error or key problem, 3 no such "
-    "directory or not a store, 4 store in use. docs/TOOL.md has examples.";
+    "directory or not a store, 4 store in use.\nThe manual, with examples: " PREVALENT_DOC;
 
 void add_dir(CLI::App* sub, common_args& c) {
   sub->add_option("DIR", c.dir, "The store directory")->required();

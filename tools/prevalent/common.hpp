@@ -109,6 +109,7 @@ struct walk_result {
   std::uint64_t records = 0;
   std::vector<format::segment_header> headers;  // of the segments read
   std::vector<std::uint64_t> last_seqs;         // of the segments read
+  std::vector<std::uint64_t> used_bytes;        // of the segments read: end of the last record
   // A torn tail of the last segment: what recovery would cut.
   std::string torn_file, torn_reason;
   std::uint64_t torn_offset = 0, torn_bytes = 0;
@@ -135,19 +136,26 @@ struct reachable_range {
 };
 reachable_range reachable(const StoreDir& store, const walk_result& walk);
 
+// Why a snapshot does not verify as an open needs it (header, checksums, decompression,
+// authentication, a state that decodes), or nullopt when it does. Rethrows a key problem
+// (errc::encryption_mismatch): that is not damage.
+std::optional<std::string> snapshot_problem(const StoreDir& store, const store_file& s);
+
 // ---- time and JSON ---------------------------------------------------------------------------
 // ISO 8601 UTC with nanoseconds: 2026-11-23T01:00:00.000000000Z.
 std::string iso_time(std::int64_t ns);
 // Parses 2026-11-23, 2026-11-23T01:00, ...T01:00:00, ...T01:00:00.5, with Z or +hh:mm / -hh:mm
-// (UTC when none). Throws tool_error(exit_usage) naming the text.
-std::int64_t parse_iso_time(const std::string& text);
+// (UTC when none). A date alone is midnight at the start of that day, or with `end_of_day` the
+// last nanosecond of it. Throws tool_error(exit_usage) naming the text.
+std::int64_t parse_iso_time(const std::string& text, bool end_of_day = false);
 
 // A sequence number or a time, as --from/--to take them: digits only is a sequence number.
 struct position {
   std::optional<std::uint64_t> seq;
   std::optional<std::int64_t> time_ns;
 };
-position parse_position(const std::string& text, const char* option);
+// A date alone means the start of that day, or with `end_of_day` (--to) its end: inclusive.
+position parse_position(const std::string& text, const char* option, bool end_of_day = false);
 
 // Decodes a record payload to {"cmd","v","args"}; throws tool_error(exit_damaged) naming it.
 nlohmann::json decode_record(const record_view& r);
@@ -155,6 +163,9 @@ nlohmann::json decode_record(const record_view& r);
 // The state a snapshot holds, decoded from its codec (snapshot_dump.cpp); throws
 // tool_error(exit_damaged) or what StoreDir::load_snapshot throws.
 nlohmann::json snapshot_state(const StoreDir& store, const store_file& s);
+
+// "1 segment", "2 segments": a count and a noun, plural unless the count is 1.
+std::string plural(std::uint64_t n, const std::string& noun);
 
 // Prints a line on stdout; returns false once the reader has gone (EPIPE): stop quietly.
 bool print_line(const std::string& line);

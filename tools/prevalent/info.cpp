@@ -18,7 +18,18 @@ std::uint64_t total_bytes(const std::vector<store_file>& files) {
   return n;
 }
 
-ordered describe(const StoreDir& store, const walk_result& walk) {
+// The figures that need the records, which an encrypted store without its key cannot read.
+const char* const needs_key[] = {"journal.last_seq",
+                                 "journal.records",
+                                 "journal.used_bytes",
+                                 "journal.preallocated_bytes",
+                                 "journal.segments[].last_seq",
+                                 "journal.segments[].used_bytes",
+                                 "journal.segments[].preallocated_bytes",
+                                 "reachable",
+                                 "total_used_bytes"};
+
+ordered describe(const StoreDir& store, const walk_result& walk, bool sealed) {
   ordered out;
   out["dir"] = store.path().string();
   std::uint32_t version = 0;
@@ -30,6 +41,7 @@ ordered describe(const StoreDir& store, const walk_result& walk) {
 
   ordered segments = ordered::array();
   const auto& segs = store.segments();
+  std::uint64_t used = 0, preallocated = 0;
   for (std::size_t i = 0; i < segs.size(); ++i) {
     ordered s;
     s["file"] = segs[i].name;
@@ -39,6 +51,16 @@ ordered describe(const StoreDir& store, const walk_result& walk) {
     else
       s["last_seq"] = nullptr;  // not read: after the damage, or an unfinished segment
     s["bytes"] = segs[i].bytes;
+    if (i < walk.used_bytes.size()) {
+      s["used_bytes"] = walk.used_bytes[i];
+      s["preallocated_bytes"] = segs[i].bytes - walk.used_bytes[i];
+      used += walk.used_bytes[i];
+      preallocated += segs[i].bytes - walk.used_bytes[i];
+    } else {
+      s["used_bytes"] = nullptr;  // not read: sealed, after the damage, or unfinished
+      s["preallocated_bytes"] = nullptr;
+      used += segs[i].bytes;
+    }
     std::string why;
     if (auto h = store.segment_header(segs[i], why)) {
       s["codec"] = format::codec_name(h->codec);
@@ -52,10 +74,20 @@ ordered describe(const StoreDir& store, const walk_result& walk) {
     segments.push_back(std::move(s));
   }
   ordered journal;
-  journal["first_seq"] = walk.first_seq;
-  journal["last_seq"] = walk.last_seq;
-  journal["records"] = walk.records;
+  if (sealed) {
+    // Only the file names and headers are readable: the first sequence number is the first
+    // segment's name.
+    journal["first_seq"] = segs.empty() ? ordered(nullptr) : ordered(segs.front().seq);
+    journal["last_seq"] = nullptr;
+    journal["records"] = nullptr;
+  } else {
+    journal["first_seq"] = walk.first_seq;
+    journal["last_seq"] = walk.last_seq;
+    journal["records"] = walk.records;
+  }
   journal["bytes"] = total_bytes(segs);
+  journal["used_bytes"] = sealed ? ordered(nullptr) : ordered(used);
+  journal["preallocated_bytes"] = sealed ? ordered(nullptr) : ordered(preallocated);
   journal["segments"] = std::move(segments);
 
   ordered snapshots = ordered::array();
@@ -81,14 +113,18 @@ ordered describe(const StoreDir& store, const walk_result& walk) {
   }
   out["format_version"] = version;
   out["encrypted"] = encrypted;
+  out["sealed"] = sealed;
+  if (sealed) out["needs_key"] = needs_key;
   out["journal"] = std::move(journal);
   out["snapshots"] = std::move(snapshots);
   const auto range = reachable(store, walk);
-  if (range.any)
+  if (range.any && !sealed)
     out["reachable"] = {{"from", range.from}, {"to", range.to}};
   else
     out["reachable"] = nullptr;
   out["total_bytes"] = total_bytes(segs) + total_bytes(store.snapshots());
+  out["total_used_bytes"] =
+      sealed ? ordered(nullptr) : ordered(used + total_bytes(store.snapshots()));
   out["temp_files"] = store.temp_files();
   out["other_files"] = store.other_files();
   if (walk.damaged)
@@ -104,6 +140,12 @@ ordered describe(const StoreDir& store, const walk_result& walk) {
 
 std::string str(const ordered& j) { return j.is_string() ? j.get<std::string>() : j.dump(); }
 
+// "2008 bytes", or "120 bytes in use + 4194184 preallocated" when the zero fill is there.
+std::string sizes(const ordered& used, const ordered& preallocated) {
+  if (preallocated.get<std::uint64_t>() == 0) return used.dump() + " bytes";
+  return used.dump() + " bytes in use + " + preallocated.dump() + " preallocated";
+}
+
 void print_text(const ordered& d) {
   std::printf("store      %s\n", str(d["dir"]).c_str());
   std::printf("format     version %s%s\n", d["format_version"].dump().c_str(),
@@ -114,16 +156,32 @@ void print_text(const ordered& d) {
   else
     std::printf("lock       not held\n");
   const auto& j = d["journal"];
-  std::printf("journal    %s records, sequence %s..%s, %s segments, %s bytes\n",
-              j["records"].dump().c_str(), j["first_seq"].dump().c_str(),
-              j["last_seq"].dump().c_str(), std::to_string(j["segments"].size()).c_str(),
-              j["bytes"].dump().c_str());
-  if (d["reachable"].is_null())
+  const bool sealed = d["sealed"].get<bool>();
+  const std::string segments = plural(j["segments"].size(), "segment");
+  if (sealed) {
+    std::printf(
+        "journal    sealed: the records are encrypted; %s, %s bytes, from sequence number %s. "
+        "The record count, the last sequence number, the bytes in use and the reachable range "
+        "need the key (--key-file FILE)\n",
+        segments.c_str(), j["bytes"].dump().c_str(), j["first_seq"].dump().c_str());
+  } else {
+    std::printf("journal    %s, sequence %s..%s, %s, %s\n",
+                plural(j["records"].get<std::uint64_t>(), "record").c_str(),
+                j["first_seq"].dump().c_str(), j["last_seq"].dump().c_str(), segments.c_str(),
+                sizes(j["used_bytes"], j["preallocated_bytes"]).c_str());
+  }
+  if (sealed)
+    std::printf("time travel  needs the key\n");
+  else if (d["reachable"].is_null())
     std::printf("time travel  nothing reachable\n");
   else
     std::printf("time travel  sequence %s..%s reachable\n", d["reachable"]["from"].dump().c_str(),
                 d["reachable"]["to"].dump().c_str());
-  std::printf("total      %s bytes\n", d["total_bytes"].dump().c_str());
+  if (sealed || d["total_used_bytes"] == d["total_bytes"])
+    std::printf("total      %s bytes\n", d["total_bytes"].dump().c_str());
+  else
+    std::printf("total      %s bytes in use, %s on disk (with the preallocated zero fill)\n",
+                d["total_used_bytes"].dump().c_str(), d["total_bytes"].dump().c_str());
   std::printf("\nsegments\n");
   for (const auto& s : j["segments"]) {
     if (s.contains("header_problem")) {
@@ -131,10 +189,14 @@ void print_text(const ordered& d) {
                   s["bytes"].dump().c_str(), str(s["header_problem"]).c_str());
       continue;
     }
-    std::printf("  %s  seq %s..%s  %s bytes  %s  v%s%s\n", str(s["file"]).c_str(),
-                s["first_seq"].dump().c_str(), s["last_seq"].dump().c_str(),
-                s["bytes"].dump().c_str(), str(s["codec"]).c_str(), s["version"].dump().c_str(),
-                s["encrypted"].get<bool>() ? "  encrypted" : "");
+    const std::string last =
+        s["last_seq"].is_null() ? (sealed ? "? (sealed)" : "? (not read)") : s["last_seq"].dump();
+    const std::string size = s["used_bytes"].is_null()
+                                 ? s["bytes"].dump() + " bytes"
+                                 : sizes(s["used_bytes"], s["preallocated_bytes"]);
+    std::printf("  %s  seq %s..%s  %s  %s  v%s%s\n", str(s["file"]).c_str(),
+                s["first_seq"].dump().c_str(), last.c_str(), size.c_str(), str(s["codec"]).c_str(),
+                s["version"].dump().c_str(), s["encrypted"].get<bool>() ? "  encrypted" : "");
   }
   std::printf("\nsnapshots\n");
   if (d["snapshots"].empty()) std::printf("  (none)\n");
@@ -166,15 +228,16 @@ int run_info(const common_args& a) {
   for (const auto& s : store.segments()) bytes += s.bytes;
   Progress progress("reading journal", bytes, !a.quiet);
   walk_result walk;
-  std::string key_problem;
+  bool sealed = false;
   try {
     walk = walk_journal(store, {}, &progress);
   } catch (const prevalent::error& e) {
     if (e.code() != errc::encryption_mismatch) throw;
-    key_problem = std::string(e.what()) + "; records not read (give the key with --key-file)";
+    // No key (or a store that needs none given one): the headers say what they can.
+    if (!a.key_file.empty()) throw;
+    sealed = true;
   }
-  auto d = describe(store, walk);
-  if (!key_problem.empty()) d["problem"] = key_problem;
+  auto d = describe(store, walk, sealed);
   if (a.json)
     print_line(d.dump());
   else

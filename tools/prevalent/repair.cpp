@@ -1,8 +1,8 @@
 // `prevalent repair DIR`: cuts what recovery would cut (a torn tail, an unfinished last
-// segment); with --salvage also cuts at the first corrupt record and drops everything after
-// it (later segments, snapshots that cover cut records). Every byte it removes is first copied
-// into a backup directory and synced there; it holds the directory lock throughout, so it
-// refuses a store in use. --dry-run only says what it would do.
+// segment), moves out damaged snapshots (refusing when that would lose acknowledged history);
+// with --salvage also cuts at the first corrupt record (repair_plan.cpp says what goes). Every
+// byte it removes is first copied into a backup directory and synced there; it holds the
+// directory lock throughout, so it refuses a store in use. --dry-run only says what it would do.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,21 +14,14 @@
 #include "common.hpp"
 #include "prevalent/error.hpp"
 #include "progress.hpp"
+#include "repair_plan.hpp"
 
 namespace prevalent::tool {
 namespace {
 
 using ordered = nlohmann::ordered_json;
 
-struct action {
-  bool remove = false;       // the whole file; otherwise cut it at `offset`
-  std::string name;          // in the store directory
-  std::uint64_t offset = 0;  // where the cut starts (0 for a removal)
-  std::uint64_t bytes = 0;   // how many bytes go
-  std::string why;
-};
-
-std::string backup_name(const action& x) {
+std::string backup_name(const repair_action& x) {
   return x.remove ? x.name : x.name + ".from-" + std::to_string(x.offset);
 }
 
@@ -114,44 +107,22 @@ int run_repair(const repair_args& a) {
   Progress progress("checking", total, !a.quiet);
   const auto walk = walk_journal(store, {}, &progress);
   progress.done();
-  const auto& segs = store.segments();
-  std::vector<action> actions;
-  for (std::size_t i = 0; i < walk.leftovers; ++i)
-    actions.push_back({true, segs[i].name, 0, segs[i].bytes,
-                       "left over from an interrupted drop: a snapshot covers it, and a gap "
-                       "follows it"});
-  if (walk.unfinished_last) {
-    actions.push_back({true, segs.back().name, 0, segs.back().bytes, walk.torn_reason});
-  } else if (walk.damaged) {
+  if (walk.damaged && !a.salvage) {
     const auto& d = *walk.damaged;
-    if (!a.salvage) {
-      (void)std::fprintf(
-          stderr,
-          "prevalent: %s\nprevalent: this is damage, not a torn tail: repair cuts only "
-          "what recovery would cut. --salvage cuts at the first corrupt record (after "
-          "record %llu) and drops everything after it, keeping a backup.\n",
-          d.what.c_str(), static_cast<unsigned long long>(d.last_good_seq));
-      return exit_damaged;
-    }
-    const auto& seg = segs[d.segment];
-    if (d.cut_offset == 0)
-      actions.push_back({true, seg.name, 0, seg.bytes, "salvage: " + d.what});
-    else if (d.cut_offset < seg.bytes)
-      actions.push_back(
-          {false, seg.name, d.cut_offset, seg.bytes - d.cut_offset, "salvage: " + d.what});
-    for (std::size_t i = d.segment + 1; i < segs.size(); ++i)
-      actions.push_back(
-          {true, segs[i].name, 0, segs[i].bytes, "salvage: after the damage in " + seg.name});
-    for (const auto& s : store.snapshots())
-      if (s.seq > d.last_good_seq)
-        actions.push_back({true, s.name, 0, s.bytes,
-                           "salvage: covers records after " + std::to_string(d.last_good_seq) +
-                               ", which are cut"});
-  } else if (!walk.torn_reason.empty()) {
-    const auto name = std::filesystem::path(walk.torn_file).filename().string();
-    actions.push_back(
-        {false, name, walk.torn_offset, walk.torn_bytes, "torn tail: " + walk.torn_reason});
+    (void)std::fprintf(
+        stderr,
+        "prevalent: %s\nprevalent: this is damage, not a torn tail: repair cuts only "
+        "what recovery would cut. --salvage cuts at the first corrupt record (after "
+        "record %llu) and drops everything after it, keeping a backup.\n",
+        d.what.c_str(), static_cast<unsigned long long>(d.last_good_seq));
+    return exit_damaged;
   }
+  const auto plan = plan_repair(store, walk);
+  if (!plan.refusal.empty()) {
+    (void)std::fprintf(stderr, "prevalent: %s\n", plan.refusal.c_str());
+    return exit_damaged;
+  }
+  const auto& actions = plan.actions;
 
   const std::string backup = a.backup.empty() ? default_backup(a.dir) : a.backup;
   ordered out;
@@ -165,7 +136,8 @@ int run_repair(const repair_args& a) {
                               {"bytes", x.bytes},
                               {"backup_file", backup_name(x)},
                               {"why", x.why}});
-  out["last_seq_after"] = walk.damaged ? walk.damaged->last_good_seq : walk.last_seq;
+  out["damaged_snapshots"] = plan.damaged_snapshots;
+  out["last_seq_after"] = plan.last_seq_after;
 
   if (!actions.empty() && !a.dry_run) {
     // 1. The backup, synced, before anything in the store changes.
@@ -205,7 +177,7 @@ int run_repair(const repair_args& a) {
     print_line(out.dump());
   } else if (actions.empty()) {
     std::printf("nothing to repair: the journal ends cleanly at record %llu\n",
-                static_cast<unsigned long long>(walk.last_seq));
+                static_cast<unsigned long long>(plan.last_seq_after));
   } else {
     for (const auto& x : actions) {
       if (x.remove)

@@ -66,8 +66,8 @@ int run_stats(const stats_args& a) {
       out["rate"].push_back({{"start", iso_time(start)}, {"records", n}});
     print_line(out.dump());
   } else {
-    std::printf("%llu records, %llu payload bytes", static_cast<unsigned long long>(walk.records),
-                static_cast<unsigned long long>(payload_bytes));
+    std::printf("%s, %s", plural(walk.records, "record").c_str(),
+                plural(payload_bytes, "payload byte").c_str());
     if (walk.records)
       std::printf(", %s to %s", iso_time(first_ns).c_str(), iso_time(last_ns).c_str());
     std::printf("\n\n%-32s %12s %14s %10s\n", "command", "records", "bytes", "avg bytes");

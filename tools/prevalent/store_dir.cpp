@@ -82,7 +82,7 @@ StoreDir::StoreDir(const std::filesystem::path& path, const std::string& key_fil
     std::string what =
         path.string() + ": not a prevalent store (no journal-*.log or snapshot-*.snap";
     if (!other_files_.empty()) {
-      what += "; it holds " + std::to_string(other_files_.size()) + " other file(s), e.g. " +
+      what += "; it holds " + plural(other_files_.size(), "other file") + ", e.g. " +
               other_files_.front();
     }
     throw tool_error(exit_not_a_store, what + ")");

@@ -27,7 +27,7 @@ std::string iso_time(std::int64_t ns) {
   return buf;
 }
 
-std::int64_t parse_iso_time(const std::string& text) {
+std::int64_t parse_iso_time(const std::string& text, bool end_of_day) {
   static const std::regex form(
       R"((\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)"
       R"((Z|[+-]\d{2}:?\d{2})?)");
@@ -61,10 +61,12 @@ std::int64_t parse_iso_time(const std::string& text) {
     const std::int64_t offset = hours * 3600 + minutes * 60;
     secs -= z[0] == '+' ? offset : -offset;
   }
+  const bool date_only = !m[4].matched;
+  if (date_only && end_of_day) return (secs + 86400) * 1000000000 - 1;
   return secs * 1000000000 + frac;
 }
 
-position parse_position(const std::string& text, const char* option) {
+position parse_position(const std::string& text, const char* option, bool end_of_day) {
   position p;
   if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
     try {
@@ -74,7 +76,7 @@ position parse_position(const std::string& text, const char* option) {
     }
   } else {
     try {
-      p.time_ns = parse_iso_time(text);
+      p.time_ns = parse_iso_time(text, end_of_day);
     } catch (const tool_error& e) {
       throw tool_error(exit_usage, std::string(option) +
                                        " takes a sequence number or an ISO 8601 time: " + e.what());
@@ -90,6 +92,10 @@ nlohmann::json decode_record(const record_view& r) {
                                        std::to_string(r.seq) + " is not a " + codec_name(r.codec) +
                                        " command envelope");
   return std::move(*j);
+}
+
+std::string plural(std::uint64_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
 }
 
 bool print_line(const std::string& line) {

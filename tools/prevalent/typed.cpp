@@ -1,6 +1,7 @@
 // The helpers of include/prevalent/tool.hpp's typed subcommands: options to open a store
 // offline as it was written, and the before/after report of compact.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "common.hpp"
@@ -57,12 +58,13 @@ void report_compact(const typed_request& r, const directory_usage& before,
     out["after"] = side(after);
     print_line(out.dump());
   } else {
-    std::printf(
-        "compacted %s: snapshot at sequence number %llu; %zu segments, %zu snapshots, %llu "
-        "bytes before; %zu segments, %zu snapshots, %llu bytes after\n",
-        r.dir.c_str(), static_cast<unsigned long long>(last_seq), before.segments, before.snapshots,
-        static_cast<unsigned long long>(before.bytes), after.segments, after.snapshots,
-        static_cast<unsigned long long>(after.bytes));
+    auto side = [](const directory_usage& u) {
+      return plural(u.segments, "segment") + ", " + plural(u.snapshots, "snapshot") + ", " +
+             plural(u.bytes, "byte");
+    };
+    std::printf("compacted %s: snapshot at sequence number %llu; %s before; %s after\n",
+                r.dir.c_str(), static_cast<unsigned long long>(last_seq), side(before).c_str(),
+                side(after).c_str());
   }
   finish_output();
 }
@@ -88,9 +90,14 @@ int report_determinism(const typed_request& r, const determinism_report& report)
     out["replayed_digest"] = report.replayed_digest;
     if (report.first_divergence) {
       const auto& d = *report.first_divergence;
-      out["first_divergence"] = {
-          {"seq", d.seq},   {"command", d.name},  {"version", d.version},      {"args", d.args},
-          {"file", d.file}, {"offset", d.offset}, {"difference", d.difference}};
+      out["first_divergence"] = {{"seq", d.seq},
+                                 {"command", d.name},
+                                 {"version", d.version},
+                                 {"args", d.args},
+                                 {"file", std::filesystem::path(d.file).filename().string()},
+                                 {"offset", d.offset},
+                                 {"difference", d.patch},
+                                 {"difference_operations", d.patch_operations}};
     }
     if (report.non_canonical_after) out["non_canonical_after"] = *report.non_canonical_after;
     out["summary"] = report.summary;

@@ -103,6 +103,7 @@ walk_result walk_journal(const StoreDir& store,
       });
       out.headers.push_back(scan.header);
       out.last_seqs.push_back(scan.last_seq);
+      out.used_bytes.push_back(scan.valid_end);
       if (!scan.torn_reason.empty()) {
         out.torn_file = path;
         out.torn_offset = scan.valid_end;

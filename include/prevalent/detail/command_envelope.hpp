@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -29,7 +30,7 @@ const std::string& binary_envelope_prefix(codec c) {
   static const std::array<std::string, 2> prefixes = [] {
     std::array<std::string, 2> out;
     const codec codecs[2] = {codec::cbor, codec::msgpack};
-    for (int i = 0; i < 2; ++i) {
+    for (std::size_t i = 0; i < 2; ++i) {
       out[i] = encode({{"cmd", std::string_view(C::name)}, {"v", command_version<C>()}}, codecs[i]);
       out[i][0] = static_cast<char>(out[i][0] + 1);  // fixmap of 2 -> 3 (0xa2/0x82 -> 0xa3/0x83)
       encode_to(out[i], "args", codecs[i]);

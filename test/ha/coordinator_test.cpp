@@ -29,6 +29,7 @@ struct Node {
   mutable std::mutex m;
   std::condition_variable cv;
   std::vector<std::int64_t> primary_epochs;
+  steady::time_point primary_at{};  // when became_primary() was last called
   std::string followed_address;
   std::int64_t followed_epoch = 0;
   int stops = 0;
@@ -50,8 +51,10 @@ struct Node {
     coordinator_callbacks cb;
     cb.durable_seq = [this] { return seq.load(); };
     cb.became_primary = [this](std::int64_t epoch) {
+      const auto now = steady::now();
       std::lock_guard lock(m);
       primary_epochs.push_back(epoch);
+      primary_at = now;
       cv.notify_all();
     };
     cb.follow = [this](const std::string& address, std::int64_t epoch) {
@@ -172,6 +175,31 @@ TEST_CASE("coordinator: the leader key vanishes when the primary's lease is revo
   CHECK_FALSE(a.acknowledged_after_stop);
   CHECK(a.primary_epochs[1] > epoch);
   CHECK(a.c->may_acknowledge());
+}
+
+TEST_CASE("coordinator: when a primary's lease expires its key goes, and a follower takes over") {
+  const EtcdProcess etcd;
+  const EtcdClient client({etcd.endpoint(), 2000ms});
+  // A primary that dies: its leader key on a lease of 2 s that nobody refreshes.
+  const auto granted_sent = steady::now();
+  const etcd_lease lease = client.grant(2);
+  const auto created = client.txn(
+      {etcd_compare::create_revision_is("/prevalent/test/leader", 0)},
+      {etcd_op::put("/prevalent/test/leader", R"({"node":"old","address":"old:1"})", lease.id)});
+  REQUIRE(created.succeeded);
+  Node b(etcd.endpoint(), "b", 3);
+  b.c->start();
+  REQUIRE(b.wait([&] { return b.followed_epoch != 0; }));
+  CHECK(b.followed_address == "old:1");
+  CHECK(b.followed_epoch == created.revision);
+  REQUIRE(b.wait([&] { return !b.primary_epochs.empty(); }));
+  CHECK(*b.epoch() > created.revision);
+  // Not before the old lease could have expired: TTL after its grant was sent.
+  CHECK(b.primary_at - granted_sent >= std::chrono::seconds(lease.ttl));
+  const auto leader = client.get("/prevalent/test/leader");
+  REQUIRE(leader);
+  CHECK(leader->create_revision == *b.epoch());
+  CHECK(leader->lease == b.c->lease().lease_id);
 }
 
 TEST_CASE(

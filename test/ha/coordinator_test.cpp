@@ -48,6 +48,8 @@ struct Node {
     o.lease_ttl = ttl;
     o.election_grace = 300ms;
     o.poll_interval = 100ms;
+    // A quarter of the TTL: the watchdog thread may be woken late on a loaded machine.
+    o.safety_margin = 500ms;
     coordinator_callbacks cb;
     cb.durable_seq = [this] { return seq.load(); };
     cb.became_primary = [this](std::int64_t epoch) {

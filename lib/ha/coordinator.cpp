@@ -328,7 +328,19 @@ void Coordinator::observe_and_elect() {
       }
       return;
     }
-    if (!info || info->node == options_.node) return;  // ours, from a lease given up: wait
+    if (info && info->node == options_.node) {
+      std::int64_t current = 0;
+      {
+        std::lock_guard lock(mutex_);
+        current = abandon_lease_ ? 0 : lease_.lease_id;
+      }
+      // On this node's live lease: a campaign whose answer was lost (a timed-out call can
+      // still take effect). It won: take the epoch. On another lease (given up, or of an
+      // earlier run of this node): wait for that lease to go.
+      if (current != 0 && leader_kv->lease == current) become_primary(leader_kv->create_revision);
+      return;
+    }
+    if (!info) return;
     const std::string followed = info->address + "@" + std::to_string(info->epoch);
     if (followed != followed_) {
       followed_ = followed;

@@ -39,14 +39,14 @@ struct Node {
   std::unique_ptr<Coordinator> c;
 
   Node(const std::string& endpoint, const std::string& name, std::uint64_t durable_seq,
-       std::chrono::seconds ttl = 2s)
+       std::chrono::milliseconds grace = 300ms)
       : seq(durable_seq) {
     coordinator_options o;
     o.cluster = "test";
     o.node = name;
     o.address = name + ":6379";
-    o.lease_ttl = ttl;
-    o.election_grace = 300ms;
+    o.lease_ttl = 2s;
+    o.election_grace = grace;
     o.poll_interval = 100ms;
     // A quarter of the TTL: the watchdog thread may be woken late on a loaded machine.
     o.safety_margin = 500ms;
@@ -82,8 +82,14 @@ struct Node {
 
   template <class Pred>
   bool wait(Pred pred, std::chrono::seconds limit = 15s) {
+    // Woken by the callbacks; also re-checks every 20 ms for conditions no callback signals.
+    const auto give_up = steady::now() + limit;
     std::unique_lock lock(m);
-    return cv.wait_for(lock, limit, [&] { return pred(); });
+    while (!pred()) {
+      if (steady::now() >= give_up) return false;
+      cv.wait_for(lock, 20ms);
+    }
+    return true;
   }
   std::optional<std::int64_t> epoch() const {
     std::lock_guard lock(m);
@@ -176,6 +182,23 @@ TEST_CASE("coordinator: the leader key vanishes when the primary's lease is revo
   REQUIRE(a.wait([&] { return a.stops == 1 && a.primary_epochs.size() == 2; }));
   CHECK_FALSE(a.acknowledged_after_stop);
   CHECK(a.primary_epochs[1] > epoch);
+  CHECK(a.c->may_acknowledge());
+}
+
+TEST_CASE("coordinator: a leader key on the node's own lease (a lost campaign answer) is its") {
+  const EtcdProcess etcd;
+  Node a(etcd.endpoint(), "a", 1, 30s);  // it would not campaign itself for 30 s
+  a.c->start();
+  REQUIRE(a.wait([&] { return a.c->lease().lease_id != 0; }));
+  // What a campaign whose answer timed out leaves behind: the key, on a's lease.
+  const EtcdClient client({etcd.endpoint(), 2000ms});
+  const auto created =
+      client.txn({etcd_compare::create_revision_is("/prevalent/test/leader", 0)},
+                 {etcd_op::put("/prevalent/test/leader", R"({"node":"a","address":"a:6379"})",
+                               a.c->lease().lease_id)});
+  REQUIRE(created.succeeded);
+  REQUIRE(a.wait([&] { return !a.primary_epochs.empty(); }));
+  CHECK(*a.epoch() == created.revision);
   CHECK(a.c->may_acknowledge());
 }
 

@@ -5,9 +5,11 @@
 // Every call opens one connection, sends one request and reads one response within a deadline
 // (etcd_options::timeout, or the `timeout` argument): a stuck etcd (stopped, partitioned, slow
 // disk) makes the call fail with etcd_error::kind::timeout, never hang. Errors name the
-// endpoint, the gateway path and what failed. Keys and values are bytes (std::string), sent
-// base64-encoded as the gateway wants. An EtcdClient holds no connection and no lock: one
-// client may be used from several threads at once.
+// endpoint, the gateway path and what failed. A call that timed out or lost its connection has
+// an unknown outcome, like a failed COMMIT: etcd may still have received and applied it (a
+// stopped etcd applies what waits in its socket once it runs again). Keys and values are bytes
+// (std::string), sent base64-encoded as the gateway wants. An EtcdClient holds no connection and no
+// lock: one client may be used from several threads at once.
 //
 // Watches are not offered: etcd's gateway streams them, and a poll of a key's mod_revision
 // (range() with its header revision) serves the coordinator at its refresh rate.

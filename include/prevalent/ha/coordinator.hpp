@@ -17,7 +17,9 @@
 // may_acknowledge() is false from then on, before etcd can have expired the lease. The node
 // then steps down (its lease is dropped) and campaigns again with a new lease, as any replica.
 //
-// Callbacks run on the coordinator's threads, one at a time; they must not call stop().
+// Callbacks run on the coordinator's threads (must_stop_acknowledging() also on the thread that
+// calls stop()), one at a time; they must not call stop(). A leader key naming this node on its
+// current lease (a campaign whose answer timed out but took effect) makes it primary.
 #pragma once
 
 #include <atomic>

@@ -113,7 +113,8 @@ try:
     expect(len(segs) > 1 and all(b["first_seq"] == a["last_seq"] + 1
                                  for a, b in zip(segs, segs[1:])),
            "info: several segments, contiguous")
-    expect(all(x["codec"] == "json" and x["version"] == 1 and not x["encrypted"] for x in segs),
+    expect(all(x["codec"] == "json" and x["version"] == 1 and x["epoch"] == 0 and
+               not x["encrypted"] for x in segs),
            "info: segment codec, version, encryption")
     first = info["journal"]["first_seq"]
     expect(info["reachable"] == {"from": 0 if first == 1 else 120, "to": 250},
@@ -129,8 +130,8 @@ try:
     recs = lines(out)
     expect(code == 0 and [r["seq"] for r in recs] == list(range(first, 251)),
            "dump: every record, in order")
-    expect(all(set(r) == {"seq", "time", "cmd", "v", "args"} for r in recs),
-           "dump: seq, time, cmd, v, args")
+    expect(all(set(r) == {"seq", "time", "epoch", "cmd", "v", "args"} and r["epoch"] == 0
+               for r in recs), "dump: seq, time, epoch (0: not replicated), cmd, v, args")
     expect(all(r["cmd"] == ("transfer" if r["seq"] % 3 == 0 else "deposit") for r in recs),
            "dump: command names match what was executed")
     code, out, _ = run("dump", s, "--from", "130", "--to", "140")

@@ -43,6 +43,7 @@ ordered describe(const StoreDir& store, const walk_result& walk) {
     if (auto h = store.segment_header(segs[i], why)) {
       s["codec"] = format::codec_name(h->codec);
       s["version"] = h->version;
+      s["epoch"] = h->epoch;  // of the primary that wrote it (0: not replicated)
       s["encrypted"] = h->encrypted();
       version = std::max(version, h->version);
       encrypted = encrypted || h->encrypted();
@@ -131,10 +132,10 @@ void print_text(const ordered& d) {
                   s["bytes"].dump().c_str(), str(s["header_problem"]).c_str());
       continue;
     }
-    std::printf("  %s  seq %s..%s  %s bytes  %s  v%s%s\n", str(s["file"]).c_str(),
+    std::printf("  %s  seq %s..%s  %s bytes  %s  v%s  epoch %s%s\n", str(s["file"]).c_str(),
                 s["first_seq"].dump().c_str(), s["last_seq"].dump().c_str(),
                 s["bytes"].dump().c_str(), str(s["codec"]).c_str(), s["version"].dump().c_str(),
-                s["encrypted"].get<bool>() ? "  encrypted" : "");
+                s["epoch"].dump().c_str(), s["encrypted"].get<bool>() ? "  encrypted" : "");
   }
   std::printf("\nsnapshots\n");
   if (d["snapshots"].empty()) std::printf("  (none)\n");

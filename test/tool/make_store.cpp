@@ -1,8 +1,10 @@
 // Makes and damages the stores that test/tool/tool_test.py runs the `prevalent` tool on, with
 // the ledger model and the byte surgery of test/support.hpp:
 //   make_store journal DIR N [--segment B] [--cbor] [--key FILE] [--snapshot-at S]...
+//                      [--epoch E]
 //       N ledger commands (deposits, then transfers), segments of B bytes (default 2048),
-//       a snapshot after each S given (keep_snapshots 2), encrypted with the key in FILE
+//       a snapshot after each S given (keep_snapshots 2), encrypted with the key in FILE,
+//       written with replication epoch E (store_options::epoch, default 0)
 //   make_store flip FILE OFFSET        flips the byte at OFFSET (test::flip_byte)
 //   make_store truncate FILE SIZE      cuts FILE to SIZE bytes
 //   make_store check DIR               opens the store (LedgerStore) and prints
@@ -52,6 +54,7 @@ int main(int argc, char** argv) try {
     std::uint64_t segment = 2048;
     bool cbor = false;
     std::vector<std::uint64_t> snapshot_at;
+    std::uint64_t epoch = 0;
     for (std::size_t i = 3; i < args.size(); ++i) {
       if (args[i] == "--segment" && i + 1 < args.size())
         segment = std::stoull(args[++i]);
@@ -61,11 +64,14 @@ int main(int argc, char** argv) try {
         key_file = args[++i];
       else if (args[i] == "--snapshot-at" && i + 1 < args.size())
         snapshot_at.push_back(std::stoull(args[++i]));
+      else if (args[i] == "--epoch" && i + 1 < args.size())
+        epoch = std::stoull(args[++i]);
       else
         return usage();
     }
     auto o = options(key_file);
     o.segment_bytes = segment;
+    o.epoch = epoch;
     if (cbor) {
       o.codec = prevalent::codec::cbor;
       o.snapshot_codec = prevalent::codec::cbor;

@@ -398,6 +398,24 @@ try:
     code, out, _ = run("info", b, "--json")
     expect(json.loads(out)["snapshots"][0]["codec"] == "cbor", "info: CBOR snapshot codec")
 
+    # ---- replication epochs (issue 11): a store written under epoch 4, then 6 -------------
+    ep = os.path.join(work, "epochs")
+    make("journal", ep, "20", "--epoch", "4")
+    make("journal", ep, "10", "--epoch", "6")
+    code, out, _ = run("info", ep, "--json")
+    segs = json.loads(out)["journal"]["segments"]
+    expect(code == 0 and [x["epoch"] for x in segs] == sorted(x["epoch"] for x in segs) and
+           segs[0]["epoch"] == 4 and segs[-1]["epoch"] == 6 and
+           all(x["version"] == 3 for x in segs), "info: each segment's epoch, version 3")
+    code, out, _ = run("info", ep)
+    expect(code == 0 and "epoch 6" in out, "info text: the epoch of each segment")
+    code, out, _ = run("dump", ep)
+    got = lines(out)
+    expect(code == 0 and [r["epoch"] for r in got] == [4] * 20 + [6] * 10,
+           "dump: each record's epoch")
+    code, out, _ = run("verify", ep)
+    expect(code == 0, "verify: epochs that never decrease are healthy")
+
     # ---- the progress bar: drawn only on a terminal, at most ten times a second ---------
     big = os.path.join(work, "big")
     make("journal", big, "60000", "--segment", "1048576")

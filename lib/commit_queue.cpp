@@ -28,10 +28,10 @@ std::uint64_t commit_queue::push(std::int64_t timestamp_ns, std::string payload)
                                        std::to_string(last_epoch_) + ", this store writes with " +
                                        "epoch " + std::to_string(epoch_) +
                                        " (store_options::epoch): epochs never decrease");
-  last_epoch_ = epoch_;
+  last_epoch_ = epoch_.load();
   const std::uint64_t seq = ++last_appended_;
   pending_bytes_ += payload.size();
-  pending_.push_back({seq, timestamp_ns, std::move(payload), epoch_});
+  pending_.push_back({seq, timestamp_ns, std::move(payload), epoch_.load()});
   pending_count_.store(pending_.size(), std::memory_order_relaxed);
   // The committer checks the queue under this mutex before it sleeps, so it only needs
   // waking when the queue goes from empty to not empty.
@@ -72,15 +72,9 @@ void commit_queue::set_epoch(std::uint64_t epoch) {
   epoch_ = epoch;
 }
 
-std::uint64_t commit_queue::epoch() const {
-  std::lock_guard q(mutex_);
-  return epoch_;
-}
+std::uint64_t commit_queue::epoch() const { return epoch_.load(); }
 
-std::uint64_t commit_queue::last_epoch() const {
-  std::lock_guard q(mutex_);
-  return last_epoch_;
-}
+std::uint64_t commit_queue::last_epoch() const { return last_epoch_.load(); }
 
 void commit_queue::stop() {
   {

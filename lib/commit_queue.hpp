@@ -136,9 +136,10 @@ class commit_queue {
   std::vector<pending_record> pending_;
   std::size_t pending_bytes_ = 0;  // payload bytes pushed and not yet written
   std::uint64_t last_appended_ = 0;
-  std::uint64_t epoch_ = 0;           // given by push() to its records
-  std::uint64_t last_epoch_ = 0;      // of the last record appended
-  std::uint64_t sync_requested_ = 0;  // wait_durable() wants durable_ >= this
+  // Written under mutex_; atomic so that epoch() and last_epoch() need not take it.
+  std::atomic<std::uint64_t> epoch_{0};       // given by push() to its records
+  std::atomic<std::uint64_t> last_epoch_{0};  // of the last record appended
+  std::uint64_t sync_requested_ = 0;          // wait_durable() wants durable_ >= this
   bool stopping_ = false;
   std::exception_ptr failure_;
 

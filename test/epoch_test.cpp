@@ -208,7 +208,11 @@ TEST_CASE("a store opened with a lower epoch than its journal's replays but refu
   } catch (const prevalent::error& e) {
     CHECK(has_code(e, errc::stale_epoch));
     CHECK(std::string(e.what()).find("store_options::epoch") != std::string::npos);
+    CHECK(std::string(e.what()).find("epoch 5") != std::string::npos);
   }
+  // Refused before it ran: the state and the journal are as they were.
+  CHECK(s.query([](const test::Ledger& l) { return l.balances.at("a"); }) == 10);
+  CHECK(s.last_sequence() == 1);
   CHECK(epochs_of(s.segments()) == std::vector<std::uint64_t>{5});
 }
 

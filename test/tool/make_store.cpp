@@ -7,6 +7,8 @@
 //       written with replication epoch E (store_options::epoch, default 0)
 //   make_store flip FILE OFFSET        flips the byte at OFFSET (test::flip_byte)
 //   make_store truncate FILE SIZE      cuts FILE to SIZE bytes
+//   make_store epoch FILE E            rewrites the epoch of a version 3 segment's header
+//                                      (header checksum recomputed; records untouched)
 //   make_store check DIR               opens the store (LedgerStore) and prints
 //                                      {"last_seq":..,"applied":..,"total":..} on stdout
 //   make_store hold DIR                opens the store, prints "ready", holds the directory
@@ -16,6 +18,8 @@
 #include <iostream>
 #include <string>
 #include <vector>
+
+#include <prevalent/format.hpp>
 
 #include "../support.hpp"
 
@@ -92,6 +96,20 @@ int main(int argc, char** argv) try {
   }
   if (what == "flip" && args.size() == 3) {
     test::flip_byte(args[1], std::stoull(args[2]));
+    return 0;
+  }
+  if (what == "epoch" && args.size() == 3) {
+    auto data = test::read_file(args[1]);
+    std::string why;
+    auto h = prevalent::format::decode_segment_header(data, why);
+    if (!h || h->epoch == 0) {
+      (void)std::fprintf(stderr, "make_store epoch: not a version 3 segment: %s\n", why.c_str());
+      return 2;
+    }
+    h->epoch = std::stoull(args[2]);
+    const auto header = prevalent::format::encode_segment_header(*h);
+    std::copy(header.begin(), header.end(), data.begin());
+    test::write_file(args[1], data);
     return 0;
   }
   if (what == "truncate" && args.size() == 3) {

@@ -415,6 +415,13 @@ try:
            "dump: each record's epoch")
     code, out, _ = run("verify", ep)
     expect(code == 0, "verify: epochs that never decrease are healthy")
+    dec = os.path.join(work, "epochs-decreasing")
+    shutil.copytree(ep, dec)
+    last = segments(dec)[-1]
+    make("epoch", os.path.join(dec, last), "2")  # claims epoch 2, after segments of 4 and 6
+    code, out, err = run("verify", dec)
+    expect(code == 1 and "epochs never decrease" in out + err and last in out + err,
+           "verify: a segment of a lower epoch than the one before it is damage, named")
 
     # ---- the progress bar: drawn only on a terminal, at most ten times a second ---------
     big = os.path.join(work, "big")

@@ -9,9 +9,10 @@ namespace prevalent::detail {
 commit_queue::commit_queue(sync_policy::kind mode, std::size_t max_queued_bytes, std::string name)
     : mode_(mode), max_queued_bytes_(max_queued_bytes), name_(std::move(name)) {}
 
-void commit_queue::reset(std::uint64_t seq) {
+void commit_queue::reset(std::uint64_t seq, std::uint64_t last_epoch) {
   std::lock_guard q(mutex_);
   last_appended_ = seq;
+  last_epoch_ = last_epoch;
   written_ = durable_ = seq;
 }
 
@@ -22,9 +23,15 @@ std::uint64_t commit_queue::push(std::int64_t timestamp_ns, std::string payload)
   if (failure_)
     throw error(errc::store_failed,
                 name_ + " failed after an I/O error; reopen the store to go on");
+  if (epoch_ < last_epoch_)
+    throw error(errc::stale_epoch, name_ + " holds records of epoch " +
+                                       std::to_string(last_epoch_) + ", this store writes with " +
+                                       "epoch " + std::to_string(epoch_) +
+                                       " (store_options::epoch): epochs never decrease");
+  last_epoch_ = epoch_.load();
   const std::uint64_t seq = ++last_appended_;
   pending_bytes_ += payload.size();
-  pending_.push_back({seq, timestamp_ns, std::move(payload)});
+  pending_.push_back({seq, timestamp_ns, std::move(payload), epoch_.load()});
   pending_count_.store(pending_.size(), std::memory_order_relaxed);
   // The committer checks the queue under this mutex before it sleeps, so it only needs
   // waking when the queue goes from empty to not empty.
@@ -32,12 +39,68 @@ std::uint64_t commit_queue::push(std::int64_t timestamp_ns, std::string payload)
   return seq;
 }
 
+void commit_queue::push_numbered(pending_record record) {
+  std::unique_lock q(mutex_);
+  if (stopping_) throw error(errc::closed, name_ + " is closed");
+  space_cv_.wait(q, [&] { return pending_bytes_ < max_queued_bytes_ || failure_; });
+  if (failure_)
+    throw error(errc::store_failed,
+                name_ + " failed after an I/O error; reopen the store to go on");
+  if (record.seq != last_appended_ + 1)
+    throw error(errc::sequence_gap, name_ + ": record " + std::to_string(record.seq) +
+                                        " does not follow the last one, " +
+                                        std::to_string(last_appended_));
+  if (record.epoch < last_epoch_)
+    throw error(errc::stale_epoch, name_ + ": record " + std::to_string(record.seq) +
+                                       " is of epoch " + std::to_string(record.epoch) +
+                                       ", older than the last record's, " +
+                                       std::to_string(last_epoch_));
+  last_appended_ = record.seq;
+  last_epoch_ = record.epoch;
+  pending_bytes_ += record.payload.size();
+  pending_.push_back(std::move(record));
+  pending_count_.store(pending_.size(), std::memory_order_relaxed);
+  if (pending_.size() == 1) work_cv_.notify_one();
+}
+
+void commit_queue::set_epoch(std::uint64_t epoch) {
+  std::lock_guard q(mutex_);
+  if (epoch < last_epoch_)
+    throw error(errc::stale_epoch, name_ + ": epoch " + std::to_string(epoch) +
+                                       " is below the last record's, " +
+                                       std::to_string(last_epoch_) + ": epochs never decrease");
+  epoch_ = epoch;
+}
+
+std::uint64_t commit_queue::epoch() const { return epoch_.load(); }
+
+std::uint64_t commit_queue::last_epoch() const { return last_epoch_.load(); }
+
 void commit_queue::stop() {
   {
     std::lock_guard q(mutex_);
     stopping_ = true;
   }
   work_cv_.notify_one();
+  ended_ = true;
+  notify_followers();
+}
+
+bool commit_queue::wait_durable_beyond(std::uint64_t seq, clock::time_point until) {
+  followers_.fetch_add(1);
+  std::unique_lock g(follow_mutex_);
+  // The committer stores durable_ before it reads followers_; this thread counted itself
+  // before it reads durable_: either it sees the new mark or the committer sees it and
+  // notifies under follow_mutex_.
+  const bool got = follow_cv_.wait_until(g, until, [&] { return durable_.load() > seq || ended_; });
+  g.unlock();
+  followers_.fetch_sub(1);
+  return got && durable_.load() > seq;
+}
+
+void commit_queue::notify_followers() {
+  { std::lock_guard g(follow_mutex_); }
+  follow_cv_.notify_all();
 }
 
 std::uint64_t commit_queue::last_appended() const {
@@ -184,6 +247,7 @@ void commit_queue::durable_through(std::uint64_t seq, std::uint64_t batch_number
     announce_batch(batch_number);
   else
     announce_progress();
+  if (followers_.load() > 0) notify_followers();
   if (mode_ == sync_policy::kind::always) run_hooks(seq);
 }
 
@@ -198,6 +262,8 @@ void commit_queue::fail(const std::exception_ptr& e) {
   }
   announce_progress();
   space_cv_.notify_all();
+  ended_ = true;
+  notify_followers();
   fail_hooks(e);
 }
 

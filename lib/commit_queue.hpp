@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "prevalent/codec.hpp"
 #include "prevalent/sync_policy.hpp"
 
 namespace prevalent::detail {
@@ -31,6 +32,14 @@ struct pending_record {
   std::uint64_t seq;
   std::int64_t timestamp_ns;
   std::string payload;
+  // The epoch the record is written with (its segment's); a record of another epoch than the
+  // active segment's starts a new segment.
+  std::uint64_t epoch = 0;
+  // A replica's record (Journal::append_raw): its codec, and its payload is stored as given
+  // (already sealed when `sealed`), never encoded or sealed again.
+  bool raw = false;
+  prevalent::codec codec = prevalent::codec::json;
+  bool sealed = false;
 };
 
 class commit_queue {
@@ -48,6 +57,17 @@ class commit_queue {
   // Queues a record, returns its sequence number. Blocks while max_queued_bytes are queued or
   // being written. Throws errc::closed after stop(), errc::store_failed after fail().
   std::uint64_t push(std::int64_t timestamp_ns, std::string payload);
+  // Throws errc::stale_epoch if the epoch set (set_epoch) is below the last record's: epochs
+  // never decrease along the journal.
+  // Queues a record whose sequence number and epoch are given (a replica's,
+  // Journal::append_raw): its seq must be last_appended() + 1 (errc::sequence_gap otherwise),
+  // its epoch at least the last record's (errc::stale_epoch). Otherwise as push().
+  void push_numbered(pending_record record);
+  // The epoch push() gives its records from now on; errc::stale_epoch if below the last
+  // record's.
+  void set_epoch(std::uint64_t epoch);
+  std::uint64_t epoch() const;       // what push() gives its records
+  std::uint64_t last_epoch() const;  // of the last record appended (or on disk at reset())
   // Return once `seq` is safe (per the mode) / written / durable; throw the failure otherwise.
   // wait_durable asks the committer for a sync if needed.
   void wait_safe(std::uint64_t seq);
@@ -62,6 +82,10 @@ class commit_queue {
   void on_safe(std::uint64_t seq, completion done);
   // Makes push() throw errc::closed and the committer see `stop` in its next batch.
   void stop();
+  // For a follower of the journal (replication): returns true once durable() > seq, false if
+  // `until` passes first or the queue stops or fails. Sleeps on a condition variable that
+  // durable_through() signals after each sync, only when someone follows.
+  bool wait_durable_beyond(std::uint64_t seq, clock::time_point until);
 
   std::uint64_t last_appended() const;
   std::uint64_t written() const { return written_.load(); }
@@ -70,8 +94,9 @@ class commit_queue {
   std::exception_ptr failure() const;
 
   // ---- committer only ------------------------------------------------------------------------
-  // Before the committer starts: every record through `seq` is on disk and durable.
-  void reset(std::uint64_t seq);
+  // Before the committer starts: every record through `seq` is on disk and durable, the last
+  // of them of epoch `last_epoch`.
+  void reset(std::uint64_t seq, std::uint64_t last_epoch = 0);
   struct batch {
     std::uint64_t number = 0;       // batches taken so far, counting this one (0: no records)
     std::size_t bytes = 0;          // payload bytes; pass to written_through()
@@ -111,7 +136,10 @@ class commit_queue {
   std::vector<pending_record> pending_;
   std::size_t pending_bytes_ = 0;  // payload bytes pushed and not yet written
   std::uint64_t last_appended_ = 0;
-  std::uint64_t sync_requested_ = 0;  // wait_durable() wants durable_ >= this
+  // Written under mutex_; atomic so that epoch() and last_epoch() need not take it.
+  std::atomic<std::uint64_t> epoch_{0};       // given by push() to its records
+  std::atomic<std::uint64_t> last_epoch_{0};  // of the last record appended
+  std::uint64_t sync_requested_ = 0;          // wait_durable() wants durable_ >= this
   bool stopping_ = false;
   std::exception_ptr failure_;
 
@@ -136,6 +164,13 @@ class commit_queue {
   // counts itself before it reads the mark, the committer moves the mark before it reads this.
   std::atomic<std::size_t> hook_count_{0};
   std::vector<completion> due_;  // committer's scratch for the hooks it is about to call
+
+  // Followers (wait_durable_beyond): counted, so the committer skips the lock when none.
+  void notify_followers();
+  std::mutex follow_mutex_;
+  std::condition_variable follow_cv_;
+  std::atomic<int> followers_{0};
+  std::atomic<bool> ended_{false};  // stopped or failed: followers stop waiting
 };
 
 }  // namespace prevalent::detail

@@ -34,6 +34,8 @@ class category_impl final : public std::error_category {
       case errc::incompatible_version:
         return "stored state or command version this program cannot read";
       case errc::not_reachable: return "state not reachable in the history kept";
+      case errc::stale_epoch: return "record or store of an older epoch than the journal's";
+      case errc::too_far_behind: return "records asked for were already dropped";
     }
     return "unknown prevalent error";
   }

@@ -21,6 +21,7 @@ static_assert(snapshot_header_v2_size == 72);
 static_assert(segment_header_size % alignment == 0 && record_header_size % alignment == 0);
 static_assert(encrypted_segment_header_size == 56);
 static_assert(encrypted_segment_header_size % alignment == 0);
+static_assert(epoch_segment_header_size == 48 && encrypted_epoch_segment_header_size == 72);
 
 // ---- encryption block (version 2 headers) ----
 
@@ -58,16 +59,45 @@ bool get_encryption_block(const std::uint8_t* at, cipher& c, key_check_value& ch
 
 // ---- segment header ----
 
+namespace {
+// Version 3 fields after the version 1 ones.
+constexpr std::size_t epoch_at = segment_header_size;              // 32
+constexpr std::size_t segment_flags_at = epoch_at + 8;             // 40
+constexpr std::size_t segment_reserved_at = segment_flags_at + 4;  // 44
+}  // namespace
+
 bytes encode_segment_header(const segment_header& h) {
+  const std::uint32_t v = h.written_version();
   bytes out(h.size(), 0);
   std::copy(segment_magic.begin(), segment_magic.end(), out.begin());
-  put_le(&out[8], h.encrypted() ? encrypted_version : version);
+  put_le(&out[8], v);
   put_le(&out[12], static_cast<std::uint32_t>(h.codec));
   put_le(&out[16], h.first_seq);
   put_le(&out[24], h.salt);
-  if (h.encrypted()) put_encryption_block(&out[segment_header_size], h.cipher, h.key_check);
+  std::size_t block_at = segment_header_size;
+  if (v == epoch_segment_version) {
+    put_le(&out[epoch_at], h.epoch);
+    put_le(&out[segment_flags_at], h.encrypted() ? segment_flag_encrypted : std::uint32_t{0});
+    block_at = epoch_segment_header_size;
+  }
+  if (h.encrypted()) put_encryption_block(&out[block_at], h.cipher, h.key_check);
   put_le(&out[28], header_crc(out, 28));
   return out;
+}
+
+std::optional<std::size_t> announced_segment_header_size(byte_view data) {
+  if (data.size() < 12 || !std::equal(segment_magic.begin(), segment_magic.end(), data.begin()))
+    return std::nullopt;
+  switch (get_le<std::uint32_t>(&data[8])) {
+    case version: return segment_header_size;
+    case encrypted_version: return encrypted_segment_header_size;
+    case epoch_segment_version:
+      if (data.size() < segment_flags_at + 4) return epoch_segment_header_size;
+      return (get_le<std::uint32_t>(&data[segment_flags_at]) & segment_flag_encrypted) != 0
+                 ? encrypted_epoch_segment_header_size
+                 : epoch_segment_header_size;
+    default: return std::nullopt;
+  }
 }
 
 std::optional<segment_header> decode_segment_header(byte_view data, std::string& why) {
@@ -80,11 +110,14 @@ std::optional<segment_header> decode_segment_header(byte_view data, std::string&
     why = "bad magic (not a prevalent journal segment)";
     return std::nullopt;
   }
-  const bool encrypted = get_le<std::uint32_t>(&data[8]) == encrypted_version;
-  const std::size_t size = encrypted ? encrypted_segment_header_size : segment_header_size;
+  const std::uint32_t stored_version = get_le<std::uint32_t>(&data[8]);
+  // The flags are checked once the checksum has matched; here only the size they imply.
+  const std::size_t size = announced_segment_header_size(data).value_or(segment_header_size);
   if (data.size() < size) {
-    why = "encrypted segment header is " + std::to_string(data.size()) + " bytes, expected " +
-          std::to_string(size);
+    why = (stored_version == encrypted_version
+               ? std::string("encrypted segment header")
+               : "version " + std::to_string(stored_version) + " segment header") +
+          " is " + std::to_string(data.size()) + " bytes, expected " + std::to_string(size);
     return std::nullopt;
   }
   data = data.first(size);
@@ -93,11 +126,12 @@ std::optional<segment_header> decode_segment_header(byte_view data, std::string&
     return std::nullopt;
   }
   segment_header h;
-  h.version = get_le<std::uint32_t>(&data[8]);
+  h.version = stored_version;
   h.codec = static_cast<codec>(get_le<std::uint32_t>(&data[12]));
   h.first_seq = get_le<std::uint64_t>(&data[16]);
   h.salt = get_le<std::uint32_t>(&data[24]);
-  if (h.version != version && h.version != encrypted_version) {
+  if (h.version != version && h.version != encrypted_version &&
+      h.version != epoch_segment_version) {
     why = "unsupported format version " + std::to_string(h.version);
     return std::nullopt;
   }
@@ -105,22 +139,52 @@ std::optional<segment_header> decode_segment_header(byte_view data, std::string&
     why = "unknown codec " + std::to_string(static_cast<std::uint32_t>(h.codec));
     return std::nullopt;
   }
-  if (encrypted && !get_encryption_block(&data[segment_header_size], h.cipher, h.key_check, why))
+  bool encrypted = h.version == encrypted_version;
+  std::size_t block_at = segment_header_size;
+  if (h.version == epoch_segment_version) {
+    h.epoch = get_le<std::uint64_t>(&data[epoch_at]);
+    if (h.epoch == 0) {
+      why = "epoch 0 in a version 3 segment header (epochs there start at 1)";
+      return std::nullopt;
+    }
+    const auto flags = get_le<std::uint32_t>(&data[segment_flags_at]);
+    if ((flags & ~segment_flag_encrypted) != 0) {
+      why = "unknown segment flags " + std::to_string(flags);
+      return std::nullopt;
+    }
+    if (get_le<std::uint32_t>(&data[segment_reserved_at]) != 0) {
+      why = "nonzero reserved field in a version 3 segment header";
+      return std::nullopt;
+    }
+    encrypted = (flags & segment_flag_encrypted) != 0;
+    block_at = epoch_segment_header_size;
+  }
+  if (encrypted && !get_encryption_block(&data[block_at], h.cipher, h.key_check, why))
     return std::nullopt;
   return h;
 }
 
-std::array<std::uint8_t, record_ad_size> record_ad(const segment_header& segment, std::uint64_t seq,
-                                                   std::int64_t timestamp_ns,
-                                                   std::uint32_t run_index) {
-  std::array<std::uint8_t, record_ad_size> ad{};
-  put_le(&ad[0], segment.encrypted() ? encrypted_version : version);
-  put_le(&ad[4], static_cast<std::uint32_t>(segment.codec));
-  put_le(&ad[8], segment.first_seq);
-  put_le(&ad[16], segment.salt);
-  put_le(&ad[20], seq);
-  put_le(&ad[28], timestamp_ns);
-  put_le(&ad[36], run_index);
+record_ad_bytes record_ad(const segment_header& segment, std::uint64_t seq,
+                          std::int64_t timestamp_ns, std::uint32_t run_index) {
+  record_ad_bytes ad;
+  std::uint8_t* a = ad.data.data();
+  if (segment.epoch > 0) {
+    put_le(a + 0, epoch_segment_version);
+    put_le(a + 4, static_cast<std::uint32_t>(segment.codec));
+    put_le(a + 8, segment.epoch);
+    put_le(a + 16, seq);
+    put_le(a + 24, timestamp_ns);
+    ad.size = 32;
+    return ad;
+  }
+  put_le(a + 0, segment.encrypted() ? encrypted_version : version);
+  put_le(a + 4, static_cast<std::uint32_t>(segment.codec));
+  put_le(a + 8, segment.first_seq);
+  put_le(a + 16, segment.salt);
+  put_le(a + 20, seq);
+  put_le(a + 28, timestamp_ns);
+  put_le(a + 36, run_index);
+  ad.size = record_ad_size;
   return ad;
 }
 

@@ -44,6 +44,10 @@ std::uint64_t Journal::append(std::int64_t timestamp_ns, std::string payload) {
   return queue_->push(timestamp_ns, std::move(payload));
 }
 
+void Journal::set_epoch(std::uint64_t epoch) { queue_->set_epoch(epoch); }
+std::uint64_t Journal::epoch() const { return queue_->epoch(); }
+std::uint64_t Journal::last_epoch() const { return queue_->last_epoch(); }
+
 void Journal::wait(std::uint64_t seq) { queue_->wait_safe(seq); }
 void Journal::sync_through(std::uint64_t seq) { queue_->wait_durable(seq); }
 void Journal::flush_through(std::uint64_t seq) { queue_->wait_written(seq); }

@@ -53,7 +53,9 @@ Journal::Journal(std::shared_ptr<Directory> dir, journal_options options)
                   : nullptr),
       queue_(std::make_unique<detail::commit_queue>(options.sync.mode(), options.max_queued_bytes,
                                                     "journal in " + dir_->path())),
-      writer_(std::make_unique<detail::segment_writer>(dir_, options_, cipher_)) {}
+      writer_(std::make_unique<detail::segment_writer>(dir_, options_, cipher_)) {
+  queue_->set_epoch(options_.epoch);
+}
 
 std::optional<std::uint64_t> Journal::first_seq_on_disk(const Directory& dir) {
   auto found = list_segments(dir);
@@ -143,6 +145,12 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       report_.records = 0;
       expected = scan.header.first_seq;
     }
+    if (!verified.empty() && scan.header.epoch < verified.back().epoch)
+      throw error(errc::corrupt_segment,
+                  path + " at offset 0: segment is of epoch " + std::to_string(scan.header.epoch) +
+                      ", below the epoch of the segment before it (" + verified.back().file +
+                      ", epoch " + std::to_string(verified.back().epoch) +
+                      "): epochs never decrease along the journal");
     if (scan.header.first_seq != expected)
       throw error(errc::sequence_gap, path + " at offset 0: segment starts at sequence number " +
                                           std::to_string(scan.header.first_seq) +
@@ -168,7 +176,8 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
       allocated = reader.end();  // zero-filled space preallocated earlier: write into it
     }
     verified.push_back({name, scan.header.first_seq, scan.last_seq, scan.header.salt,
-                        scan.valid_end, allocated, scan.header.codec, scan.header.encrypted()});
+                        scan.valid_end, allocated, scan.header.codec, scan.header.encrypted(),
+                        scan.header.epoch});
     report_.records += scan.records;
     expected = scan.last_seq + 1;
   }
@@ -195,7 +204,7 @@ void Journal::recover(std::uint64_t start_seq, std::uint64_t deliver_from, const
           std::to_string(start_seq - 1) + " are lost; going on from the snapshot");
   }
   const std::uint64_t last_appended = std::max(expected, start_seq) - 1;
-  queue_->reset(last_appended);
+  queue_->reset(last_appended, verified.empty() ? 0 : verified.back().epoch);
   writer_->adopt(std::move(verified), last_appended + 1);
 }
 

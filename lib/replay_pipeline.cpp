@@ -17,7 +17,8 @@ namespace prevalent::detail {
 record_view ReplayPipeline::batch::view(std::size_t i) const {
   const record_slot& r = records[i];
   return record_view{r.seq,   r.timestamp_ns, byte_view(payloads.data() + r.at, r.size),
-                     r.codec, *r.file,        r.offset};
+                     r.codec, *r.file,        r.offset,
+                     r.epoch};
 }
 
 ReplayPipeline::ReplayPipeline(replay_hooks hooks, std::function<void(const record_view&)> applied,
@@ -73,7 +74,7 @@ void ReplayPipeline::push(const record_view& r) {
   batch& b = at(filled_);
   if (files_.empty() || files_.back() != r.file) files_.push_back(r.file);
   b.records.push_back({r.seq, r.timestamp_ns, r.offset, b.payloads.size(), r.payload.size(),
-                       r.codec, &files_.back()});
+                       r.codec, &files_.back(), r.epoch});
   b.payloads.insert(b.payloads.end(), r.payload.begin(), r.payload.end());
   if (b.records.size() >= options_.batch_records || b.payloads.size() >= options_.batch_bytes) {
     publish();

@@ -52,11 +52,12 @@ bool segment_reader::unfinished() {
   };
   if (header.size() < format::segment_header_size) return true;
   if (!zero(header)) {
-    // An encrypted segment's header is longer: cut short, its creation never finished either.
-    const bool v2 =
-        std::equal(format::segment_magic.begin(), format::segment_magic.end(), header.begin()) &&
-        detail::get_le<std::uint32_t>(&header[8]) == format::encrypted_version;
-    return v2 && end_ < format::encrypted_segment_header_size;
+    // Headers of versions 2 and 3 are longer: cut short, the creation never finished either.
+    // (The flags of version 3, which say whether the encryption block follows, are past the
+    // first 32 bytes: a file cut inside them is unfinished whatever they say.)
+    const auto announced =
+        format::announced_segment_header_size(read(0, format::max_segment_header_size));
+    return announced && end_ < *announced;
   }
   // A zero header: unfinished only if nothing at all follows. Rare; read the whole file.
   for (std::uint64_t at = 0; at < end_; at += read_ahead) {
@@ -98,7 +99,7 @@ void segment_reader::check_encryption(const format::segment_header& h) const {
 scan_result segment_reader::scan(bool last, const Journal::visitor& visit) {
   scan_result out;
   std::string why;
-  auto header = format::decode_segment_header(read(0, format::encrypted_segment_header_size), why);
+  auto header = format::decode_segment_header(read(0, format::max_segment_header_size), why);
   if (!header) corrupt(errc::corrupt_segment, name_, 0, why);
   check_encryption(*header);
   out.header = *header;
@@ -146,7 +147,8 @@ scan_result segment_reader::scan(bool last, const Journal::visitor& visit) {
                     "was changed or moved by someone without the key)");
       payload = plain_;
     }
-    if (visit) visit(record_view{r.seq, r.timestamp_ns, payload, header->codec, name_, pos});
+    if (visit)
+      visit(record_view{r.seq, r.timestamp_ns, payload, header->codec, name_, pos, header->epoch});
     out.last_seq = r.seq;
     ++out.records;
     pos += r.size;

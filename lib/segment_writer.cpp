@@ -23,6 +23,7 @@ format::segment_header header_of(const segment_state& s) {
   h.codec = s.codec;
   h.first_seq = s.first_seq;
   h.salt = s.salt;
+  h.epoch = s.epoch;
   if (s.encrypted) h.cipher = format::cipher::xchacha20poly1305;
   return h;
 }
@@ -37,11 +38,17 @@ void segment_writer::adopt(std::vector<segment_state> verified, std::uint64_t ne
   last_written_ = next_seq - 1;
   run_start_ = next_seq;  // everything on disk now is synced or was cut
   const bool encrypting = cipher_ != nullptr;
+  // Epochs never decrease along the journal: a store opened with a lower epoch than the last
+  // segment's writes nothing of its own (Journal refuses it), so new segments keep the higher.
+  const std::uint64_t epoch =
+      segments_.empty() ? options_.epoch : std::max(options_.epoch, segments_.back().epoch);
   if (!segments_.empty() &&
-      (segments_.back().codec != options_.codec || segments_.back().encrypted != encrypting)) {
-    // The store now writes another codec, or turned encryption on (off is possible only for
-    // segments nobody can read without the key): records of one segment share one codec and
-    // one header, so the next record starts a new segment. An empty segment is replaced.
+      (segments_.back().codec != options_.codec || segments_.back().encrypted != encrypting ||
+       segments_.back().epoch != epoch)) {
+    // The store now writes another codec or epoch, or turned encryption on (off is possible
+    // only for segments nobody can read without the key): records of one segment share one
+    // codec, one epoch and one header, so the next record starts a new segment. An empty
+    // segment is replaced.
     const segment_state& last = segments_.back();
     if (last.last_seq < last.first_seq) {
       dir_->remove(last.file);
@@ -52,9 +59,9 @@ void segment_writer::adopt(std::vector<segment_state> verified, std::uint64_t ne
       f->truncate(last.bytes);
       f->sync();
     }
-    start_segment(next_seq);
+    start_segment(next_seq, epoch, options_.codec);
   } else if (segments_.empty()) {
-    start_segment(next_seq);
+    start_segment(next_seq, epoch, options_.codec);
   } else {
     active_ = dir_->open(segments_.back().file, Directory::open_mode::write);
     // What an earlier process wrote may still be only in the page cache (a process crash
@@ -65,6 +72,14 @@ void segment_writer::adopt(std::vector<segment_state> verified, std::uint64_t ne
   publish_sizes();
 }
 
+void segment_writer::drop_empty_active() {
+  active_.reset();
+  dir_->remove(segments_.back().file);
+  dir_->sync();
+  segments_.pop_back();
+  publish_sizes();
+}
+
 void segment_writer::publish_sizes() {
   std::uint64_t held = 0;
   for (const auto& s : segments_) held += s.bytes;
@@ -72,13 +87,15 @@ void segment_writer::publish_sizes() {
   segment_count_.store(segments_.size(), std::memory_order_relaxed);
 }
 
-void segment_writer::start_segment(std::uint64_t first_seq) {
+void segment_writer::start_segment(std::uint64_t first_seq, std::uint64_t epoch,
+                                   format::codec codec) {
   // Rule R2 (docs/RELIABILITY.md): the new file's header is synced and so is the directory entry
   // before any record in it can be acknowledged.
   format::segment_header h;
   h.first_seq = first_seq;
   h.salt = random_salt();
-  h.codec = options_.codec;
+  h.codec = codec;
+  h.epoch = epoch;
   if (cipher_) {
     h.cipher = format::cipher::xchacha20poly1305;
     h.key_check = cipher_->key_check();
@@ -88,8 +105,8 @@ void segment_writer::start_segment(std::uint64_t first_seq) {
   f->append(format::encode_segment_header(h));
   f->sync();
   dir_->sync();
-  segments_.push_back(
-      {name, first_seq, first_seq - 1, h.salt, h.size(), h.size(), h.codec, h.encrypted()});
+  segments_.push_back({name, first_seq, first_seq - 1, h.salt, h.size(), h.size(), h.codec,
+                       h.encrypted(), h.epoch});
   active_ = std::move(f);
   run_start_ = first_seq;
   publish_sizes();
@@ -118,15 +135,23 @@ void segment_writer::write(const std::vector<pending_record>& batch) {
   }
   std::size_t index = 0;
   for (const auto& rec : batch) {
-    const std::size_t size = format::framed_size(rec.payload.size() + overhead);
+    const std::size_t size = format::framed_size(rec.payload.size() + (rec.sealed ? 0 : overhead));
+    const format::codec codec = rec.raw ? rec.codec : options_.codec;
     const bool holds_records = active->last_seq >= active->first_seq || !frame_.empty();
-    if (holds_records && active->bytes + frame_.size() + size > options_.segment_bytes) {
+    const bool other_kind = rec.epoch != active->epoch || codec != active->codec;
+    if (other_kind && !holds_records) {
+      // Nothing in it yet: replace it by a segment of the record's epoch and codec.
+      drop_empty_active();
+      start_segment(rec.seq, rec.epoch, codec);
+      active = &segments_.back();
+    } else if (holds_records &&
+               (other_kind || active->bytes + frame_.size() + size > options_.segment_bytes)) {
       // The roll: the closing segment's records are durable, and its zero fill gone, before
       // the new segment exists.
       write_frame();
       if (active->allocated > active->bytes) active_->truncate(active->bytes);
       active_->sync();
-      start_segment(rec.seq);
+      start_segment(rec.seq, rec.epoch, codec);
       active = &segments_.back();
     }
     if (rec.seq - run_start_ > UINT32_MAX) {
@@ -138,7 +163,7 @@ void segment_writer::write(const std::vector<pending_record>& batch) {
     }
     const auto run_index = static_cast<std::uint32_t>(rec.seq - run_start_);
     byte_view payload = as_bytes(rec.payload);
-    if (cipher_) {
+    if (cipher_ && !rec.sealed) {
       // The active segment is encrypted (adopt() and start_segment() see to it).
       sealed_.clear();
       const auto ad = format::record_ad(header_of(*active), rec.seq, rec.timestamp_ns, run_index);
@@ -183,7 +208,8 @@ void segment_writer::sync() {
 std::vector<segment_info> segment_writer::segments() const {
   std::lock_guard g(mutex_);
   std::vector<segment_info> out;
-  for (const auto& s : segments_) out.push_back({s.file, s.first_seq, s.last_seq, s.bytes});
+  for (const auto& s : segments_)
+    out.push_back({s.file, s.first_seq, s.last_seq, s.bytes, s.epoch});
   return out;
 }
 

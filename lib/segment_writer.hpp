@@ -31,7 +31,8 @@ struct segment_state {
   std::uint64_t bytes;      // end of the last record
   std::uint64_t allocated;  // file size, zero-filled past `bytes`
   format::codec codec;
-  bool encrypted = false;  // a version 2 header: every record in it is sealed
+  bool encrypted = false;   // a version 2 header: every record in it is sealed
+  std::uint64_t epoch = 0;  // of every record in it (version 3 header when >= 1)
 };
 
 // The header a segment_state was written with (what record_ad binds records to).
@@ -47,13 +48,19 @@ class segment_writer {
 
   // Takes the segments recovery verified (sorted; possibly none) and gets ready to write
   // record `next_seq`: into the last segment, or a new one if there is none or its codec is
-  // not options.codec, or it is encrypted and this writer is not, or the other way round.
+  // not options.codec, or it is encrypted and this writer is not, or the other way round, or
+  // options.epoch is above its epoch (a lower options.epoch keeps the last segment: the
+  // journal refuses records of a lower epoch, errc::stale_epoch, and a replica's records bring
+  // their own).
   // Everything on disk is synced first: records written from now on start
   // a new run, and recovery may cut only the last unsynced run.
   void adopt(std::vector<segment_state> verified, std::uint64_t next_seq);
 
   // Committer: appends `batch` (consecutive seqs after the last one written) with one write
-  // per segment it touches, rolling as segment_bytes demands. Not durable until sync().
+  // per segment it touches, rolling as segment_bytes demands, and whenever a record's epoch
+  // (or, for a replica's raw record, its codec) is not the active segment's: every record of
+  // a segment has the segment's epoch and codec. An active segment without records is
+  // replaced rather than closed. Not durable until sync().
   void write(const std::vector<pending_record>& batch);
   // Committer: makes everything written durable; the next record starts a new run.
   void sync();
@@ -72,7 +79,10 @@ class segment_writer {
                   const std::function<void(const std::string&)>& before_remove = {});
 
  private:
-  void start_segment(std::uint64_t first_seq);  // the roll recipe; caller holds mutex_
+  // The roll recipe; caller holds mutex_.
+  void start_segment(std::uint64_t first_seq, std::uint64_t epoch, format::codec codec);
+  // Removes the active segment, which holds no record (its epoch or codec is not wanted).
+  void drop_empty_active();
   void preallocate(segment_state& active, std::uint64_t needed_end);
   void publish_sizes();  // bytes_held_ and segment_count_ from segments_; caller holds mutex_
 

@@ -269,6 +269,14 @@ void StoreCore::check_accepting() const {
     throw error(errc::store_failed, "store in " + s.path +
                                         " stopped accepting commands after an I/O error; "
                                         "reopen it to go on");
+  const Journal& journal = s.persistence.journal();
+  if (journal.epoch() < journal.last_epoch())
+    // Refused before the command runs: the state is not touched (issue 11).
+    throw error(errc::stale_epoch,
+                "store in " + s.path + " writes with epoch " + std::to_string(journal.epoch()) +
+                    " (store_options::epoch), but its journal holds records "
+                    "of epoch " +
+                    std::to_string(journal.last_epoch()) + ": epochs never decrease");
 }
 
 Context StoreCore::next_context() const { return next_context(std::chrono::system_clock::now()); }

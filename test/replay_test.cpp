@@ -153,7 +153,8 @@ struct owned_record {
         byte_view(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size()),
         c,
         file,
-        seq * 100};
+        seq * 100,
+        seq / 3};  // an epoch that changes along the records
   }
 };
 
@@ -188,6 +189,7 @@ struct outcome {
   std::string state;
   std::string error;  // code and message, empty when none
   std::int64_t last_ts = 0;
+  std::size_t wrong_epochs = 0;  // records applied with another epoch than they were given
 };
 
 outcome replay_sequentially(const std::vector<owned_record>& records, codec c) {
@@ -213,7 +215,12 @@ outcome replay_pipelined(const std::vector<owned_record>& records, codec c,
   outcome o;
   {
     detail::ReplayPipeline pipe(
-        hooks_for(b), [&](const record_view& r) { o.last_ts = r.timestamp_ns; }, options);
+        hooks_for(b),
+        [&](const record_view& r) {
+          o.last_ts = r.timestamp_ns;
+          o.wrong_epochs += r.epoch != r.seq / 3;
+        },
+        options);
     try {
       for (const auto& r : records) pipe.push(r.view(c));
       pipe.settle();
@@ -301,6 +308,7 @@ TEST_CASE("the pipeline equals a sequential replay for small batches, few and ma
         CHECK(got.error == "");
         CHECK(got.state == expected.state);
         CHECK(got.last_ts == expected.last_ts);
+        CHECK(got.wrong_epochs == 0);  // each record's epoch goes through the pipeline
       }
     }
   }

@@ -35,6 +35,9 @@ enum class errc {
                           // program cannot read: newer than its types, or older without an
                           // upgrade() (README, "Changing a command or the state")
   not_reachable,          // time travel: the state asked for is outside the history kept
+  stale_epoch,            // a record or a store of an older epoch than the journal's last
+                          // record (replication: epochs never decrease along the journal)
+  too_far_behind,         // replication: the records asked for were already dropped
 };
 
 const std::error_category& error_category() noexcept;

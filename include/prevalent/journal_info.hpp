@@ -17,7 +17,8 @@ struct record_view {
   byte_view payload;
   prevalent::codec codec;  // how the payload is encoded (from the segment header)
   const std::string& file;
-  std::uint64_t offset;  // of the record header within `file`
+  std::uint64_t offset;     // of the record header within `file`
+  std::uint64_t epoch = 0;  // of the primary that wrote it (segment header; 0: not replicated)
 };
 
 // What recovery found when the journal was opened.
@@ -40,6 +41,7 @@ struct segment_info {
   std::uint64_t first_seq;
   std::uint64_t last_seq;  // first_seq - 1 when the segment holds no record
   std::uint64_t bytes;
+  std::uint64_t epoch = 0;  // of every record in it (0: written by a store not replicated)
 };
 
 }  // namespace prevalent

@@ -54,6 +54,13 @@ struct journal_options {
   // snapshots cover them). Off by default: a key given means every file must authenticate, so
   // nobody who can write the directory can slip in a plaintext segment or snapshot.
   bool accept_unencrypted = false;
+  // The epoch (term) of the primary this store is, written with every record (in the segment
+  // header, docs/FORMAT.md): 0, the default, for a store that is not replicated (its segments
+  // are written as before epochs existed). Replication (issue 11) sets it to the term the
+  // primary was elected in; a new epoch starts a new segment. Epochs never decrease along the
+  // journal: a store opened with a lower epoch than its journal's last record opens and
+  // replays, but refuses commands (errc::stale_epoch).
+  std::uint64_t epoch = 0;
 };
 
 // When the store takes snapshots by itself, on a background thread, while commands go on.

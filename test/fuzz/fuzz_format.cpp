@@ -11,8 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   prevalent::byte_view in(data, size);
   std::string why;
   if (auto h = f::decode_segment_header(in, why)) {
-    if (f::encode_segment_header(*h) != prevalent::bytes(data, data + f::segment_header_size))
-      std::abort();
+    if (f::encode_segment_header(*h) != prevalent::bytes(data, data + h->size())) std::abort();
   }
   (void)f::decode_snapshot_header(in, why);
   for (std::uint32_t salt : {0u, 1u, 0x1f695319u}) {

@@ -1,12 +1,15 @@
 // Makes and damages the stores that test/tool/tool_test.py runs the `prevalent` tool on, with
 // the ledger model and the byte surgery of test/support.hpp:
 //   make_store journal DIR N [--segment B] [--cbor] [--key FILE] [--snapshot-at S]...
-//                            [--preallocate P]
+//                            [--preallocate P] [--epoch E]
 //       N ledger commands (deposits, then transfers), segments of B bytes (default 2048),
 //       a snapshot after each S given (keep_snapshots 2), encrypted with the key in FILE,
-//       the active segment zero-filled P bytes ahead (default 0)
+//       the active segment zero-filled P bytes ahead (default 0), written with replication
+//       epoch E (store_options::epoch, default 0)
 //   make_store flip FILE OFFSET        flips the byte at OFFSET (test::flip_byte)
 //   make_store truncate FILE SIZE      cuts FILE to SIZE bytes
+//   make_store epoch FILE E            rewrites the epoch of a version 3 segment's header
+//                                      (header checksum recomputed; records untouched)
 //   make_store check DIR               opens the store (LedgerStore) and prints
 //                                      {"last_seq":..,"applied":..,"total":..} on stdout
 //   make_store hold DIR                opens the store, prints "ready", holds the directory
@@ -16,6 +19,8 @@
 #include <iostream>
 #include <string>
 #include <vector>
+
+#include <prevalent/format.hpp>
 
 #include "../support.hpp"
 
@@ -55,6 +60,7 @@ int main(int argc, char** argv) try {
     bool cbor = false;
     std::uint64_t preallocate = 0;
     std::vector<std::uint64_t> snapshot_at;
+    std::uint64_t epoch = 0;
     for (std::size_t i = 3; i < args.size(); ++i) {
       if (args[i] == "--segment" && i + 1 < args.size())
         segment = std::stoull(args[++i]);
@@ -66,12 +72,15 @@ int main(int argc, char** argv) try {
         preallocate = std::stoull(args[++i]);
       else if (args[i] == "--snapshot-at" && i + 1 < args.size())
         snapshot_at.push_back(std::stoull(args[++i]));
+      else if (args[i] == "--epoch" && i + 1 < args.size())
+        epoch = std::stoull(args[++i]);
       else
         return usage();
     }
     auto o = options(key_file);
     o.segment_bytes = segment;
     o.preallocate_bytes = preallocate;
+    o.epoch = epoch;
     if (cbor) {
       o.codec = prevalent::codec::cbor;
       o.snapshot_codec = prevalent::codec::cbor;
@@ -92,6 +101,20 @@ int main(int argc, char** argv) try {
   }
   if (what == "flip" && args.size() == 3) {
     test::flip_byte(args[1], std::stoull(args[2]));
+    return 0;
+  }
+  if (what == "epoch" && args.size() == 3) {
+    auto data = test::read_file(args[1]);
+    std::string why;
+    auto h = prevalent::format::decode_segment_header(data, why);
+    if (!h || h->epoch == 0) {
+      (void)std::fprintf(stderr, "make_store epoch: not a version 3 segment: %s\n", why.c_str());
+      return 2;
+    }
+    h->epoch = std::stoull(args[2]);
+    const auto header = prevalent::format::encode_segment_header(*h);
+    std::copy(header.begin(), header.end(), data.begin());
+    test::write_file(args[1], data);
     return 0;
   }
   if (what == "truncate" && args.size() == 3) {

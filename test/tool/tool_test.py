@@ -114,7 +114,8 @@ try:
     expect(len(segs) > 1 and all(b["first_seq"] == a["last_seq"] + 1
                                  for a, b in zip(segs, segs[1:])),
            "info: several segments, contiguous")
-    expect(all(x["codec"] == "json" and x["version"] == 1 and not x["encrypted"] for x in segs),
+    expect(all(x["codec"] == "json" and x["version"] == 1 and x["epoch"] == 0 and
+               not x["encrypted"] for x in segs),
            "info: segment codec, version, encryption")
     first = info["journal"]["first_seq"]
     expect(info["reachable"] == {"from": 0 if first == 1 else 120, "to": 250},
@@ -130,8 +131,8 @@ try:
     recs = lines(out)
     expect(code == 0 and [r["seq"] for r in recs] == list(range(first, 251)),
            "dump: every record, in order")
-    expect(all(set(r) == {"seq", "time", "cmd", "v", "args"} for r in recs),
-           "dump: seq, time, cmd, v, args")
+    expect(all(set(r) == {"seq", "time", "epoch", "cmd", "v", "args"} and r["epoch"] == 0
+               for r in recs), "dump: seq, time, epoch (0: not replicated), cmd, v, args")
     expect(all(r["cmd"] == ("transfer" if r["seq"] % 3 == 0 else "deposit") for r in recs),
            "dump: command names match what was executed")
     code, out, _ = run("dump", s, "--from", "130", "--to", "140")
@@ -523,6 +524,31 @@ try:
            all(isinstance(r["args"], dict) for r in got), "dump of a CBOR journal")
     code, out, _ = run("info", b, "--json")
     expect(json.loads(out)["snapshots"][0]["codec"] == "cbor", "info: CBOR snapshot codec")
+
+    # ---- replication epochs (issue 11): a store written under epoch 4, then 6 -------------
+    ep = os.path.join(work, "epochs")
+    make("journal", ep, "20", "--epoch", "4")
+    make("journal", ep, "10", "--epoch", "6")
+    code, out, _ = run("info", ep, "--json")
+    segs = json.loads(out)["journal"]["segments"]
+    expect(code == 0 and [x["epoch"] for x in segs] == sorted(x["epoch"] for x in segs) and
+           segs[0]["epoch"] == 4 and segs[-1]["epoch"] == 6 and
+           all(x["version"] == 3 for x in segs), "info: each segment's epoch, version 3")
+    code, out, _ = run("info", ep)
+    expect(code == 0 and "epoch 6" in out, "info text: the epoch of each segment")
+    code, out, _ = run("dump", ep)
+    got = lines(out)
+    expect(code == 0 and [r["epoch"] for r in got] == [4] * 20 + [6] * 10,
+           "dump: each record's epoch")
+    code, out, _ = run("verify", ep)
+    expect(code == 0, "verify: epochs that never decrease are healthy")
+    dec = os.path.join(work, "epochs-decreasing")
+    shutil.copytree(ep, dec)
+    last = segments(dec)[-1]
+    make("epoch", os.path.join(dec, last), "2")  # claims epoch 2, after segments of 4 and 6
+    code, out, err = run("verify", dec)
+    expect(code == 1 and "epochs never decrease" in out + err and last in out + err,
+           "verify: a segment of a lower epoch than the one before it is damage, named")
 
     # ---- the progress bar: drawn only on a terminal, at most ten times a second ---------
     big = os.path.join(work, "big")

@@ -1,6 +1,6 @@
 // `prevalent dump DIR`: the journal's records as JSON lines
-// {"seq":..,"time":"<ISO 8601>","cmd":..,"v":..,"args":..}, filtered by sequence number or
-// time (--from/--to, both inclusive) and command name (--command, repeatable). Stops quietly
+// {"seq":..,"time":"<ISO 8601>","epoch":..,"cmd":..,"v":..,"args":..}, filtered by sequence number
+// or time (--from/--to, both inclusive) and command name (--command, repeatable). Stops quietly
 // when the reader of the pipe goes away (jq, head).
 #include <algorithm>
 #include <cstdio>
@@ -38,6 +38,7 @@ int run_dump(const dump_args& a) {
         nlohmann::ordered_json line;
         line["seq"] = r.seq;
         line["time"] = iso_time(r.timestamp_ns);
+        line["epoch"] = r.epoch;
         line["cmd"] = env["cmd"];
         line["v"] = env.contains("v") ? env["v"] : nlohmann::json(nullptr);
         line["args"] = env.contains("args") ? env["args"] : nlohmann::json(nullptr);

@@ -65,6 +65,7 @@ ordered describe(const StoreDir& store, const walk_result& walk, bool sealed) {
     if (auto h = store.segment_header(segs[i], why)) {
       s["codec"] = format::codec_name(h->codec);
       s["version"] = h->version;
+      s["epoch"] = h->epoch;  // of the primary that wrote it (0: not replicated)
       s["encrypted"] = h->encrypted();
       version = std::max(version, h->version);
       encrypted = encrypted || h->encrypted();
@@ -194,9 +195,10 @@ void print_text(const ordered& d) {
     const std::string size = s["used_bytes"].is_null()
                                  ? s["bytes"].dump() + " bytes"
                                  : sizes(s["used_bytes"], s["preallocated_bytes"]);
-    std::printf("  %s  seq %s..%s  %s  %s  v%s%s\n", str(s["file"]).c_str(),
+    std::printf("  %s  seq %s..%s  %s  %s  v%s  epoch %s%s\n", str(s["file"]).c_str(),
                 s["first_seq"].dump().c_str(), last.c_str(), size.c_str(), str(s["codec"]).c_str(),
-                s["version"].dump().c_str(), s["encrypted"].get<bool>() ? "  encrypted" : "");
+                s["version"].dump().c_str(), s["epoch"].dump().c_str(),
+                s["encrypted"].get<bool>() ? "  encrypted" : "");
   }
   std::printf("\nsnapshots\n");
   if (d["snapshots"].empty()) std::printf("  (none)\n");

@@ -92,7 +92,7 @@ StoreDir::StoreDir(const std::filesystem::path& path, const std::string& key_fil
 
 std::optional<format::segment_header> StoreDir::segment_header(const store_file& s,
                                                                std::string& why) const {
-  bytes head(format::encrypted_segment_header_size);
+  bytes head(format::max_segment_header_size);
   head.resize(dir_->open(s.name, Directory::open_mode::read)->read_at(0, head));
   return format::decode_segment_header(head, why);
 }

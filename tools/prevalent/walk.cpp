@@ -60,7 +60,7 @@ walk_result walk_journal(const StoreDir& store,
       out.torn_reason = "the segment's creation never finished (recovery removes the file)";
       break;
     }
-    bytes head(format::encrypted_segment_header_size);
+    bytes head(format::max_segment_header_size);
     head.resize(file->read_at(0, head));
     std::string why;
     const auto header = format::decode_segment_header(head, why);
@@ -82,6 +82,14 @@ walk_result walk_journal(const StoreDir& store,
       out.records = 0;
       out.first_seq = 0;
       expected = header->first_seq;
+    }
+    if (!out.headers.empty() && header->epoch < out.headers.back().epoch) {
+      fail(0, 0,
+           path + " at offset 0: segment is of epoch " + std::to_string(header->epoch) +
+               ", below the epoch of the segment before it (" +
+               std::to_string(out.headers.back().epoch) +
+               "): epochs never decrease along the journal");
+      break;
     }
     if (expected != 0 && header->first_seq != expected) {
       fail(0, 0,

@@ -25,8 +25,14 @@ inline constexpr std::uint32_t encrypted_version = 2;
 // Snapshots written since issue 10 have version 3 headers, encrypted or not: the version 1
 // fields, then flags (bit 0: encrypted, the encryption block follows), the state version
 // (State::version) and the state digest (state_digest.hpp). Versions 1 and 2 are still read:
-// they have state version 1 and no digest. Journal segments stay at versions 1 and 2.
+// they have state version 1 and no digest.
 inline constexpr std::uint32_t snapshot_version = 3;
+// Journal segments of version 3 (issue 11) carry the epoch (term) of the primary that wrote
+// their records: the version 1 fields, then the epoch (8), flags (4; bit 0: encrypted, the
+// encryption block follows) and a reserved zero (4). Written only for an epoch >= 1: a store
+// that is not replicated (epoch 0) writes versions 1 and 2 byte for byte as before, and those
+// read as epoch 0.
+inline constexpr std::uint32_t epoch_segment_version = 3;
 
 // How payloads are encoded (codec.hpp). Recorded in every segment and snapshot header so tools
 // can read a store without its types.
@@ -62,36 +68,67 @@ inline constexpr std::array<std::uint8_t, 8> segment_magic = {'P', 'R', 'V', 'L'
                                                               'J', 'R', 'N', 'L'};
 inline constexpr std::size_t segment_header_size = 32;  // version 1 (unencrypted)
 inline constexpr std::size_t encrypted_segment_header_size =
-    segment_header_size + encryption_block_size;
+    segment_header_size + encryption_block_size;  // version 2
+// Version 3: the version 1 fields, epoch (8), flags (4), reserved (4); then the encryption
+// block when flag bit 0 is set.
+inline constexpr std::size_t epoch_segment_header_size = segment_header_size + 8 + 4 + 4;
+inline constexpr std::size_t encrypted_epoch_segment_header_size =
+    epoch_segment_header_size + encryption_block_size;
+// The most a reader must read to decode any version's segment header.
+inline constexpr std::size_t max_segment_header_size = encrypted_epoch_segment_header_size;
+// Version 3 flags.
+inline constexpr std::uint32_t segment_flag_encrypted = 1;
 
-// `version` is derived from `cipher` when encoding: 1 without, 2 with encryption.
+// `version` is derived when encoding: 3 with an epoch >= 1; otherwise 1 without and 2 with
+// encryption. Decoding sets it from the file.
 struct segment_header {
   std::uint32_t version = format::version;
   format::codec codec = format::codec::json;
   std::uint64_t first_seq = 1;  // sequence number of the segment's first record
   std::uint32_t salt = 0;       // random per segment; mixed into every record checksum
+  // The epoch (term) of the primary that wrote every record of the segment; 0 for versions 1
+  // and 2 (a store that is not replicated).
+  std::uint64_t epoch = 0;
   format::cipher cipher = format::cipher::none;
   key_check_value key_check{};  // when encrypted
 
   bool encrypted() const { return cipher != format::cipher::none; }
+  // The version encode_segment_header() writes for these fields.
+  std::uint32_t written_version() const {
+    return epoch > 0 ? epoch_segment_version : encrypted() ? encrypted_version : format::version;
+  }
   // Where the first record starts.
   std::size_t size() const {
+    if (epoch > 0)
+      return encrypted() ? encrypted_epoch_segment_header_size : epoch_segment_header_size;
     return encrypted() ? encrypted_segment_header_size : segment_header_size;
   }
 };
 
 bytes encode_segment_header(const segment_header& h);
 // Decodes and verifies a segment header (`data` holds at least its first
-// encrypted_segment_header_size bytes, or the whole file if shorter); on failure returns nullopt
+// max_segment_header_size bytes, or the whole file if shorter); on failure returns nullopt
 // and says why in `why`.
 std::optional<segment_header> decode_segment_header(byte_view data, std::string& why);
+// The header size the first bytes of a segment announce (magic, version and, for version 3,
+// flags), or nullopt if they are not a segment header of a known version (or too short to
+// tell). For telling a header cut short by a crash from a damaged one.
+std::optional<std::size_t> announced_segment_header_size(byte_view data);
 
-// The associated data of a sealed record payload: binds it to its segment (version, codec,
-// first_seq, salt: segment header bytes 8..27) and its place (seq, timestamp, run_index).
+// The associated data of a sealed record payload. Version 2 segments (40 bytes): binds it to
+// its segment (version, codec, first_seq, salt: segment header bytes 8..27) and its place (seq,
+// timestamp, run_index). Version 3 (32 bytes): version, codec, epoch, seq, timestamp: bound to
+// its place in the journal and its epoch, not to the segment's salt or the writer's run index,
+// so that a replica can store the sealed payload verbatim in a segment of its own
+// (docs/FORMAT.md, "Encryption").
 inline constexpr std::size_t record_ad_size = 20 + 8 + 8 + 4;
-std::array<std::uint8_t, record_ad_size> record_ad(const segment_header& segment, std::uint64_t seq,
-                                                   std::int64_t timestamp_ns,
-                                                   std::uint32_t run_index);
+struct record_ad_bytes {
+  std::array<std::uint8_t, record_ad_size> data{};
+  std::size_t size = 0;
+  operator byte_view() const { return byte_view(data.data(), size); }
+};
+record_ad_bytes record_ad(const segment_header& segment, std::uint64_t seq,
+                          std::int64_t timestamp_ns, std::uint32_t run_index);
 
 // ---- journal records -----------------------------------------------------------------------
 inline constexpr std::size_t record_header_size = 32;

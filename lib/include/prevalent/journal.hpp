@@ -44,6 +44,7 @@
 #include "prevalent/options.hpp"
 
 namespace prevalent {
+struct raw_record;  // replication_log.hpp
 namespace detail {
 class commit_queue;
 class segment_writer;
@@ -88,6 +89,26 @@ class Journal {
   // is over max_queued_bytes. Throws errc::record_too_large, or errc::store_failed once an
   // I/O error has failed the journal.
   std::uint64_t append(std::int64_t timestamp_ns, std::string payload);
+  // The epoch append() writes with from now on (journal_options::epoch at open): the next
+  // record starts a new segment. Throws errc::stale_epoch if below the last record's.
+  void set_epoch(std::uint64_t epoch);
+  std::uint64_t epoch() const;       // what append() writes with
+  std::uint64_t last_epoch() const;  // of the last record appended (or on disk at open)
+
+  // A replica's write (replication_log.hpp, journal_raw.cpp): appends records as the primary
+  // stored them, with their seq, timestamp, epoch and codec, the payload verbatim (sealed
+  // payloads stay sealed), then returns once they are durable (one fdatasync for the batch,
+  // whatever the sync policy); returns the last seq. A record of another epoch or codec than
+  // the active segment's starts a new segment. Refuses, before queueing any of the batch:
+  // a seq that is not the next (errc::sequence_gap), an epoch below the last record's
+  // (errc::stale_epoch), a sealed payload in a journal without a key or a plain one in a
+  // journal with one, or a sealed record of epoch 0 (errc::encryption_mismatch), an empty or
+  // oversized payload (errc::record_too_large).
+  std::uint64_t append_raw(const std::vector<raw_record>& batch);
+  // For followers (RecordStream::wait): true once durable_seq() > seq; false when `until`
+  // passes first or the journal closes or fails.
+  bool wait_durable_beyond(std::uint64_t seq, std::chrono::steady_clock::time_point until) const;
+  const std::shared_ptr<Directory>& directory() const { return dir_; }
 
   // Returns once record `seq` is as safe as the sync policy promises: durable (`always`),
   // written to the OS (`interval`), or at once (`none`). Throws the I/O error that failed

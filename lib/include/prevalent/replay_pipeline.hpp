@@ -73,6 +73,7 @@ class ReplayPipeline {
     std::size_t at, size;  // of the payload in batch::payloads
     prevalent::codec codec;
     const std::string* file;
+    std::uint64_t epoch = 0;
   };
   struct batch {
     std::vector<record_slot> records;

@@ -1,0 +1,298 @@
+// The replication wire protocol (replication_net.hpp, docs/REPLICATION.md "Wire format").
+#include "replication_net.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <cstring>
+
+#include "../little_endian.hpp"
+#include "prevalent/checksum.hpp"
+#include "prevalent/error.hpp"
+
+namespace prevalent::repl {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using detail::get_le;
+using detail::put_le;
+
+constexpr std::uint8_t hello_magic[8] = {'P', 'R', 'V', 'L', 'R', 'E', 'P', 'L'};
+
+// A frame: body length (4) | type (1) | body | crc32c(type ‖ body) (4).
+void send_frame(tcp::socket& s, message_type type, const bytes& body) {
+  bytes frame(4 + 1 + body.size() + 4);
+  put_le(&frame[0], static_cast<std::uint32_t>(body.size()));
+  frame[4] = static_cast<std::uint8_t>(type);
+  std::copy(body.begin(), body.end(), frame.begin() + 5);
+  put_le(&frame[5 + body.size()], crc32c(byte_view(frame).subspan(4, 1 + body.size())));
+  asio::write(s, asio::buffer(frame));
+}
+
+// Reads one frame; throws errc::corrupt_record naming what was wrong with it.
+message_type read_frame(tcp::socket& s, bytes& body) {
+  std::uint8_t head[5];
+  asio::read(s, asio::buffer(head));
+  const auto length = get_le<std::uint32_t>(head);
+  if (length > max_frame_bytes)
+    throw error(errc::corrupt_record,
+                "replication: frame of " + std::to_string(length) + " bytes announced");
+  bytes rest(length + 4);
+  asio::read(s, asio::buffer(rest));
+  std::uint32_t crc = crc32c(byte_view(head + 4, 1));
+  crc = crc32c(byte_view(rest).first(length), crc);
+  if (crc != get_le<std::uint32_t>(&rest[length]))
+    throw error(errc::corrupt_record, "replication: frame checksum mismatch");
+  rest.resize(length);
+  body = std::move(rest);
+  const auto type = static_cast<message_type>(head[4]);
+  if (type < message_type::hello || type > message_type::error)
+    throw error(errc::corrupt_record,
+                "replication: unknown message type " + std::to_string(head[4]));
+  return type;
+}
+
+void need(const bytes& body, std::size_t at, std::size_t n, const char* what) {
+  if (body.size() < at + n)
+    throw error(errc::corrupt_record, std::string("replication: ") + what + " message cut short");
+}
+
+bytes u64_body(std::uint64_t v) {
+  bytes b(8);
+  put_le(&b[0], v);
+  return b;
+}
+
+void send_error(tcp::socket& s, const prevalent::error& e) {
+  const std::string what = e.what();
+  bytes b(4 + what.size());
+  put_le(&b[0], static_cast<std::uint32_t>(e.code().value()));
+  std::memcpy(&b[4], what.data(), what.size());
+  send_frame(s, message_type::error, b);
+}
+
+void shut(tcp::socket& s) {
+  // The socket's descriptor only: another thread may be blocked reading from it.
+  ::shutdown(s.native_handle(), SHUT_RDWR);
+}
+
+}  // namespace
+
+struct ReplicationServer::impl {
+  asio::io_context io;
+  tcp::acceptor acceptor{io};
+  std::mutex sockets_mutex;
+  std::vector<std::shared_ptr<tcp::socket>> sockets;
+};
+
+ReplicationServer::ReplicationServer(std::shared_ptr<Journal> journal, std::uint16_t port)
+    : journal_(std::move(journal)), impl_(std::make_unique<impl>()) {
+  const tcp::endpoint at(asio::ip::address_v4::loopback(), port);
+  impl_->acceptor.open(at.protocol());
+  impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
+  impl_->acceptor.bind(at);
+  impl_->acceptor.listen();
+  port_ = impl_->acceptor.local_endpoint().port();
+  acceptor_ = std::thread([this] {
+    for (;;) {
+      auto socket = std::make_shared<tcp::socket>(impl_->io);
+      boost::system::error_code ec;
+      impl_->acceptor.accept(*socket, ec);
+      if (stopping_) return;
+      if (ec) continue;
+      socket->set_option(tcp::no_delay(true));
+      std::lock_guard g(connections_mutex_);
+      {
+        std::lock_guard s(impl_->sockets_mutex);
+        impl_->sockets.push_back(socket);
+      }
+      connections_.emplace_back([this, socket] { serve(socket); });
+    }
+  });
+}
+
+ReplicationServer::~ReplicationServer() { stop(); }
+
+void ReplicationServer::stop() {
+  if (stopping_.exchange(true)) return;
+  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);  // wakes accept()
+  if (acceptor_.joinable()) acceptor_.join();
+  {
+    std::lock_guard s(impl_->sockets_mutex);
+    for (auto& socket : impl_->sockets) shut(*socket);
+  }
+  std::lock_guard g(connections_mutex_);
+  for (auto& t : connections_) t.join();
+  connections_.clear();
+}
+
+bool ReplicationServer::wait_acked(std::uint64_t seq, std::chrono::steady_clock::time_point until) {
+  std::unique_lock g(acked_mutex_);
+  return acked_cv_.wait_until(g, until, [&] { return max_acked_.load() >= seq; });
+}
+
+void ReplicationServer::serve(std::shared_ptr<void> handle) {
+  auto& socket = *std::static_pointer_cast<tcp::socket>(handle);
+  std::thread acks;
+  try {
+    bytes body;
+    if (read_frame(socket, body) != message_type::hello)
+      throw error(errc::corrupt_record, "replication: expected a hello message");
+    need(body, 0, 28, "hello");
+    if (!std::equal(std::begin(hello_magic), std::end(hello_magic), body.begin()) ||
+        get_le<std::uint32_t>(&body[8]) != protocol_version)
+      throw error(errc::invalid_option,
+                  "replication: not a prevalent replica of protocol version " +
+                      std::to_string(protocol_version));
+    const auto from = get_le<std::uint64_t>(&body[12]);
+    const auto replica_epoch = get_le<std::uint64_t>(&body[20]);
+    std::unique_ptr<RecordStream> stream;
+    try {
+      if (replica_epoch > journal_->epoch())
+        throw error(errc::stale_epoch, "replication: the replica has records of epoch " +
+                                           std::to_string(replica_epoch) +
+                                           ", newer than this primary's " +
+                                           std::to_string(journal_->epoch()));
+      stream = std::make_unique<RecordStream>(*journal_, from);
+    } catch (const prevalent::error& e) {
+      send_error(socket, e);
+      shut(socket);
+      return;
+    }
+    acks = std::thread([this, &socket] {
+      try {
+        bytes b;
+        while (read_frame(socket, b) == message_type::ack) {
+          need(b, 0, 8, "ack");
+          const auto seq = get_le<std::uint64_t>(&b[0]);
+          std::lock_guard g(acked_mutex_);
+          if (seq > max_acked_) max_acked_ = seq;
+          acked_cv_.notify_all();
+        }
+      } catch (...) {
+      }
+      shut(socket);
+    });
+    std::vector<raw_record> batch;
+    auto last_sent = std::chrono::steady_clock::now() - std::chrono::hours(1);
+    while (!stopping_ && !journal_->failed()) {
+      batch.clear();
+      stream->read(batch, max_batch_bytes);
+      const auto now = std::chrono::steady_clock::now();
+      if (batch.empty() && now - last_sent < std::chrono::milliseconds(200)) {
+        stream->wait(now + std::chrono::milliseconds(100));
+        continue;
+      }
+      // Records, or a heartbeat (none) that tells the replica the primary's durable seq.
+      std::size_t size = 12;
+      for (const auto& r : batch) size += 32 + r.payload.size();
+      bytes b(size);
+      put_le(&b[0], journal_->durable_seq());
+      put_le(&b[8], static_cast<std::uint32_t>(batch.size()));
+      std::size_t at = 12;
+      for (const auto& r : batch) {
+        put_le(&b[at], r.seq);
+        put_le(&b[at + 8], r.timestamp_ns);
+        put_le(&b[at + 16], r.epoch);
+        b[at + 24] = static_cast<std::uint8_t>(r.codec);
+        b[at + 25] = r.sealed ? 1 : 0;
+        put_le(&b[at + 26], std::uint16_t{0});
+        put_le(&b[at + 28], static_cast<std::uint32_t>(r.payload.size()));
+        std::copy(r.payload.begin(), r.payload.end(), b.begin() + at + 32);
+        at += 32 + r.payload.size();
+      }
+      send_frame(socket, message_type::records, b);
+      last_sent = now;
+    }
+  } catch (const prevalent::error& e) {
+    try {
+      send_error(socket, e);
+    } catch (...) {
+    }
+  } catch (...) {
+    // The connection ended (the replica went away): nothing to tell.
+  }
+  shut(socket);
+  if (acks.joinable()) acks.join();
+}
+
+struct ReplicationClient::impl {
+  asio::io_context io;
+  tcp::socket socket{io};
+};
+
+ReplicationClient::ReplicationClient(std::shared_ptr<Journal> journal, std::string host,
+                                     std::uint16_t port)
+    : journal_(std::move(journal)),
+      host_(std::move(host)),
+      port_(port),
+      impl_(std::make_unique<impl>()) {}
+
+ReplicationClient::~ReplicationClient() = default;
+
+void ReplicationClient::stop() {
+  stopping_ = true;
+  shut(impl_->socket);
+}
+
+void ReplicationClient::run() {
+  auto& socket = impl_->socket;
+  tcp::resolver resolver(impl_->io);
+  asio::connect(socket, resolver.resolve(host_, std::to_string(port_)));
+  socket.set_option(tcp::no_delay(true));
+  bytes hello(28);
+  std::copy(std::begin(hello_magic), std::end(hello_magic), hello.begin());
+  put_le(&hello[8], protocol_version);
+  put_le(&hello[12], journal_->last_appended() + 1);
+  put_le(&hello[20], journal_->last_epoch());
+  send_frame(socket, message_type::hello, hello);
+  send_frame(socket, message_type::ack, u64_body(journal_->durable_seq()));
+  std::vector<raw_record> batch;
+  bytes body;
+  for (;;) {
+    message_type type;
+    try {
+      type = read_frame(socket, body);
+    } catch (const boost::system::system_error&) {
+      if (stopping_) return;
+      throw;
+    }
+    if (type == message_type::error) {
+      need(body, 0, 4, "error");
+      const auto code = static_cast<errc>(get_le<std::uint32_t>(&body[0]));
+      throw error(code, "primary " + host_ + ":" + std::to_string(port_) +
+                            " refused: " + std::string(body.begin() + 4, body.end()));
+    }
+    if (type != message_type::records)
+      throw error(errc::corrupt_record, "replication: unexpected message from the primary");
+    need(body, 0, 12, "records");
+    primary_durable_ = get_le<std::uint64_t>(&body[0]);
+    const auto count = get_le<std::uint32_t>(&body[8]);
+    batch.clear();
+    std::size_t at = 12;
+    for (std::uint32_t i = 0; i < count; ++i) {
+      need(body, at, 32, "records");
+      raw_record r;
+      r.seq = get_le<std::uint64_t>(&body[at]);
+      r.timestamp_ns = get_le<std::int64_t>(&body[at + 8]);
+      r.epoch = get_le<std::uint64_t>(&body[at + 16]);
+      r.codec = static_cast<codec>(body[at + 24]);
+      r.sealed = body[at + 25] != 0;
+      const auto length = get_le<std::uint32_t>(&body[at + 28]);
+      need(body, at + 32, length, "records");
+      r.payload.assign(body.begin() + at + 32, body.begin() + at + 32 + length);
+      at += 32 + length;
+      batch.push_back(std::move(r));
+    }
+    if (batch.empty()) continue;  // a heartbeat
+    journal_->append_raw(batch);  // durable when it returns
+    send_frame(socket, message_type::ack, u64_body(journal_->durable_seq()));
+  }
+}
+
+}  // namespace prevalent::repl

@@ -12,6 +12,7 @@
 #include "prevalent/cipher.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
+#include "prevalent/iso_time.hpp"
 #include "prevalent/replay_pipeline.hpp"
 #include "prevalent/snapshot_store.hpp"
 #include "prevalent/snapshot_writer.hpp"
@@ -39,24 +40,6 @@ struct segment_entry {
   std::string name;
   Directory* dir;
 };
-
-// A journal timestamp as users read it: ISO 8601 UTC with nanoseconds.
-std::string iso_time(std::int64_t ns) {
-  std::int64_t secs = ns / 1000000000;
-  std::int64_t frac = ns % 1000000000;
-  if (frac < 0) {
-    frac += 1000000000;
-    --secs;
-  }
-  const auto t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[64];
-  (void)std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
-                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                      static_cast<long long>(frac));
-  return buf;
-}
 
 std::string range_text(const sequence_range& r) {
   if (r.empty()) return "none";
@@ -304,7 +287,7 @@ travel_report History::travel(const as_of& when, const StoreCore::snapshot_loade
     return error(errc::not_reachable, message);
   };
   const std::string target = when.seq ? "the state after record " + std::to_string(*when.seq)
-                                      : "the state at " + iso_time(*until);
+                                      : "the state at " + detail::iso_time(*until);
 
   // Replays the records after `base` (through `to`, or while stamped at or before `until`).
   const auto replay_after = [&](std::uint64_t base, std::int64_t base_timestamp,

@@ -4,6 +4,8 @@
 // the library's own readers (segment_reader, SnapshotStore, format) and never their types.
 #pragma once
 
+#include "prevalent/iso_time.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -142,8 +144,8 @@ reachable_range reachable(const StoreDir& store, const walk_result& walk);
 std::optional<std::string> snapshot_problem(const StoreDir& store, const store_file& s);
 
 // ---- time and JSON ---------------------------------------------------------------------------
-// ISO 8601 UTC with nanoseconds: 2026-11-23T01:00:00.000000000Z.
-std::string iso_time(std::int64_t ns);
+// ISO 8601 UTC with nanoseconds: 2026-11-23T01:00:00.000000000Z (shared with the library).
+using prevalent::detail::iso_time;
 // Parses 2026-11-23, 2026-11-23T01:00, ...T01:00:00, ...T01:00:00.5, with Z or +hh:mm / -hh:mm
 // (UTC when none). A date alone is midnight at the start of that day, or with `end_of_day` the
 // last nanosecond of it. Throws tool_error(exit_usage) naming the text.

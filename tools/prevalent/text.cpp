@@ -10,23 +10,6 @@
 
 namespace prevalent::tool {
 
-std::string iso_time(std::int64_t ns) {
-  std::int64_t secs = ns / 1000000000;
-  std::int64_t frac = ns % 1000000000;
-  if (frac < 0) {
-    frac += 1000000000;
-    --secs;
-  }
-  const std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[64];
-  (void)std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
-                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                      static_cast<long long>(frac));
-  return buf;
-}
-
 std::int64_t parse_iso_time(const std::string& text, bool end_of_day) {
   static const std::regex form(
       R"((\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)"

@@ -16,13 +16,26 @@ void commit_queue::reset(std::uint64_t seq, std::uint64_t last_epoch) {
   written_ = durable_ = seq;
 }
 
-std::uint64_t commit_queue::push(std::int64_t timestamp_ns, std::string payload) {
-  std::unique_lock q(mutex_);
+void commit_queue::wait_for_room(std::unique_lock<std::mutex>& q) {
   if (stopping_) throw error(errc::closed, name_ + " is closed");
   space_cv_.wait(q, [&] { return pending_bytes_ < max_queued_bytes_ || failure_; });
   if (failure_)
     throw error(errc::store_failed,
                 name_ + " failed after an I/O error; reopen the store to go on");
+}
+
+void commit_queue::enqueue(pending_record record) {
+  pending_bytes_ += record.payload.size();
+  pending_.push_back(std::move(record));
+  pending_count_.store(pending_.size(), std::memory_order_relaxed);
+  // The committer checks the queue under this mutex before it sleeps, so it only needs
+  // waking when the queue goes from empty to not empty.
+  if (pending_.size() == 1) work_cv_.notify_one();
+}
+
+std::uint64_t commit_queue::push(std::int64_t timestamp_ns, std::string payload) {
+  std::unique_lock q(mutex_);
+  wait_for_room(q);
   if (epoch_ < last_epoch_)
     throw error(errc::stale_epoch, name_ + " holds records of epoch " +
                                        std::to_string(last_epoch_) + ", this store writes with " +
@@ -30,22 +43,13 @@ std::uint64_t commit_queue::push(std::int64_t timestamp_ns, std::string payload)
                                        " (store_options::epoch): epochs never decrease");
   last_epoch_ = epoch_.load();
   const std::uint64_t seq = ++last_appended_;
-  pending_bytes_ += payload.size();
-  pending_.push_back({seq, timestamp_ns, std::move(payload), epoch_.load()});
-  pending_count_.store(pending_.size(), std::memory_order_relaxed);
-  // The committer checks the queue under this mutex before it sleeps, so it only needs
-  // waking when the queue goes from empty to not empty.
-  if (pending_.size() == 1) work_cv_.notify_one();
+  enqueue({seq, timestamp_ns, std::move(payload), last_epoch_.load()});
   return seq;
 }
 
 void commit_queue::push_numbered(pending_record record) {
   std::unique_lock q(mutex_);
-  if (stopping_) throw error(errc::closed, name_ + " is closed");
-  space_cv_.wait(q, [&] { return pending_bytes_ < max_queued_bytes_ || failure_; });
-  if (failure_)
-    throw error(errc::store_failed,
-                name_ + " failed after an I/O error; reopen the store to go on");
+  wait_for_room(q);
   if (record.seq != last_appended_ + 1)
     throw error(errc::sequence_gap, name_ + ": record " + std::to_string(record.seq) +
                                         " does not follow the last one, " +
@@ -57,10 +61,7 @@ void commit_queue::push_numbered(pending_record record) {
                                        std::to_string(last_epoch_));
   last_appended_ = record.seq;
   last_epoch_ = record.epoch;
-  pending_bytes_ += record.payload.size();
-  pending_.push_back(std::move(record));
-  pending_count_.store(pending_.size(), std::memory_order_relaxed);
-  if (pending_.size() == 1) work_cv_.notify_one();
+  enqueue(std::move(record));
 }
 
 void commit_queue::set_epoch(std::uint64_t epoch) {

@@ -118,6 +118,10 @@ class commit_queue {
   void close_hooks();
 
  private:
+  // Both pushes, under mutex_: throws if closed or failed, waits while the queue is full.
+  void wait_for_room(std::unique_lock<std::mutex>& q);
+  // Appends a numbered record and wakes the committer if it may be asleep.
+  void enqueue(pending_record record);
   void wait_until(const std::atomic<std::uint64_t>& mark, std::uint64_t seq, bool request_sync);
   std::atomic<std::uint32_t>& progress_word_for(std::uint64_t seq) const;
   void announce_batch(std::uint64_t batch);             // wakes the waiters of one batch

@@ -242,6 +242,7 @@ class Store {
       auto [seq, result] = apply_and_queue(command, at, queued);
       core.wait_safe(seq);
       core.command_safe(queued);
+      core.wait_replicated(seq);  // acks = replicated(k); at once under local
       if constexpr (!std::is_void_v<apply_result_t<C, State>>) return std::move(*result);
     }
 

@@ -1,0 +1,161 @@
+// Replicas of a Store (lib/repl/replica.hpp, docs/REPLICATION.md "Replicas") over loopback: a
+// replica's state equals its primary's at the same sequence number (state digests), it refuses
+// commands naming the primary, a restarted replica resumes from its own journal, its reads
+// never go backwards; acks = replicated(k) waits for k replicas and times out without them;
+// a replica too far behind catches up from the primary's newest snapshot.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include <prevalent/error.hpp>
+#include <prevalent/state_digest.hpp>
+#include <prevalent/store.hpp>
+
+#include "prevalent/format.hpp"
+#include "replica.hpp"
+#include "support.hpp"
+
+using namespace prevalent;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct Bank {
+  std::map<std::string, long> balances;
+  long total = 0;
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Bank, balances, total)
+};
+
+struct Deposit {
+  static constexpr std::string_view name = "deposit";
+  std::string account;
+  long amount = 0;
+  long apply(Bank& b, const Context&) const {
+    b.total += amount;
+    return b.balances[account] += amount;
+  }
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Deposit, account, amount)
+};
+
+using BankStore = Store<Bank, Deposit>;
+using BankReplica = repl::Replica<Bank, Deposit>;
+
+// Deadlines only bound a test when something is lost; nothing here is timed.
+clock_type::time_point deadline() { return clock_type::now() + std::chrono::seconds(60); }
+
+std::string address(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+// The digest of a state as a snapshot of it would record it.
+template <class S>
+digest128 digest_of(const S& store) {
+  return store.query([&](const Bank& b) {
+    return state_digest(detail::store_access<Bank, Deposit>::serialize(b, codec::json));
+  });
+}
+
+void deposit(BankStore& s, int from, int to) {
+  for (int i = from; i < to; ++i) s.execute(Deposit{"acct" + std::to_string(i % 7), i + 1});
+}
+
+store_options quick() {
+  store_options o;
+  o.preallocate_bytes = 0;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a replica follows its primary: equal state at the same seq, commands refused") {
+  test::temp_dir primary_dir, replica_dir;
+  BankStore primary(primary_dir.path(), quick());
+  repl::ReplicationPrimary serving(primary);
+  deposit(primary, 0, 40);  // before the replica exists
+  BankReplica replica(replica_dir.path(), address(serving.port()), quick());
+  deposit(primary, 40, 100);  // while it follows
+  REQUIRE(replica.wait_applied(100, deadline()));
+  CHECK(replica.last_sequence() == primary.last_sequence());
+  CHECK(digest_of(replica) == digest_of(primary));
+  CHECK(replica.query([](const Bank& b) { return b.total; }) == 100 * 101 / 2);
+
+  const auto lag = replica.lag();
+  CHECK(lag.applied_seq == 100);
+  CHECK(lag.durable_seq == 100);
+  CHECK(lag.primary_seq == 100);
+  CHECK(lag.records_behind() == 0);
+  CHECK(lag.connected);
+  CHECK(lag.since_heard != clock_type::duration::max());
+
+  // A command is refused before it runs: nothing changes, the error names the primary.
+  try {
+    replica.execute(Deposit{"mallory", 5});
+    FAIL("a replica accepted a command");
+  } catch (const error& e) {
+    CHECK(e.code() == make_error_code(errc::read_only_replica));
+    CHECK(std::string(e.what()).find(address(serving.port())) != std::string::npos);
+  }
+  CHECK(replica.query([](const Bank& b) { return b.balances.count("mallory"); }) == 0);
+  CHECK(replica.last_sequence() == 100);
+}
+
+TEST_CASE("a restarted replica resumes from its own journal and catches up") {
+  test::temp_dir primary_dir, replica_dir;
+  BankStore primary(primary_dir.path(), quick());
+  repl::ReplicationPrimary serving(primary);
+  deposit(primary, 0, 50);
+  {
+    BankReplica replica(replica_dir.path(), address(serving.port()), quick());
+    REQUIRE(replica.wait_applied(50, deadline()));
+  }
+  deposit(primary, 50, 80);  // while the replica is down
+  serving.stop();            // the replica's open below must come from its own disk
+  repl::ReplicationPrimary serving_again(primary);
+  BankReplica replica(replica_dir.path(), address(serving_again.port()), quick());
+  // Recovery replayed the 50 records it held; it asks the primary for 51 on.
+  CHECK(replica.store().recovery().replayed == 50);
+  CHECK(replica.last_sequence() >= 50);
+  REQUIRE(replica.wait_applied(80, deadline()));
+  CHECK(digest_of(replica) == digest_of(primary));
+}
+
+TEST_CASE("a replica's reads never go backwards while it follows") {
+  test::temp_dir primary_dir, replica_dir;
+  BankStore primary(primary_dir.path(), quick());
+  repl::ReplicationPrimary serving(primary);
+  BankReplica replica(replica_dir.path(), address(serving.port()), quick());
+  std::atomic<bool> done{false};
+  std::atomic<int> backwards{0}, reads{0};
+  std::thread reader([&] {
+    long last_total = 0;
+    std::uint64_t last_seq = 0;
+    while (!done) {
+      const long total = replica.query([](const Bank& b) { return b.total; });
+      const std::uint64_t seq = replica.last_sequence();
+      if (total < last_total || seq < last_seq) ++backwards;
+      last_total = total;
+      last_seq = seq;
+      ++reads;
+    }
+  });
+  deposit(primary, 0, 300);  // every amount is positive: the total only grows
+  REQUIRE(replica.wait_applied(300, deadline()));
+  done = true;
+  reader.join();
+  CHECK(backwards == 0);
+  CHECK(reads > 0);
+  CHECK(digest_of(replica) == digest_of(primary));
+}
+
+TEST_CASE("a malformed primary address is refused naming it") {
+  test::temp_dir dir;
+  for (const char* bad : {"localhost", "127.0.0.1:", ":7000", "127.0.0.1:70000", "h:12x"}) {
+    try {
+      BankReplica replica(dir.path(), bad, quick());
+      FAIL("accepted " << bad);
+    } catch (const error& e) {
+      CHECK(e.code() == make_error_code(errc::invalid_option));
+      CHECK(std::string(e.what()).find(bad) != std::string::npos);
+    }
+  }
+}

@@ -59,6 +59,17 @@ void deposit(BankStore& s, int from, int to) {
   for (int i = from; i < to; ++i) s.execute(Deposit{"acct" + std::to_string(i % 7), i + 1});
 }
 
+// Until the primary has heard from `n` replicas (their hello).
+bool wait_connected(const repl::ReplicationPrimary& serving, unsigned n) {
+  const auto until = deadline();
+  while (serving.connected_replicas() < n)
+    if (clock_type::now() > until)
+      return false;
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return true;
+}
+
 store_options quick() {
   store_options o;
   o.preallocate_bytes = 0;
@@ -157,5 +168,93 @@ TEST_CASE("a malformed primary address is refused naming it") {
       CHECK(e.code() == make_error_code(errc::invalid_option));
       CHECK(std::string(e.what()).find(bad) != std::string::npos);
     }
+  }
+}
+
+TEST_CASE("acks = replicated(k): times out without k replicas, acknowledges what is on theirs") {
+  test::temp_dir primary_dir, replica_dir;
+  store_options o = quick();
+  // Long enough for a replica's fdatasync on a busy machine: no assertion depends on speed.
+  o.acks = ack_policy::replicated(1, std::chrono::milliseconds(1500));
+  BankStore primary(primary_dir.path(), o);
+  repl::ReplicationPrimary serving(primary);
+
+  // No replica: the command fails after the timeout, saying how many acknowledged; it is
+  // applied and durable locally (what the caller may assume: docs/REPLICATION.md).
+  auto times_out = [&](const std::string& acked) {
+    const std::uint64_t before = primary.last_sequence();
+    try {
+      primary.execute(Deposit{"alice", 1});
+      FAIL("acknowledged without enough replicas");
+    } catch (const error& e) {
+      CHECK(e.code() == make_error_code(errc::replication_timeout));
+      CHECK(std::string(e.what()).find(acked) != std::string::npos);
+    }
+    CHECK(primary.last_sequence() == before + 1);
+    CHECK(primary.durable_sequence() == before + 1);
+  };
+  times_out("acknowledged by 0 of the 1 replicas");
+
+  {
+    BankReplica replica(replica_dir.path(), address(serving.port()), quick());
+    REQUIRE(wait_connected(serving, 1));
+    // Each acknowledged command is on the replica's disk (its journal's durable mark, which
+    // moves only after its fdatasync) when execute() returns.
+    for (int i = 0; i < 30; ++i) {
+      const long balance = primary.execute(Deposit{"bob", 1});
+      CHECK(balance == i + 1);
+      CHECK(replica.store().durable_sequence() >= primary.last_sequence());
+    }
+    // Concurrent writers share the replica's batches (group commit on both sides).
+    std::vector<std::thread> writers;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < 8; ++t)
+      writers.emplace_back([&, t] {
+        for (int i = 0; i < 20; ++i) {
+          try {
+            primary.execute(Deposit{"w" + std::to_string(t), 1});
+          } catch (...) {
+            ++failures;
+          }
+        }
+      });
+    for (auto& w : writers) w.join();
+    CHECK(failures == 0);
+    CHECK(replica.store().durable_sequence() >= primary.last_sequence());
+    REQUIRE(replica.wait_applied(primary.last_sequence(), deadline()));
+    CHECK(digest_of(replica) == digest_of(primary));
+  }
+  // The replica stopped: replicated(1) times out again.
+  times_out("acknowledged by 0 of the 1 replicas");
+}
+
+TEST_CASE("acks = replicated(2) with one replica says one of two acknowledged") {
+  test::temp_dir primary_dir, replica_dir;
+  store_options o = quick();
+  o.acks = ack_policy::replicated(2, std::chrono::milliseconds(1500));
+  BankStore primary(primary_dir.path(), o);
+  repl::ReplicationPrimary serving(primary);
+  BankReplica replica(replica_dir.path(), address(serving.port()), quick());
+  REQUIRE(wait_connected(serving, 1));
+  try {
+    primary.execute(Deposit{"alice", 1});
+    FAIL("acknowledged by one replica under replicated(2)");
+  } catch (const error& e) {
+    CHECK(e.code() == make_error_code(errc::replication_timeout));
+    CHECK(std::string(e.what()).find("acknowledged by 1 of the 2 replicas") != std::string::npos);
+  }
+  CHECK(replica.wait_applied(1, deadline()));
+}
+
+TEST_CASE("acks = replicated(k) needs a positive timeout") {
+  test::temp_dir dir;
+  store_options o = quick();
+  o.acks = ack_policy::replicated(1, std::chrono::milliseconds(0));
+  try {
+    BankStore s(dir.path(), o);
+    FAIL("opened with a zero timeout");
+  } catch (const error& e) {
+    CHECK(e.code() == make_error_code(errc::invalid_option));
+    CHECK(std::string(e.what()).find("acks.timeout") != std::string::npos);
   }
 }

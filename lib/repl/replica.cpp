@@ -25,7 +25,8 @@ endpoint endpoint::parse(const std::string& text) {
               "primary address \"" + text + "\" is not host:port (port 1..65535)");
 }
 
-ReplicationPrimary::ReplicationPrimary(::prevalent::detail::StoreCore& core, std::uint16_t port) {
+ReplicationPrimary::ReplicationPrimary(::prevalent::detail::StoreCore& core, std::uint16_t port)
+    : core_(core) {
   ReplicationServer::ack_sink sink{
       [&core](std::uint64_t id, std::uint64_t seq) { core.replica_acked(id, seq); },
       [&core](std::uint64_t id) { core.replica_gone(id); }};
@@ -35,6 +36,7 @@ ReplicationPrimary::ReplicationPrimary(::prevalent::detail::StoreCore& core, std
 ReplicationPrimary::~ReplicationPrimary() { stop(); }
 std::uint16_t ReplicationPrimary::port() const { return server_->port(); }
 void ReplicationPrimary::stop() { server_->stop(); }
+unsigned ReplicationPrimary::connected_replicas() const { return core_.replicas_at(0); }
 
 namespace detail {
 
@@ -124,11 +126,14 @@ void ReplicaLink::follow_once() {
   {
     ReplicationClient client(journal, primary_.host, primary_.port);
     client.on_batch = [&](std::uint64_t) {
+      {
+        // First: once the records are applied, the lag must not show an older primary seq.
+        std::lock_guard g(mutex_);
+        connected_ = true;
+        primary_seq_ = client.primary_durable();
+        heard_ = client.last_heard();
+      }
       hooks_.apply();
-      std::lock_guard g(mutex_);
-      connected_ = true;
-      primary_seq_ = client.primary_durable();
-      heard_ = client.last_heard();
     };
     client.on_heartbeat = [&] {
       std::lock_guard g(mutex_);

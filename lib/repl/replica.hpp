@@ -57,9 +57,12 @@ class ReplicationPrimary {
   ReplicationPrimary& operator=(const ReplicationPrimary&) = delete;
 
   std::uint16_t port() const;
+  // Replicas connected now (each has sent its hello).
+  unsigned connected_replicas() const;
   void stop();
 
  private:
+  ::prevalent::detail::StoreCore& core_;
   std::unique_ptr<ReplicationServer> server_;
 };
 

@@ -258,3 +258,60 @@ TEST_CASE("acks = replicated(k) needs a positive timeout") {
     CHECK(std::string(e.what()).find("acks.timeout") != std::string::npos);
   }
 }
+
+namespace {
+bytes file_bytes(const std::filesystem::path& dir, const std::string& name) {
+  return read_all(*open_posix_directory(dir)->open(name, Directory::open_mode::read));
+}
+// A primary that keeps few segments: small ones, one snapshot.
+store_options few_segments() {
+  store_options o = quick();
+  o.segment_bytes = 2048;
+  o.keep_snapshots = 1;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("a new replica too far behind installs the primary's newest snapshot, then follows") {
+  test::temp_dir primary_dir, replica_dir;
+  BankStore primary(primary_dir.path(), few_segments());
+  repl::ReplicationPrimary serving(primary);
+  deposit(primary, 0, 200);
+  primary.snapshot();  // drops the segments before record 201
+  deposit(primary, 200, 250);
+  REQUIRE(primary.segments().front().first_seq > 1);
+  BankReplica replica(replica_dir.path(), address(serving.port()), quick());
+  REQUIRE(replica.wait_applied(250, deadline()));
+  CHECK(replica.lag().catch_ups == 1);
+  CHECK(digest_of(replica) == digest_of(primary));
+  // The snapshot file as stored on the primary, byte for byte.
+  const std::string name = format::snapshot_file_name(200);
+  CHECK(file_bytes(replica_dir.path(), name) == file_bytes(primary_dir.path(), name));
+  // It goes on following after the catch-up, and still refuses commands.
+  deposit(primary, 250, 260);
+  REQUIRE(replica.wait_applied(260, deadline()));
+  CHECK(digest_of(replica) == digest_of(primary));
+  CHECK_THROWS_AS(replica.execute(Deposit{"x", 1}), error);
+}
+
+TEST_CASE("a replica restarted far behind catches up from a snapshot, its old segments gone") {
+  test::temp_dir primary_dir, replica_dir;
+  BankStore primary(primary_dir.path(), few_segments());
+  repl::ReplicationPrimary serving(primary);
+  deposit(primary, 0, 50);
+  {
+    BankReplica replica(replica_dir.path(), address(serving.port()), quick());
+    REQUIRE(replica.wait_applied(50, deadline()));
+  }
+  deposit(primary, 50, 300);
+  primary.snapshot();
+  deposit(primary, 300, 320);
+  REQUIRE(primary.segments().front().first_seq > 51);
+  BankReplica replica(replica_dir.path(), address(serving.port()), quick());
+  CHECK(replica.store().recovery().replayed == 50);  // it resumed from its own journal first
+  REQUIRE(replica.wait_applied(320, deadline()));
+  CHECK(replica.lag().catch_ups == 1);
+  CHECK(digest_of(replica) == digest_of(primary));
+  // Its journal now starts after the snapshot: the records 1..50 it held were removed.
+  CHECK(replica.store().segments().front().first_seq == 301);
+}

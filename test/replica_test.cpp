@@ -12,6 +12,7 @@
 #include <prevalent/error.hpp>
 #include <prevalent/state_digest.hpp>
 #include <prevalent/store.hpp>
+#include <prevalent/testing/fault_injecting_directory.hpp>
 
 #include "prevalent/format.hpp"
 #include "replica.hpp"
@@ -314,4 +315,65 @@ TEST_CASE("a replica restarted far behind catches up from a snapshot, its old se
   CHECK(digest_of(replica) == digest_of(primary));
   // Its journal now starts after the snapshot: the records 1..50 it held were removed.
   CHECK(replica.store().segments().front().first_seq == 301);
+}
+
+TEST_CASE("a snapshot catch-up cut by a power loss at any step leaves a replica that opens") {
+  // The primary's snapshot at 200, and a replica directory holding records 1..30 (and a
+  // snapshot of its own at 20) on a simulated disk.
+  auto primary_dir = make_memory_directory();
+  digest128 at_200{};
+  {
+    BankStore primary(primary_dir, few_segments());
+    deposit(primary, 0, 200);
+    primary.snapshot();
+    at_200 = digest_of(primary);
+  }
+  const std::string name = format::snapshot_file_name(200);
+  const repl::detail::snapshot_file file{
+      name, 200, read_all(*primary_dir->open(name, Directory::open_mode::read))};
+  auto replica_base = std::make_shared<testing::FaultInjectingDirectory>();
+  digest128 at_30{};
+  {
+    store_options o = few_segments();
+    o.keep_snapshots = 2;
+    BankStore replica(replica_base, o);
+    deposit(replica, 0, 20);
+    replica.snapshot();
+    deposit(replica, 20, 30);
+    at_30 = digest_of(replica);
+  }
+  // A dry run sizes the crash points.
+  auto dry = testing::FaultInjectingDirectory::holding(*replica_base);
+  const auto before = dry->operations();
+  repl::detail::install_snapshot(dry, file);
+  const auto steps = dry->operations() - before;
+  REQUIRE(steps > 5);
+  int old_states = 0, new_states = 0;
+  for (std::uint64_t k = 1; k <= steps; ++k) {
+    for (std::uint64_t seed = 0; seed < 4; ++seed) {
+      CAPTURE(k);
+      CAPTURE(seed);
+      auto disk = testing::FaultInjectingDirectory::holding(*replica_base);
+      disk->crash_after(k);  // the k-th disk operation of the install and all later ones fail
+      CHECK_THROWS(repl::detail::install_snapshot(disk, file));
+      auto image = disk->power_loss(seed);
+      // What the next Replica open does, then the store's own open: it must open, at the old
+      // state or at the snapshot's, never anything in between.
+      repl::detail::finish_catch_up(image);
+      BankStore reopened(image, quick());
+      const auto seq = reopened.last_sequence();
+      const auto digest = digest_of(reopened);
+      if (seq == 30) {
+        CHECK(digest == at_30);
+        ++old_states;
+      } else {
+        CHECK(seq == 200);
+        CHECK(digest == at_200);
+        ++new_states;
+      }
+    }
+  }
+  // Both outcomes occur: the cut points span the moment the staged snapshot became durable.
+  CHECK(old_states > 0);
+  CHECK(new_states > 0);
 }

@@ -2,7 +2,9 @@
 // bound to a store, the replica's link thread, and snapshot installation for catch-up.
 #include "replica.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <string_view>
 
 #include "prevalent/error.hpp"
 #include "prevalent/format.hpp"
@@ -40,33 +42,61 @@ unsigned ReplicationPrimary::connected_replicas() const { return core_.replicas_
 
 namespace detail {
 
+namespace {
+constexpr std::string_view catch_up_prefix = "catch-up-";
+}  // namespace
+
 void install_snapshot(const std::shared_ptr<Directory>& dir, const snapshot_file& file) {
   if (format::parse_snapshot_file_name(file.name) != file.last_seq)
     throw error(errc::corrupt_snapshot, "replication: snapshot file name \"" + file.name +
                                             "\" does not name sequence number " +
                                             std::to_string(file.last_seq));
-  const auto lock = dir->lock(format::lock_file_name);
-  const std::string temp = file.name + format::temp_suffix;
-  try {
-    dir->remove(temp);  // a leftover of an interrupted catch-up
-  } catch (const std::exception&) {
-  }
   {
-    auto out = dir->open(temp, Directory::open_mode::create_new);
-    out->append(file.content);
-    out->sync();
+    const auto lock = dir->lock(format::lock_file_name);
+    const std::string staged = std::string(catch_up_prefix) + file.name;
+    const std::string temp = staged + format::temp_suffix;
+    if (auto names = dir->list(); std::find(names.begin(), names.end(), temp) != names.end())
+      dir->remove(temp);  // a leftover of an interrupted catch-up
+    {
+      auto out = dir->open(temp, Directory::open_mode::create_new);
+      out->append(file.content);
+      out->sync();
+    }
+    dir->rename(temp, staged);
+    dir->sync();  // from here on, the catch-up is finished by the next open if cut short
   }
-  bool removed = false;
+  finish_catch_up(dir);
+}
+
+bool finish_catch_up(const std::shared_ptr<Directory>& dir) {
+  const auto lock = dir->lock(format::lock_file_name);
+  std::string staged;
+  bool changed = false;
   for (const auto& name : dir->list()) {
-    const auto first = format::parse_segment_file_name(name);
-    if (first && *first <= file.last_seq + 1) {
-      dir->remove(name);
-      removed = true;
+    if (!name.starts_with(catch_up_prefix)) continue;
+    if (name.ends_with(format::temp_suffix)) {
+      dir->remove(name);  // never complete: the catch-up did not start
+      changed = true;
+    } else if (format::parse_snapshot_file_name(name.substr(catch_up_prefix.size()))) {
+      staged = std::max(staged, name);  // names sort by sequence number
     }
   }
-  if (removed) dir->sync();
-  dir->rename(temp, file.name);
+  if (staged.empty()) {
+    if (changed) dir->sync();
+    return false;
+  }
+  // The replica's own snapshots and segments are all older than the staged snapshot (it was
+  // too far behind): without them the store opens from the staged one alone.
+  for (const auto& name : dir->list()) {
+    const bool snapshot = format::parse_snapshot_file_name(name).has_value();
+    const bool segment = format::parse_segment_file_name(name).has_value();
+    const bool older_staged = name.starts_with(catch_up_prefix) && name != staged;
+    if (snapshot || segment || older_staged) dir->remove(name);
+  }
   dir->sync();
+  dir->rename(staged, staged.substr(catch_up_prefix.size()));
+  dir->sync();
+  return true;
 }
 
 ReplicaLink::ReplicaLink(endpoint primary, hooks h, std::chrono::milliseconds retry)

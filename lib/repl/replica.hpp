@@ -91,13 +91,18 @@ struct snapshot_file {
   bytes content;
 };
 
-// Installs `file` in the replica directory `dir` crash-safely (rule R3's protocol: write a
-// temporary file, sync it, rename it into place, sync the directory). Before the rename it
-// removes the replica's journal segments (they end before the snapshot, so a journal that
-// starts there could never reach it) and syncs that: a crash anywhere leaves a store that
-// opens at an older point (an older snapshot, or empty) and catches up again. Takes the
-// directory's lock: the replica's store must be closed.
+// Installs `file` in the replica directory `dir` crash-safely. It is staged first, durably and
+// whole (written as catch-up-<name>.tmp, synced, renamed to catch-up-<name>, directory
+// synced); then finish_catch_up() removes the replica's own snapshots and journal segments
+// (all older: the replica was too far behind, and a journal that ends before the snapshot
+// could not follow it) and renames the staged file into place (directory synced after each
+// step). A crash before the staged file is durable leaves the replica as it was; after it,
+// the next open of the Replica finishes the catch-up. Takes the directory's lock: the
+// replica's store must be closed.
 void install_snapshot(const std::shared_ptr<Directory>& dir, const snapshot_file& file);
+// Finishes a catch-up cut short (see install_snapshot), before a replica's store opens;
+// returns whether there was one. Removes unfinished staging files.
+bool finish_catch_up(const std::shared_ptr<Directory>& dir);
 
 // The compiled half of Replica: the thread that connects to the primary, stores and applies
 // what it sends, reconnects after an error, and installs a snapshot when told it is too far
@@ -217,6 +222,7 @@ class Replica {
   using access = ::prevalent::detail::store_access<State, Commands...>;
 
   void open_store(const endpoint& at) {
+    detail::finish_catch_up(open_posix_directory(path_, modes_of(options_)));
     store_ = std::make_unique<store_type>(path_, options_);
     access::core(*store_).set_read_only("this store is a replica of " + at.to_string() +
                                         "; send commands to the primary");

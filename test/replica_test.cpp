@@ -377,3 +377,26 @@ TEST_CASE("a snapshot catch-up cut by a power loss at any step leaves a replica 
   CHECK(old_states > 0);
   CHECK(new_states > 0);
 }
+
+TEST_CASE("a replica whose primary is not up says why, and follows once it is") {
+  test::temp_dir primary_dir, replica_dir;
+  BankStore primary(primary_dir.path(), quick());
+  deposit(primary, 0, 10);
+  std::uint16_t port = 0;
+  {
+    repl::ReplicationPrimary probe(primary);  // a free port, then nobody listening there
+    port = probe.port();
+  }
+  BankReplica replica(replica_dir.path(), address(port), quick(), std::chrono::milliseconds(20));
+  const auto until = deadline();
+  while (replica.lag().last_error.empty() && clock_type::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const auto lag = replica.lag();
+  CHECK(!lag.connected);
+  CHECK(lag.last_error.find("cannot connect to the primary " + address(port)) != std::string::npos);
+  CHECK(lag.since_heard == clock_type::duration::max());
+  CHECK(replica.last_sequence() == 0);
+  repl::ReplicationPrimary serving(primary, port);  // the same port: the replica retries there
+  REQUIRE(replica.wait_applied(10, deadline()));
+  CHECK(digest_of(replica) == digest_of(primary));
+}

@@ -274,14 +274,31 @@ ReplicationClient::~ReplicationClient() = default;
 
 void ReplicationClient::stop() {
   stopping_ = true;
-  shut(impl_->socket);
+  // The descriptor as run() published it (reading the socket object here would race with
+  // run() opening it). A connect in progress is not interrupted; run() checks stopping_ after.
+  if (const int fd = fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
 }
 
 void ReplicationClient::run() {
   auto& socket = impl_->socket;
   tcp::resolver resolver(impl_->io);
-  asio::connect(socket, resolver.resolve(host_, std::to_string(port_)));
-  if (stopping_) return;  // stop() came before the socket was open
+  boost::system::error_code ec = asio::error::host_not_found;
+  for (const auto& entry : resolver.resolve(host_, std::to_string(port_))) {
+    socket.open(entry.endpoint().protocol());
+    fd_ = socket.native_handle();
+    socket.connect(entry.endpoint(), ec);
+    if (!ec) break;
+    fd_ = -1;
+    socket.close();
+  }
+  if (ec)
+    throw boost::system::system_error(
+        ec, "replication: cannot connect to the primary " + host_ + ":" + std::to_string(port_));
+  struct unpublish {
+    std::atomic<int>& fd;
+    ~unpublish() { fd = -1; }
+  } unpublished{fd_};
+  if (stopping_) return;  // stop() came before the socket was connected
   socket.set_option(tcp::no_delay(true));
   bytes hello(28);
   std::copy(std::begin(hello_magic), std::end(hello_magic), hello.begin());

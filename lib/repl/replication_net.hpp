@@ -110,6 +110,7 @@ class ReplicationClient {
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> primary_durable_{0};
   std::atomic<std::chrono::steady_clock::rep> last_heard_{0};
+  std::atomic<int> fd_{-1};  // the socket's descriptor while run() has it open, for stop()
 };
 
 }  // namespace prevalent::repl

@@ -98,7 +98,8 @@ bytes newest_snapshot_message(Directory& dir) {
   put_le(&b[0], *newest);
   put_le(&b[8], static_cast<std::uint32_t>(name.size()));
   std::memcpy(&b[12], name.data(), name.size());
-  std::copy(content.begin(), content.end(), b.begin() + 12 + name.size());
+  std::copy(content.begin(), content.end(),
+            b.begin() + static_cast<std::ptrdiff_t>(12 + name.size()));
   return b;
 }
 

@@ -24,6 +24,7 @@
 #include "prevalent/persistence.hpp"
 #include "prevalent/recovery_tracker.hpp"
 #include "prevalent/replay_pipeline.hpp"
+#include "prevalent/replication_log.hpp"
 #include "prevalent/snapshot_scheduler.hpp"
 #include "prevalent/snapshot_writer.hpp"
 #include "prevalent/writer_preferring_mutex.hpp"
@@ -308,6 +309,28 @@ std::uint64_t StoreCore::apply_journal(const record_visitor& replay) {
     });
   } catch (const std::exception& e) {
     // The state may hold part of a record: no query may see it, and nothing more is applied.
+    s.state_valid = false;
+    s.invalid_reason = std::string("applying replicated records failed: ") + e.what();
+    throw;
+  }
+  return s.last_applied;
+}
+
+std::uint64_t StoreCore::apply_records(const std::vector<raw_record>& batch,
+                                       const record_visitor& replay) {
+  impl& s = *impl_;
+  std::unique_lock lock(s.mutex);
+  auto applied = [&](const record_view& r) {
+    replay.one(r);
+    s.last_applied = r.seq;
+    s.last_timestamp_ns = std::max(s.last_timestamp_ns, r.timestamp_ns);
+    if (s.scheduler) s.scheduler->note_command(format::framed_size(r.payload.size()));
+  };
+  try {
+    if (!batch.empty() && batch.front().seq > s.last_applied + 1)
+      s.journal().for_each(s.last_applied + 1, batch.front().seq - 1, applied);
+    s.journal().visit_raw(batch, s.last_applied, "replicated batch in " + s.path, applied);
+  } catch (const std::exception& e) {
     s.state_valid = false;
     s.invalid_reason = std::string("applying replicated records failed: ") + e.what();
     throw;

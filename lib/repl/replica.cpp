@@ -155,7 +155,7 @@ void ReplicaLink::follow_once() {
   std::optional<snapshot_file> snapshot;
   {
     ReplicationClient client(journal, primary_.host, primary_.port);
-    client.on_batch = [&](std::uint64_t) {
+    client.on_batch = [&](const std::vector<raw_record>& batch) {
       {
         // First: once the records are applied, the lag must not show an older primary seq.
         std::lock_guard g(mutex_);
@@ -163,7 +163,7 @@ void ReplicaLink::follow_once() {
         primary_seq_ = client.primary_durable();
         heard_ = client.last_heard();
       }
-      hooks_.apply();
+      hooks_.apply(&batch);
     };
     client.on_heartbeat = [&] {
       std::lock_guard g(mutex_);
@@ -186,7 +186,7 @@ void ReplicaLink::follow_once() {
         link.client_ = nullptr;
       }
     } registered{*this};
-    hooks_.apply();  // what an earlier connection stored but did not apply (none, usually)
+    hooks_.apply(nullptr);  // what an earlier connection stored but did not apply (none, usually)
     client.run();
   }
   if (snapshot) {

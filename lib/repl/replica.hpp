@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "prevalent/detail/store_access.hpp"
+#include "prevalent/replication_log.hpp"
 #include "prevalent/store.hpp"
 
 namespace prevalent::repl {
@@ -112,8 +113,9 @@ class ReplicaLink {
   struct hooks {
     // The replica's store core, under the replica's lock (see Replica::with_core).
     std::function<void(const std::function<void(::prevalent::detail::StoreCore&)>&)> with_core;
-    // Applies the durable records not yet applied (typed: the store's replay).
-    std::function<void()> apply;
+    // Applies the durable records not yet applied (typed: the store's replay): those of
+    // `batch`, just appended, or (null) whatever the journal holds past the state.
+    std::function<void(const std::vector<raw_record>* batch)> apply;
     // Closes the store, installs the snapshot, opens the store again.
     std::function<void(const snapshot_file&)> install;
   };
@@ -170,7 +172,7 @@ class Replica {
               std::shared_lock g(swap_);
               f(access::core(*store_));
             },
-            [this] { apply(); },
+            [this](const std::vector<raw_record>* batch) { apply(batch); },
             [this, at](const detail::snapshot_file& file) { reopen_with(file, at); }},
         retry);
     link_->start();
@@ -227,10 +229,14 @@ class Replica {
     access::core(*store_).set_read_only("this store is a replica of " + at.to_string() +
                                         "; send commands to the primary");
   }
-  void apply() {
+  void apply(const std::vector<raw_record>* batch) {
     {
       std::shared_lock g(swap_);
-      access::core(*store_).apply_journal(access::replayer(access::state(*store_)));
+      auto& core = access::core(*store_);
+      if (batch)
+        core.apply_records(*batch, access::replayer(access::state(*store_)));
+      else
+        core.apply_journal(access::replayer(access::state(*store_)));
     }
     std::lock_guard g(applied_mutex_);
     applied_cv_.notify_all();

@@ -362,9 +362,9 @@ void ReplicationClient::run() {
       if (on_heartbeat) on_heartbeat();
       continue;
     }
-    const std::uint64_t last = journal_->append_raw(batch);  // durable when it returns
+    journal_->append_raw(batch);  // durable when it returns
     send_frame(socket, message_type::ack, u64_body(journal_->durable_seq()));
-    if (on_batch) on_batch(last);
+    if (on_batch) on_batch(batch);
   }
 }
 

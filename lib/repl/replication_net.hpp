@@ -91,9 +91,9 @@ class ReplicationClient {
     return std::chrono::steady_clock::time_point(
         std::chrono::steady_clock::duration(last_heard_.load()));
   }
-  // Called on run()'s thread after each batch is durable in the journal, with its last seq
-  // (a replica store applies the records there). Set before run().
-  std::function<void(std::uint64_t last)> on_batch;
+  // Called on run()'s thread after each batch is durable in the journal and acknowledged,
+  // with the batch (a replica store applies the records there). Set before run().
+  std::function<void(const std::vector<raw_record>& batch)> on_batch;
   // Called on run()'s thread for each heartbeat (a records message with none).
   std::function<void()> on_heartbeat;
   // The primary sent its newest snapshot file (the replica is too far behind): its name,

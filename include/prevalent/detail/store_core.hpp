@@ -28,7 +28,8 @@
 #include "prevalent/options.hpp"
 
 namespace prevalent {
-class Journal;  // lib/include/prevalent/journal.hpp (internal)
+class Journal;      // lib/include/prevalent/journal.hpp (internal)
+struct raw_record;  // lib/include/prevalent/replication_log.hpp (internal)
 }  // namespace prevalent
 
 namespace prevalent::detail {
@@ -176,6 +177,12 @@ class StoreCore {
   // query sees either none or all of them. Returns last_applied(). Throws what a replay of the
   // records would (the store is then failed: its state would drift from its journal).
   std::uint64_t apply_journal(const record_visitor& replay);
+  // apply_journal() for a batch just appended (Journal::append_raw): the records are decoded
+  // from `batch` in memory (Journal::visit_raw: the same decryption and decode as recovery,
+  // without reading back the segment, which for_each would scan from its start each time).
+  // Records up to last_applied() are skipped; a gap before the batch is applied from disk
+  // first.
+  std::uint64_t apply_records(const std::vector<raw_record>& batch, const record_visitor& replay);
   // The journal, not owned: valid until close(). For the replication server and client.
   std::shared_ptr<Journal> journal_handle();
   // A primary under acks = replicated(k): replica `id` (one per connection) reported its

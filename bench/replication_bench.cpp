@@ -3,7 +3,8 @@
 // replicas following, replicated(1) and replicated(2), all in one run on this machine
 // (replicas on loopback in the same process: the figures show the protocol's cost, not a
 // network's), and the replicas' lag under that load (records behind the primary's durable
-// mark, sampled every millisecond). Usage: replication_bench [WRITERS] [COMMANDS_PER_WRITER].
+// mark, sampled every millisecond). Usage: replication_bench [WRITERS] [COMMANDS_PER_WRITER]
+// [one] (only replicated(1) with one replica, for profiling).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -130,8 +131,13 @@ int main(int argc, char** argv) {
               "max behind");
   using prevalent::ack_policy;
   const auto timeout = std::chrono::seconds(10);
+  if (argc > 3 && std::string(argv[3]) == "one") {  // one mode alone, for profiling
+    run("replicated(1), 1 replica", 1, ack_policy::replicated(1, timeout), writers, per_writer);
+    return 0;
+  }
   const auto local = run("local, no replica", 0, ack_policy::local(), writers, per_writer);
   run("local, 2 replicas", 2, ack_policy::local(), writers, per_writer);
+  run("replicated(1), 1 replica", 1, ack_policy::replicated(1, timeout), writers, per_writer);
   const auto r1 =
       run("replicated(1), 2 replicas", 2, ack_policy::replicated(1, timeout), writers, per_writer);
   const auto r2 =

@@ -130,7 +130,11 @@ struct StoreCore::impl {
   mutable std::mutex acks_mutex;
   std::condition_variable acks_cv;
   std::map<std::uint64_t, std::uint64_t> replica_durable;  // connection id -> durable seq
-  std::optional<SnapshotScheduler> scheduler;              // last: its thread calls hooks.snapshot
+  // The highest seq that acks.replicas replicas have reported durable (the k-th highest mark;
+  // never decreases: a replica that leaves keeps what it had made durable). Waiters wake only
+  // when it moves, not at every acknowledgement.
+  std::uint64_t replicated_through = 0;
+  std::optional<SnapshotScheduler> scheduler;  // last: its thread calls hooks.snapshot
 
   Journal& journal() { return persistence.journal(); }
 
@@ -343,12 +347,21 @@ std::shared_ptr<Journal> StoreCore::journal_handle() {
 }
 
 void StoreCore::replica_acked(std::uint64_t id, std::uint64_t seq) {
+  impl& s = *impl_;
+  const unsigned k = s.persistence.options().acks.replicas;
   {
-    std::lock_guard g(impl_->acks_mutex);
-    auto& mark = impl_->replica_durable[id];
+    std::lock_guard g(s.acks_mutex);
+    auto& mark = s.replica_durable[id];
     mark = std::max(mark, seq);
+    if (k == 0 || s.replica_durable.size() < k) return;
+    std::vector<std::uint64_t> marks;
+    marks.reserve(s.replica_durable.size());
+    for (const auto& [replica, durable] : s.replica_durable) marks.push_back(durable);
+    std::nth_element(marks.begin(), marks.begin() + (k - 1), marks.end(), std::greater<>());
+    if (marks[k - 1] <= s.replicated_through) return;
+    s.replicated_through = marks[k - 1];
   }
-  impl_->acks_cv.notify_all();
+  s.acks_cv.notify_all();
 }
 
 void StoreCore::replica_gone(std::uint64_t id) {
@@ -373,7 +386,7 @@ void StoreCore::wait_replicated(std::uint64_t seq) {
     return n;
   };
   std::unique_lock g(s.acks_mutex);
-  if (s.acks_cv.wait_for(g, acks.timeout, [&] { return count() >= acks.replicas; })) return;
+  if (s.acks_cv.wait_for(g, acks.timeout, [&] { return s.replicated_through >= seq; })) return;
   const unsigned got = count();
   throw error(errc::replication_timeout,
               "store in " + s.path + ": command " + std::to_string(seq) + " was acknowledged by " +

@@ -308,7 +308,19 @@ void ReplicationClient::run() {
   put_le(&hello[20], journal_->last_epoch());
   send_frame(socket, message_type::hello, hello);
   send_frame(socket, message_type::ack, u64_body(journal_->durable_seq()));
+  // Records of every message already received are stored together: one append_raw (one
+  // fdatasync) and one ack for all of them, so a replica keeps up with a primary that sends
+  // many small batches (one per fdatasync of its own).
   std::vector<raw_record> batch;
+  std::size_t batch_bytes = 0;
+  auto store_batch = [&] {
+    if (batch.empty()) return;
+    journal_->append_raw(batch);  // durable when it returns
+    send_frame(socket, message_type::ack, u64_body(journal_->durable_seq()));
+    if (on_batch) on_batch(batch);
+    batch.clear();
+    batch_bytes = 0;
+  };
   bytes body;
   for (;;) {
     message_type type;
@@ -318,6 +330,7 @@ void ReplicationClient::run() {
       if (stopping_) return;
       throw;
     }
+    if (type != message_type::records) store_batch();  // what came before it first
     if (type == message_type::error) {
       need(body, 0, 4, "error");
       const auto code = static_cast<errc>(get_le<std::uint32_t>(&body[0]));
@@ -342,7 +355,6 @@ void ReplicationClient::run() {
     primary_durable_ = get_le<std::uint64_t>(&body[0]);
     last_heard_ = std::chrono::steady_clock::now().time_since_epoch().count();
     const auto count = get_le<std::uint32_t>(&body[8]);
-    batch.clear();
     std::size_t at = 12;
     for (std::uint32_t i = 0; i < count; ++i) {
       need(body, at, 32, "records");
@@ -356,15 +368,14 @@ void ReplicationClient::run() {
       need(body, at + 32, length, "records");
       r.payload.assign(body.begin() + at + 32, body.begin() + at + 32 + length);
       at += 32 + length;
+      batch_bytes += length;
       batch.push_back(std::move(r));
     }
-    if (batch.empty()) {  // a heartbeat
-      if (on_heartbeat) on_heartbeat();
-      continue;
-    }
-    journal_->append_raw(batch);  // durable when it returns
-    send_frame(socket, message_type::ack, u64_body(journal_->durable_seq()));
-    if (on_batch) on_batch(batch);
+    if (count == 0 && on_heartbeat) on_heartbeat();
+    // More already here (at least its first bytes): take it into this batch, up to a bound.
+    boost::system::error_code ec;
+    if (socket.available(ec) > 0 && !ec && batch_bytes < max_store_bytes) continue;
+    store_batch();
   }
 }
 

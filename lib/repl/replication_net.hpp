@@ -31,6 +31,9 @@ inline constexpr std::uint32_t protocol_version = 1;
 enum class message_type : std::uint8_t { hello = 1, records = 2, ack = 3, error = 4, snapshot = 5 };
 // The most payload bytes of records the server puts in one message (at least one record).
 inline constexpr std::size_t max_batch_bytes = 1u << 20;
+// The most payload bytes a replica gathers from messages already received into one write and
+// one fdatasync.
+inline constexpr std::size_t max_store_bytes = 8u << 20;
 // A frame's body is at most this long (a record of the largest size fits).
 inline constexpr std::uint32_t max_frame_bytes = (1u << 30) + (1u << 20);
 

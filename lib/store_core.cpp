@@ -302,6 +302,7 @@ void StoreCore::set_read_only(std::string why) {
 std::uint64_t StoreCore::apply_journal(const record_visitor& replay) {
   impl& s = *impl_;
   std::unique_lock lock(s.mutex);
+  s.check_valid("replicated records not applied");
   const std::uint64_t to = s.journal().durable_seq();
   if (to <= s.last_applied) return s.last_applied;
   try {
@@ -324,6 +325,7 @@ std::uint64_t StoreCore::apply_records(const std::vector<raw_record>& batch,
                                        const record_visitor& replay) {
   impl& s = *impl_;
   std::unique_lock lock(s.mutex);
+  s.check_valid("replicated records not applied");  // they stay on disk for a reopen
   auto applied = [&](const record_view& r) {
     replay.one(r);
     s.last_applied = r.seq;

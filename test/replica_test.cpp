@@ -431,3 +431,45 @@ TEST_CASE("an encrypted primary's replica stores sealed records and snapshots, a
         entry.path());
   }
 }
+
+namespace {
+struct Withdraw {  // a command the replica program below does not know
+  static constexpr std::string_view name = "withdraw";
+  std::string account;
+  long amount = 0;
+  long apply(Bank& b, const Context&) const {
+    b.total -= amount;
+    return b.balances[account] -= amount;
+  }
+  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Withdraw, account, amount)
+};
+}  // namespace
+
+TEST_CASE("a record the replica cannot apply stops its state, not its journal; a reopen resumes") {
+  test::temp_dir primary_dir, replica_dir;
+  Store<Bank, Deposit, Withdraw> primary(primary_dir.path(), quick());
+  repl::ReplicationPrimary serving(primary);
+  primary.execute(Deposit{"alice", 10});
+  {
+    BankReplica replica(replica_dir.path(), address(serving.port()), quick());
+    REQUIRE(replica.wait_applied(1, deadline()));
+    primary.execute(Withdraw{"alice", 3});  // unknown to Replica<Bank, Deposit>
+    primary.execute(Deposit{"alice", 5});
+    const auto until = deadline();
+    while (replica.lag().durable_seq < 3 && clock_type::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto lag = replica.lag();
+    CHECK(lag.durable_seq == 3);  // stored: the journal is the primary's
+    CHECK(lag.applied_seq == 1);  // never applied: the state stops rather than drift
+    CHECK(lag.last_error.find("withdraw") != std::string::npos);
+    CHECK_THROWS_WITH_AS(replica.query([](const Bank& b) { return b.total; }),
+                         doctest::Contains("could not be rebuilt"), error);
+  }
+  // The program that knows every command opens the same directory and goes on.
+  repl::Replica<Bank, Deposit, Withdraw> replica(replica_dir.path(), address(serving.port()),
+                                                 quick());
+  CHECK(replica.store().recovery().replayed == 3);
+  REQUIRE(replica.wait_applied(3, deadline()));
+  CHECK(replica.query([](const Bank& b) { return b.balances.at("alice"); }) == 12);
+  CHECK(digest_of(replica) == digest_of(primary));
+}

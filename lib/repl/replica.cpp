@@ -149,6 +149,18 @@ void ReplicaLink::run() {
   }
 }
 
+void ReplicaLink::apply(const std::vector<raw_record>* batch) {
+  // A record that does not apply fails the replica's state (queries refuse, naming why) but
+  // not its journal: it goes on storing and acknowledging the primary's records, which a
+  // reopen (with a program that can apply them) replays.
+  try {
+    hooks_.apply(batch);
+  } catch (const std::exception& e) {
+    std::lock_guard g(mutex_);
+    last_error_ = e.what();
+  }
+}
+
 void ReplicaLink::follow_once() {
   std::shared_ptr<Journal> journal;
   hooks_.with_core([&](::prevalent::detail::StoreCore& core) { journal = core.journal_handle(); });
@@ -163,7 +175,7 @@ void ReplicaLink::follow_once() {
         primary_seq_ = client.primary_durable();
         heard_ = client.last_heard();
       }
-      hooks_.apply(&batch);
+      apply(&batch);
     };
     client.on_heartbeat = [&] {
       std::lock_guard g(mutex_);
@@ -186,7 +198,7 @@ void ReplicaLink::follow_once() {
         link.client_ = nullptr;
       }
     } registered{*this};
-    hooks_.apply(nullptr);  // what an earlier connection stored but did not apply (none, usually)
+    apply(nullptr);  // what an earlier connection stored but did not apply (none, usually)
     client.run();
   }
   if (snapshot) {

@@ -77,7 +77,7 @@ struct replica_lag {
   std::chrono::steady_clock::duration since_heard = std::chrono::steady_clock::duration::max();
   bool connected = false;
   std::uint64_t catch_ups = 0;  // snapshots installed because the replica was too far behind
-  std::string last_error;       // why the last connection ended, if one did
+  std::string last_error;       // why the last connection ended, or records did not apply
   std::uint64_t records_behind() const {
     return primary_seq > applied_seq ? primary_seq - applied_seq : 0;
   }
@@ -133,6 +133,7 @@ class ReplicaLink {
  private:
   void run();
   void follow_once();
+  void apply(const std::vector<raw_record>* batch);
 
   endpoint primary_;
   hooks hooks_;

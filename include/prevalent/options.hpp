@@ -72,8 +72,6 @@ struct snapshot_policy {
   bool on_close = false;  // snapshot when the store is destroyed, so the next open replays nothing
 };
 
-// Everything a Store is opened with: the journal's options (sync policy, codec, segment size,
-// record and queue limits, preallocation: journal_options above) and the store's own.
 // When a primary acknowledges a command (issue 11, docs/REPLICATION.md "Acknowledgement modes"):
 // `local()` once it is as safe as the sync policy promises on this machine (the default);
 // `replicated(k, timeout)` once, in addition, at least k replicas have reported it durable on
@@ -90,6 +88,8 @@ struct ack_policy {
   }
 };
 
+// Everything a Store is opened with: the journal's options (sync policy, codec, segment size,
+// record and queue limits, preallocation: journal_options above) and the store's own.
 struct store_options : journal_options {
   // How snapshots are encoded. JSON by default whatever `codec` says: for large states
   // nlohmann's JSON parser measured 3.7x faster than its CBOR reader here (1M sessions:

@@ -473,3 +473,28 @@ TEST_CASE("a record the replica cannot apply stops its state, not its journal; a
   CHECK(replica.query([](const Bank& b) { return b.balances.at("alice"); }) == 12);
   CHECK(digest_of(replica) == digest_of(primary));
 }
+
+TEST_CASE("a replica's own automatic snapshots bound its journal while it follows") {
+  test::temp_dir primary_dir, replica_dir;
+  BankStore primary(primary_dir.path(), quick());
+  repl::ReplicationPrimary serving(primary);
+  store_options r = few_segments();
+  r.snapshots.every_commands = 50;
+  {
+    BankReplica replica(replica_dir.path(), address(serving.port()), r);
+    deposit(primary, 0, 400);
+    REQUIRE(replica.wait_applied(400, deadline()));
+    CHECK(digest_of(replica) == digest_of(primary));
+    // Snapshots were taken on the replica, and retention dropped the segments before them.
+    const auto until = deadline();
+    while (replica.store().segments().front().first_seq == 1 && clock_type::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(replica.store().segments().front().first_seq > 1);
+  }
+  // It reopens from its own snapshot and journal, and resumes.
+  deposit(primary, 400, 420);
+  BankReplica replica(replica_dir.path(), address(serving.port()), r);
+  CHECK(replica.store().recovery().replayed < 400);
+  REQUIRE(replica.wait_applied(420, deadline()));
+  CHECK(digest_of(replica) == digest_of(primary));
+}

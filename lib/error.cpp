@@ -36,6 +36,9 @@ class category_impl final : public std::error_category {
       case errc::not_reachable: return "state not reachable in the history kept";
       case errc::stale_epoch: return "record or store of an older epoch than the journal's";
       case errc::too_far_behind: return "records asked for were already dropped";
+      case errc::read_only_replica: return "a replica refuses commands";
+      case errc::replication_timeout:
+        return "too few replicas acknowledged the command in time (it is durable locally)";
     }
     return "unknown prevalent error";
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "commit_queue.hpp"
+#include "prevalent/cipher.hpp"
 #include "prevalent/error.hpp"
 #include "prevalent/journal.hpp"
 #include "prevalent/replication_log.hpp"
@@ -163,6 +164,30 @@ std::uint64_t Journal::append_raw(const std::vector<raw_record>& batch) {
   }
   sync_through(seq);
   return seq;
+}
+
+void Journal::visit_raw(const std::vector<raw_record>& batch, std::uint64_t after,
+                        const std::string& where, const visitor& visit) const {
+  bytes plain;
+  for (const auto& r : batch) {
+    if (r.seq <= after) continue;
+    byte_view payload = r.payload;
+    if (r.sealed) {
+      const std::string rec = where + ": record " + std::to_string(r.seq);
+      if (!cipher_)
+        throw error(errc::encryption_mismatch, rec + " is sealed and this store has no key");
+      // Version 3 (epoch >= 1): the associated data is the codec, epoch, seq and timestamp
+      // (format::record_ad), the same wherever the record is stored.
+      format::segment_header h{};
+      h.epoch = r.epoch;
+      h.codec = r.codec;
+      if (r.epoch == 0 || !cipher_->open(detail::payload_cipher::purpose::record, r.payload,
+                                         format::record_ad(h, r.seq, r.timestamp_ns, 0), plain))
+        throw error(errc::authentication_failed, rec + " does not authenticate");
+      payload = plain;
+    }
+    visit(record_view{r.seq, r.timestamp_ns, payload, r.codec, where, 0, r.epoch});
+  }
 }
 
 }  // namespace prevalent

@@ -73,6 +73,9 @@ void check_options(const store_options& o) {
             " is not a known codec (json, cbor or msgpack)");
   if (o.compress_snapshots && !detail::zstd_available())
     invalid("compress_snapshots needs zstd; prevalent was built without libzstd");
+  if (o.acks.replicas > 0 && o.acks.timeout.count() <= 0)
+    invalid("acks.timeout must be positive with acks = replicated(" +
+            std::to_string(o.acks.replicas) + ")");
   check_options(modes_of(o));
 }
 

@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -22,6 +24,7 @@
 #include "prevalent/persistence.hpp"
 #include "prevalent/recovery_tracker.hpp"
 #include "prevalent/replay_pipeline.hpp"
+#include "prevalent/replication_log.hpp"
 #include "prevalent/snapshot_scheduler.hpp"
 #include "prevalent/snapshot_writer.hpp"
 #include "prevalent/writer_preferring_mutex.hpp"
@@ -121,6 +124,16 @@ struct StoreCore::impl {
   std::atomic<bool> closed{false};
   bool opened = false;  // open() succeeded: the journal exists
   store_meters meters;
+  // Replication (issue 11): a replica's refusal, and a primary's replicas' durable marks.
+  std::string read_only;  // non-empty: a replica; why commands are refused (set once)
+  std::atomic<bool> is_replica{false};
+  mutable std::mutex acks_mutex;
+  std::condition_variable acks_cv;
+  std::map<std::uint64_t, std::uint64_t> replica_durable;  // connection id -> durable seq
+  // The highest seq that acks.replicas replicas have reported durable (the k-th highest mark;
+  // never decreases: a replica that leaves keeps what it had made durable). Waiters wake only
+  // when it moves, not at every acknowledgement.
+  std::uint64_t replicated_through = 0;
   std::optional<SnapshotScheduler> scheduler;  // last: its thread calls hooks.snapshot
 
   Journal& journal() { return persistence.journal(); }
@@ -264,6 +277,7 @@ void StoreCore::check_record_size(std::size_t payload_bytes) const {
 void StoreCore::check_accepting() const {
   const impl& s = *impl_;
   if (s.closed) throw error(errc::closed, "store in " + s.path + " is closed");
+  if (s.is_replica) throw error(errc::read_only_replica, s.read_only);
   s.check_valid("store stopped accepting commands");
   if (s.persistence.journal().failed())
     throw error(errc::store_failed, "store in " + s.path +
@@ -277,6 +291,112 @@ void StoreCore::check_accepting() const {
                     " (store_options::epoch), but its journal holds records "
                     "of epoch " +
                     std::to_string(journal.last_epoch()) + ": epochs never decrease");
+}
+
+void StoreCore::set_read_only(std::string why) {
+  std::unique_lock lock(impl_->mutex);
+  impl_->read_only = std::move(why);
+  impl_->is_replica = true;
+}
+
+std::uint64_t StoreCore::apply_journal(const record_visitor& replay) {
+  impl& s = *impl_;
+  std::unique_lock lock(s.mutex);
+  s.check_valid("replicated records not applied");
+  const std::uint64_t to = s.journal().durable_seq();
+  if (to <= s.last_applied) return s.last_applied;
+  try {
+    s.journal().for_each(s.last_applied + 1, to, [&](const record_view& r) {
+      replay.one(r);
+      s.last_applied = r.seq;
+      s.last_timestamp_ns = std::max(s.last_timestamp_ns, r.timestamp_ns);
+      if (s.scheduler) s.scheduler->note_command(format::framed_size(r.payload.size()));
+    });
+  } catch (const std::exception& e) {
+    // The state may hold part of a record: no query may see it, and nothing more is applied.
+    s.state_valid = false;
+    s.invalid_reason = std::string("applying replicated records failed: ") + e.what();
+    throw;
+  }
+  return s.last_applied;
+}
+
+std::uint64_t StoreCore::apply_records(const std::vector<raw_record>& batch,
+                                       const record_visitor& replay) {
+  impl& s = *impl_;
+  std::unique_lock lock(s.mutex);
+  s.check_valid("replicated records not applied");  // they stay on disk for a reopen
+  auto applied = [&](const record_view& r) {
+    replay.one(r);
+    s.last_applied = r.seq;
+    s.last_timestamp_ns = std::max(s.last_timestamp_ns, r.timestamp_ns);
+    if (s.scheduler) s.scheduler->note_command(format::framed_size(r.payload.size()));
+  };
+  try {
+    if (!batch.empty() && batch.front().seq > s.last_applied + 1)
+      s.journal().for_each(s.last_applied + 1, batch.front().seq - 1, applied);
+    s.journal().visit_raw(batch, s.last_applied, "replicated batch in " + s.path, applied);
+  } catch (const std::exception& e) {
+    s.state_valid = false;
+    s.invalid_reason = std::string("applying replicated records failed: ") + e.what();
+    throw;
+  }
+  return s.last_applied;
+}
+
+std::shared_ptr<Journal> StoreCore::journal_handle() {
+  return std::shared_ptr<Journal>(std::shared_ptr<void>(), &impl_->journal());
+}
+
+void StoreCore::replica_acked(std::uint64_t id, std::uint64_t seq) {
+  impl& s = *impl_;
+  const unsigned k = s.persistence.options().acks.replicas;
+  {
+    std::lock_guard g(s.acks_mutex);
+    auto& mark = s.replica_durable[id];
+    mark = std::max(mark, seq);
+    if (k == 0 || s.replica_durable.size() < k) return;
+    std::vector<std::uint64_t> marks;
+    marks.reserve(s.replica_durable.size());
+    for (const auto& [replica, durable] : s.replica_durable) marks.push_back(durable);
+    std::nth_element(marks.begin(), marks.begin() + (k - 1), marks.end(), std::greater<>());
+    if (marks[k - 1] <= s.replicated_through) return;
+    s.replicated_through = marks[k - 1];
+  }
+  s.acks_cv.notify_all();
+}
+
+void StoreCore::replica_gone(std::uint64_t id) {
+  std::lock_guard g(impl_->acks_mutex);
+  impl_->replica_durable.erase(id);
+}
+
+unsigned StoreCore::replicas_at(std::uint64_t seq) const {
+  std::lock_guard g(impl_->acks_mutex);
+  unsigned n = 0;
+  for (const auto& [id, durable] : impl_->replica_durable) n += durable >= seq ? 1 : 0;
+  return n;
+}
+
+void StoreCore::wait_replicated(std::uint64_t seq) {
+  impl& s = *impl_;
+  const ack_policy& acks = s.persistence.options().acks;
+  if (acks.replicas == 0) return;
+  auto count = [&] {
+    unsigned n = 0;
+    for (const auto& [id, durable] : s.replica_durable) n += durable >= seq ? 1 : 0;
+    return n;
+  };
+  std::unique_lock g(s.acks_mutex);
+  if (s.acks_cv.wait_for(g, acks.timeout, [&] { return s.replicated_through >= seq; })) return;
+  const unsigned got = count();
+  throw error(errc::replication_timeout,
+              "store in " + s.path + ": command " + std::to_string(seq) + " was acknowledged by " +
+                  std::to_string(got) + " of the " + std::to_string(acks.replicas) +
+                  " replicas that acks = replicated(" + std::to_string(acks.replicas) +
+                  ") needs within " + std::to_string(acks.timeout.count()) +
+                  " ms; it is applied and durable on this primary, and may still reach the "
+                  "replicas");
 }
 
 Context StoreCore::next_context() const { return next_context(std::chrono::system_clock::now()); }

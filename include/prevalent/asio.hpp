@@ -294,6 +294,12 @@ class AsyncStore {
   AsyncStore(executor_type ex, store_type store) : AsyncStore(ex, std::move(store), {}) {}
   AsyncStore(executor_type ex, store_type store, async_options async)
       : core_(std::make_unique<core>(std::move(ex), std::move(store), async)) {
+    // Its completions come from the journal's on_safe(), which knows nothing of replicas:
+    // refuse rather than acknowledge a command the replicas do not have (issue 11).
+    if (core_->impl().core.options().acks.replicas > 0)
+      throw error(errc::invalid_option,
+                  "AsyncStore does not support store_options::acks = replicated(k) yet; use "
+                  "Store::execute, or acks = local");
     core_->start_timer();
   }
 

@@ -38,6 +38,9 @@ enum class errc {
   stale_epoch,            // a record or a store of an older epoch than the journal's last
                           // record (replication: epochs never decrease along the journal)
   too_far_behind,         // replication: the records asked for were already dropped
+  read_only_replica,      // a command sent to a replica: only its primary accepts commands
+  replication_timeout,    // acks = replicated(k): fewer than k replicas reported the command
+                          // durable in time (it is applied and durable locally)
 };
 
 const std::error_category& error_category() noexcept;

@@ -72,6 +72,22 @@ struct snapshot_policy {
   bool on_close = false;  // snapshot when the store is destroyed, so the next open replays nothing
 };
 
+// When a primary acknowledges a command (issue 11, docs/REPLICATION.md "Acknowledgement modes"):
+// `local()` once it is as safe as the sync policy promises on this machine (the default);
+// `replicated(k, timeout)` once, in addition, at least k replicas have reported it durable on
+// their disks. If they have not within `timeout`, execute() throws errc::replication_timeout
+// (the command is applied and durable locally; it may or may not reach the replicas later).
+struct ack_policy {
+  unsigned replicas = 0;  // k; 0 = local
+  std::chrono::milliseconds timeout{5000};
+
+  static ack_policy local() { return {}; }
+  static ack_policy replicated(unsigned k,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    return {k, timeout};
+  }
+};
+
 // Everything a Store is opened with: the journal's options (sync policy, codec, segment size,
 // record and queue limits, preallocation: journal_options above) and the store's own.
 struct store_options : journal_options {
@@ -121,6 +137,9 @@ struct store_options : journal_options {
   // progress bar: called on the opening thread when the open starts, at most about 10 times a
   // second, and once at the end (recovery_progress.hpp). Throwing from it cancels the open.
   progress_function on_recovery_progress;
+  // When execute() returns, beyond the sync policy: local (default) or replicated(k), which
+  // needs a replication server serving this store (lib/repl/replica.hpp, ReplicationPrimary).
+  ack_policy acks{};
 };
 
 // The POSIX directory modes a store opened by path uses (posix_modes in directory.hpp).

@@ -155,11 +155,12 @@ class Store {
 
   // Runs `command`: validate() (if any) then apply() under the exclusive lock, queues its
   // record for the journal in the same order, and returns apply()'s result once the record is
-  // as safe as the sync policy promises. If validate() throws, nothing changes and nothing is
-  // written. If apply() throws, the state is rebuilt from disk (the command was not
-  // journaled) and the exception is rethrown. If the journal write or sync fails, the error is
-  // thrown, the state falls back to what is durable, and the store accepts no more commands
-  // (errc::store_failed).
+  // as safe as the sync policy promises (and, under store_options::acks = replicated(k), on k
+  // replicas: errc::replication_timeout otherwise, the command applied and durable locally). If
+  // validate() throws, nothing changes and nothing is written. If apply() throws, the state is
+  // rebuilt from disk (the command was not journaled) and the exception is rethrown. If the journal
+  // write or sync fails, the error is thrown, the state falls back to what is durable, and the
+  // store accepts no more commands (errc::store_failed).
   template <class C>
   auto execute(const C& command) {
     if constexpr (!(std::is_same_v<C, Commands> || ...)) {
@@ -242,6 +243,7 @@ class Store {
       auto [seq, result] = apply_and_queue(command, at, queued);
       core.wait_safe(seq);
       core.command_safe(queued);
+      core.wait_replicated(seq);  // acks = replicated(k); at once under local
       if constexpr (!std::is_void_v<apply_result_t<C, State>>) return std::move(*result);
     }
 

@@ -9,10 +9,12 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
+#include <optional>
 
 #include "../little_endian.hpp"
 #include "prevalent/checksum.hpp"
 #include "prevalent/error.hpp"
+#include "prevalent/format.hpp"
 
 namespace prevalent::repl {
 namespace {
@@ -51,7 +53,7 @@ message_type read_frame(tcp::socket& s, bytes& body) {
   rest.resize(length);
   body = std::move(rest);
   const auto type = static_cast<message_type>(head[4]);
-  if (type < message_type::hello || type > message_type::error)
+  if (type < message_type::hello || type > message_type::snapshot)
     throw error(errc::corrupt_record,
                 "replication: unknown message type " + std::to_string(head[4]));
   return type;
@@ -76,6 +78,31 @@ void send_error(tcp::socket& s, const prevalent::error& e) {
   send_frame(s, message_type::error, b);
 }
 
+// The newest snapshot file in `dir`, as stored, as the body of a snapshot message: its
+// sequence number (8), name length (4), name, content. Empty when there is none.
+bytes newest_snapshot_message(Directory& dir) {
+  std::optional<std::uint64_t> newest;
+  std::string name;
+  for (const auto& n : dir.list())
+    if (auto seq = format::parse_snapshot_file_name(n); seq && (!newest || *seq > *newest)) {
+      newest = seq;
+      name = n;
+    }
+  if (!newest) return {};
+  const bytes content = read_all(*dir.open(name, Directory::open_mode::read));
+  if (content.size() + 12 + name.size() > max_frame_bytes)
+    throw error(errc::too_far_behind, "replication: the newest snapshot " + dir.describe(name) +
+                                          " is too large for one message (" +
+                                          std::to_string(content.size()) + " bytes)");
+  bytes b(12 + name.size() + content.size());
+  put_le(&b[0], *newest);
+  put_le(&b[8], static_cast<std::uint32_t>(name.size()));
+  std::memcpy(&b[12], name.data(), name.size());
+  std::copy(content.begin(), content.end(),
+            b.begin() + static_cast<std::ptrdiff_t>(12 + name.size()));
+  return b;
+}
+
 void shut(tcp::socket& s) {
   // The socket's descriptor only: another thread may be blocked reading from it.
   ::shutdown(s.native_handle(), SHUT_RDWR);
@@ -90,8 +117,9 @@ struct ReplicationServer::impl {
   std::vector<std::shared_ptr<tcp::socket>> sockets;
 };
 
-ReplicationServer::ReplicationServer(std::shared_ptr<Journal> journal, std::uint16_t port)
-    : journal_(std::move(journal)), impl_(std::make_unique<impl>()) {
+ReplicationServer::ReplicationServer(std::shared_ptr<Journal> journal, std::uint16_t port,
+                                     ack_sink sink)
+    : journal_(std::move(journal)), impl_(std::make_unique<impl>()), sink_(std::move(sink)) {
   const tcp::endpoint at(asio::ip::address_v4::loopback(), port);
   impl_->acceptor.open(at.protocol());
   impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
@@ -160,22 +188,32 @@ void ReplicationServer::serve(std::shared_ptr<void> handle) {
                                            std::to_string(journal_->epoch()));
       stream = std::make_unique<RecordStream>(*journal_, from);
     } catch (const prevalent::error& e) {
-      send_error(socket, e);
+      // Too far behind: the newest snapshot first (the journal is kept back to the oldest
+      // snapshot, so the records after it are there); the replica installs it and asks again.
+      bytes snap;
+      if (e.code() == errc::too_far_behind) snap = newest_snapshot_message(*journal_->directory());
+      if (!snap.empty())
+        send_frame(socket, message_type::snapshot, snap);
+      else
+        send_error(socket, e);
       shut(socket);
       return;
     }
     acks = std::thread([this, &socket] {
+      const std::uint64_t id = next_id_++;
       try {
         bytes b;
         while (read_frame(socket, b) == message_type::ack) {
           need(b, 0, 8, "ack");
           const auto seq = get_le<std::uint64_t>(&b[0]);
+          if (sink_.acked) sink_.acked(id, seq);
           std::lock_guard g(acked_mutex_);
           if (seq > max_acked_) max_acked_ = seq;
           acked_cv_.notify_all();
         }
       } catch (...) {
       }
+      if (sink_.gone) sink_.gone(id);
       shut(socket);
     });
     std::vector<raw_record> batch;
@@ -237,13 +275,31 @@ ReplicationClient::~ReplicationClient() = default;
 
 void ReplicationClient::stop() {
   stopping_ = true;
-  shut(impl_->socket);
+  // The descriptor as run() published it (reading the socket object here would race with
+  // run() opening it). A connect in progress is not interrupted; run() checks stopping_ after.
+  if (const int fd = fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
 }
 
 void ReplicationClient::run() {
   auto& socket = impl_->socket;
   tcp::resolver resolver(impl_->io);
-  asio::connect(socket, resolver.resolve(host_, std::to_string(port_)));
+  boost::system::error_code ec = asio::error::host_not_found;
+  for (const auto& entry : resolver.resolve(host_, std::to_string(port_))) {
+    socket.open(entry.endpoint().protocol());
+    fd_ = socket.native_handle();
+    socket.connect(entry.endpoint(), ec);
+    if (!ec) break;
+    fd_ = -1;
+    socket.close();
+  }
+  if (ec)
+    throw boost::system::system_error(
+        ec, "replication: cannot connect to the primary " + host_ + ":" + std::to_string(port_));
+  struct unpublish {
+    std::atomic<int>& fd;
+    ~unpublish() { fd = -1; }
+  } unpublished{fd_};
+  if (stopping_) return;  // stop() came before the socket was connected
   socket.set_option(tcp::no_delay(true));
   bytes hello(28);
   std::copy(std::begin(hello_magic), std::end(hello_magic), hello.begin());
@@ -252,7 +308,19 @@ void ReplicationClient::run() {
   put_le(&hello[20], journal_->last_epoch());
   send_frame(socket, message_type::hello, hello);
   send_frame(socket, message_type::ack, u64_body(journal_->durable_seq()));
+  // Records of every message already received are stored together: one append_raw (one
+  // fdatasync) and one ack for all of them, so a replica keeps up with a primary that sends
+  // many small batches (one per fdatasync of its own).
   std::vector<raw_record> batch;
+  std::size_t batch_bytes = 0;
+  auto store_batch = [&] {
+    if (batch.empty()) return;
+    journal_->append_raw(batch);  // durable when it returns
+    send_frame(socket, message_type::ack, u64_body(journal_->durable_seq()));
+    if (on_batch) on_batch(batch);
+    batch.clear();
+    batch_bytes = 0;
+  };
   bytes body;
   for (;;) {
     message_type type;
@@ -262,18 +330,31 @@ void ReplicationClient::run() {
       if (stopping_) return;
       throw;
     }
+    if (type != message_type::records) store_batch();  // what came before it first
     if (type == message_type::error) {
       need(body, 0, 4, "error");
       const auto code = static_cast<errc>(get_le<std::uint32_t>(&body[0]));
       throw error(code, "primary " + host_ + ":" + std::to_string(port_) +
                             " refused: " + std::string(body.begin() + 4, body.end()));
     }
+    if (type == message_type::snapshot && on_snapshot) {
+      need(body, 0, 12, "snapshot");
+      const auto last_seq = get_le<std::uint64_t>(&body[0]);
+      const auto name_length = get_le<std::uint32_t>(&body[8]);
+      need(body, 12, name_length, "snapshot");
+      std::string name(body.begin() + 12, body.begin() + 12 + name_length);
+      on_snapshot(std::move(name), last_seq, bytes(body.begin() + 12 + name_length, body.end()));
+      return;
+    }
+    if (type == message_type::snapshot)
+      throw error(errc::too_far_behind, "primary " + host_ + ":" + std::to_string(port_) +
+                                            " sent a snapshot: this replica is too far behind");
     if (type != message_type::records)
       throw error(errc::corrupt_record, "replication: unexpected message from the primary");
     need(body, 0, 12, "records");
     primary_durable_ = get_le<std::uint64_t>(&body[0]);
+    last_heard_ = std::chrono::steady_clock::now().time_since_epoch().count();
     const auto count = get_le<std::uint32_t>(&body[8]);
-    batch.clear();
     std::size_t at = 12;
     for (std::uint32_t i = 0; i < count; ++i) {
       need(body, at, 32, "records");
@@ -287,11 +368,14 @@ void ReplicationClient::run() {
       need(body, at + 32, length, "records");
       r.payload.assign(body.begin() + at + 32, body.begin() + at + 32 + length);
       at += 32 + length;
+      batch_bytes += length;
       batch.push_back(std::move(r));
     }
-    if (batch.empty()) continue;  // a heartbeat
-    journal_->append_raw(batch);  // durable when it returns
-    send_frame(socket, message_type::ack, u64_body(journal_->durable_seq()));
+    if (count == 0 && on_heartbeat) on_heartbeat();
+    // More already here (at least its first bytes): take it into this batch, up to a bound.
+    boost::system::error_code ec;
+    if (socket.available(ec) > 0 && !ec && batch_bytes < max_store_bytes) continue;
+    store_batch();
   }
 }
 

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,16 +28,26 @@ namespace prevalent::repl {
 
 // Wire constants (docs/REPLICATION.md).
 inline constexpr std::uint32_t protocol_version = 1;
-enum class message_type : std::uint8_t { hello = 1, records = 2, ack = 3, error = 4 };
+enum class message_type : std::uint8_t { hello = 1, records = 2, ack = 3, error = 4, snapshot = 5 };
 // The most payload bytes of records the server puts in one message (at least one record).
 inline constexpr std::size_t max_batch_bytes = 1u << 20;
+// The most payload bytes a replica gathers from messages already received into one write and
+// one fdatasync.
+inline constexpr std::size_t max_store_bytes = 8u << 20;
 // A frame's body is at most this long (a record of the largest size fits).
 inline constexpr std::uint32_t max_frame_bytes = (1u << 30) + (1u << 20);
 
 class ReplicationServer {
  public:
+  // What a replica's acknowledgements are reported to (a store under acks = replicated(k)):
+  // `acked(id, seq)` after each ack of the connection numbered `id`, `gone(id)` when it ends.
+  // Called on the connection's threads; must not block.
+  struct ack_sink {
+    std::function<void(std::uint64_t id, std::uint64_t seq)> acked;
+    std::function<void(std::uint64_t id)> gone;
+  };
   // Listens on 127.0.0.1:`port` (0: any free port, see port()).
-  ReplicationServer(std::shared_ptr<Journal> journal, std::uint16_t port = 0);
+  ReplicationServer(std::shared_ptr<Journal> journal, std::uint16_t port = 0, ack_sink sink = {});
   ~ReplicationServer();
   ReplicationServer(const ReplicationServer&) = delete;
   ReplicationServer& operator=(const ReplicationServer&) = delete;
@@ -54,6 +65,8 @@ class ReplicationServer {
   std::shared_ptr<Journal> journal_;
   std::unique_ptr<impl> impl_;
   std::uint16_t port_ = 0;
+  ack_sink sink_;
+  std::atomic<std::uint64_t> next_id_{1};
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> max_acked_{0};
   std::mutex acked_mutex_;
@@ -76,6 +89,20 @@ class ReplicationClient {
   void run();
   void stop();
   std::uint64_t primary_durable() const { return primary_durable_.load(); }  // last heard
+  // When the last message (records or heartbeat) came from the primary; the epoch if none.
+  std::chrono::steady_clock::time_point last_heard() const {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(last_heard_.load()));
+  }
+  // Called on run()'s thread after each batch is durable in the journal and acknowledged,
+  // with the batch (a replica store applies the records there). Set before run().
+  std::function<void(const std::vector<raw_record>& batch)> on_batch;
+  // Called on run()'s thread for each heartbeat (a records message with none).
+  std::function<void()> on_heartbeat;
+  // The primary sent its newest snapshot file (the replica is too far behind): its name,
+  // sequence number and bytes as stored. run() returns after it (the primary closes); the
+  // caller installs it and connects again. Without it, run() throws errc::too_far_behind.
+  std::function<void(std::string name, std::uint64_t last_seq, bytes content)> on_snapshot;
 
  private:
   struct impl;
@@ -85,6 +112,8 @@ class ReplicationClient {
   std::unique_ptr<impl> impl_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> primary_durable_{0};
+  std::atomic<std::chrono::steady_clock::rep> last_heard_{0};
+  std::atomic<int> fd_{-1};  // the socket's descriptor while run() has it open, for stop()
 };
 
 }  // namespace prevalent::repl

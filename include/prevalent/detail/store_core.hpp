@@ -27,6 +27,11 @@
 #include "prevalent/metrics.hpp"
 #include "prevalent/options.hpp"
 
+namespace prevalent {
+class Journal;      // lib/include/prevalent/journal.hpp (internal)
+struct raw_record;  // lib/include/prevalent/replication_log.hpp (internal)
+}  // namespace prevalent
+
 namespace prevalent::detail {
 
 // Where a snapshot payload handed to the typed loader comes from: its codec and the state
@@ -161,6 +166,35 @@ class StoreCore {
   // ---- rebuilds: loads the state on disk through `upto` into a fresh state (hooks.rebuild)
   void load_from_disk(std::uint64_t upto, const snapshot_loader& load,
                       const record_visitor& replay) const;
+
+  // ---- replication (issue 11, docs/REPLICATION.md) ----
+  // A replica: from now on commands fail with errc::read_only_replica and `why` (which names
+  // the primary). Not undone: a replica that becomes primary is opened again as one.
+  void set_read_only(std::string why);
+  // A replica, after records were appended to its journal (Journal::append_raw): applies the
+  // durable records after last_applied() through `replay`, read back from disk exactly as
+  // recovery reads them (the same decryption and decode), under the exclusive lock, so a
+  // query sees either none or all of them. Returns last_applied(). Throws what a replay of the
+  // records would (the store is then failed: its state would drift from its journal).
+  std::uint64_t apply_journal(const record_visitor& replay);
+  // apply_journal() for a batch just appended (Journal::append_raw): the records are decoded
+  // from `batch` in memory (Journal::visit_raw: the same decryption and decode as recovery,
+  // without reading back the segment, which for_each would scan from its start each time).
+  // Records up to last_applied() are skipped; a gap before the batch is applied from disk
+  // first.
+  std::uint64_t apply_records(const std::vector<raw_record>& batch, const record_visitor& replay);
+  // The journal, not owned: valid until close(). For the replication server and client.
+  std::shared_ptr<Journal> journal_handle();
+  // A primary under acks = replicated(k): replica `id` (one per connection) reported its
+  // journal durable through `seq`; replica_gone() when its connection ended.
+  void replica_acked(std::uint64_t id, std::uint64_t seq);
+  void replica_gone(std::uint64_t id);
+  // How many connected replicas reported `seq` durable.
+  unsigned replicas_at(std::uint64_t seq) const;
+  // Without the lock, after wait_safe(seq): under acks = replicated(k), returns once k
+  // replicas reported `seq` durable; throws errc::replication_timeout (saying how many did)
+  // when acks.timeout passes first. Returns at once under acks = local.
+  void wait_replicated(std::uint64_t seq);
 
   // ---- metrics (metrics.hpp); the members below never block ----
   // The wall clock that stamps commands: the read a command's timestamp comes from

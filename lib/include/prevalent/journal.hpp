@@ -105,6 +105,13 @@ class Journal {
   // journal with one, or a sealed record of epoch 0 (errc::encryption_mismatch), an empty or
   // oversized payload (errc::record_too_large).
   std::uint64_t append_raw(const std::vector<raw_record>& batch);
+  // A replica's apply (StoreCore::apply_records): visits `batch` as recovery would visit the
+  // same records read back from disk: sealed payloads opened with this journal's key and the
+  // associated data of their epoch, seq and timestamp (errc::encryption_mismatch without a
+  // key, errc::authentication_failed if one does not open), without reading the segments.
+  // Only records after seq `after` are visited; `where` names the records in messages.
+  void visit_raw(const std::vector<raw_record>& batch, std::uint64_t after,
+                 const std::string& where, const visitor& visit) const;
   // For followers (RecordStream::wait): true once durable_seq() > seq; false when `until`
   // passes first or the journal closes or fails.
   bool wait_durable_beyond(std::uint64_t seq, std::chrono::steady_clock::time_point until) const;

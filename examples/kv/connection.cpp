@@ -152,6 +152,10 @@ std::string Connection::write_error(const std::error_code& ec, const std::string
   if (ec == prevalent::errc::command_rejected) return reply::error_text(message);
   const std::string cause = message.empty() ? ec.message() : message;
   if (ec == prevalent::errc::closed) return reply::error_text("ERR server is shutting down");
+  // --acks replicated:K: fewer than K replicas had it in time. Redis's error for too few
+  // replicas; the message says the write is applied and durable here (outcome unknown after a
+  // failover), and it is no disk error.
+  if (ec == prevalent::errc::replication_timeout) return reply::error_text("NOREPLICAS " + cause);
   if (ec == prevalent::errc::store_failed) {  // an earlier write met an I/O error: name it
     const std::string& first = server_.stats().last_write_error;
     return reply::error_text("ERR writes are refused after a disk error (reads go on): " +

@@ -142,6 +142,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000u));
   app.add_flag("--compress-snapshots", compress, "zstd-compress snapshots");
+  std::uint64_t segment_bytes = 64ull << 20;
+  app.add_option("--segment-bytes", segment_bytes,
+                 "start a new journal segment past this size (small values let retention drop "
+                 "segments sooner: tests of snapshot catch-up)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 40));
   bool no_verify = false;
   app.add_flag("--no-verify-encoding", no_verify,
                "apply commands as built, not as decoded from their journal bytes (faster; the "
@@ -216,6 +222,7 @@ int main(int argc, char** argv) {
     so.snapshots.every_journal_bytes = snapshot_every_bytes;
     so.snapshots.every = std::chrono::seconds(snapshot_every_s);
     so.keep_snapshots = keep_snapshots;
+    so.segment_bytes = segment_bytes;
     so.compress_snapshots = compress;
     so.verify_encoding = !no_verify;
     so.acks = parse_acks(acks);

@@ -18,7 +18,6 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <prevalent/prometheus.hpp>
@@ -103,7 +102,8 @@ prevalent::ack_policy parse_acks(const std::string& s) {
   std::cout.flush();
   std::cerr.flush();
   ::execv("/proc/self/exe", argv);
-  std::cerr << "prevalent-kv: re-executing failed: " << std::strerror(errno) << std::endl;
+  std::cerr << "prevalent-kv: re-executing failed: "
+            << std::error_code(errno, std::generic_category()).message() << std::endl;
   std::_Exit(1);
 }
 

@@ -503,9 +503,11 @@ void Connection::run_server(const command_spec& spec, args& a, std::size_t slot)
   if (name == "wait") {
     if (auto refused = wait_error(a)) return fill(slot, std::move(*refused));
     const long long timeout = *parse_ll(a[2]);
+    // 0, or more than ~30 years (which would overflow the clock): no limit.
     const auto deadline =
-        timeout == 0 ? std::chrono::steady_clock::time_point::max()
-                     : std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+        timeout == 0 || timeout > 1'000'000'000'000LL
+            ? std::chrono::steady_clock::time_point::max()
+            : std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
     return run_wait(*parse_ll(a[1]), deadline, slot);
   }
   if (name == "info") {

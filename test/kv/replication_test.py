@@ -232,6 +232,10 @@ def main():
 
         # 4. WAIT counts the replicas that acknowledged this connection's writes.
         c = kvlib.Conn(primary.port)
+        # Redis 7.0's errors for bad arguments (checked against redis-server by hand).
+        assert c.call("WAIT", "1", "-1") == b"-ERR timeout is negative\r\n"
+        assert c.call("WAIT", "x", "1") == b"-ERR value is not an integer or out of range\r\n"
+        assert c.call("WAIT", "1", "x") == b"-ERR timeout is not an integer or out of range\r\n"
         assert c.call("SET", "w", "1") == b"+OK\r\n"
         assert c.call("WAIT", "2", "1000") == b":2\r\n"
         os.kill(r2.pid, signal.SIGSTOP)

@@ -379,6 +379,12 @@ unsigned StoreCore::replicas_at(std::uint64_t seq) const {
 }
 
 void StoreCore::wait_replicated(std::uint64_t seq) {
+  const ack_policy& acks = impl_->persistence.options().acks;
+  if (acks.replicas == 0) return;
+  wait_replicated(seq, std::chrono::steady_clock::now() + acks.timeout);
+}
+
+void StoreCore::wait_replicated(std::uint64_t seq, std::chrono::steady_clock::time_point deadline) {
   impl& s = *impl_;
   const ack_policy& acks = s.persistence.options().acks;
   if (acks.replicas == 0) return;
@@ -388,7 +394,7 @@ void StoreCore::wait_replicated(std::uint64_t seq) {
     return n;
   };
   std::unique_lock g(s.acks_mutex);
-  if (s.acks_cv.wait_for(g, acks.timeout, [&] { return s.replicated_through >= seq; })) return;
+  if (s.acks_cv.wait_until(g, deadline, [&] { return s.replicated_through >= seq; })) return;
   const unsigned got = count();
   throw error(errc::replication_timeout,
               "store in " + s.path + ": command " + std::to_string(seq) + " was acknowledged by " +

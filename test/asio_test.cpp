@@ -754,20 +754,3 @@ TEST_CASE("async_execute counts in the metrics: applied with its durable wait, r
   CHECK(m.execute_durable_seconds.sum > 0);  // under always, each waited for an fdatasync
   CHECK(m.execute_apply_seconds.count == 4);
 }
-
-TEST_CASE("acks = replicated(k) is refused by AsyncStore, which cannot wait for replicas yet") {
-  test::temp_dir dir;
-  io_threads io(1);
-  store_options o;
-  o.acks = ack_policy::replicated(1);
-  try {
-    CounterStore store(io.executor(), dir.path(), o);
-    FAIL("AsyncStore opened with acks = replicated(1)");
-  } catch (const error& e) {
-    CHECK(e.code() == make_error_code(errc::invalid_option));
-    CHECK(std::string(e.what()).find("replicated(k)") != std::string::npos);
-  }
-  // The directory was released: a store opens there.
-  CounterStore store(io.executor(), dir.path());
-  CHECK(value_of(store) == 0);
-}

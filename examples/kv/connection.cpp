@@ -2,6 +2,7 @@
 
 #include <boost/asio/write.hpp>
 
+#include "replication.hpp"
 #include "reply.hpp"
 #include "server.hpp"
 
@@ -151,6 +152,10 @@ std::string Connection::write_error(const std::error_code& ec, const std::string
   if (ec == prevalent::errc::command_rejected) return reply::error_text(message);
   const std::string cause = message.empty() ? ec.message() : message;
   if (ec == prevalent::errc::closed) return reply::error_text("ERR server is shutting down");
+  // --acks replicated:K: fewer than K replicas had it in time. Redis's error for too few
+  // replicas; the message says the write is applied and durable here (outcome unknown after a
+  // failover), and it is no disk error.
+  if (ec == prevalent::errc::replication_timeout) return reply::error_text("NOREPLICAS " + cause);
   if (ec == prevalent::errc::store_failed) {  // an earlier write met an I/O error: name it
     const std::string& first = server_.stats().last_write_error;
     return reply::error_text("ERR writes are refused after a disk error (reads go on): " +
@@ -186,6 +191,8 @@ void Connection::dispatch(args argv) {
   } else if (!authenticated_ && spec->name != "auth" && spec->name != "hello" &&
              spec->name != "reset") {
     refused = reply::error_text("NOAUTH Authentication required.");
+  } else if (spec->kind == command_kind::write && server_.read_only()) {
+    refused = reply::error_text("READONLY You can't write against a read only replica.");
   }
   if (refused) {
     if (in_multi_) multi_failed_ = true;
@@ -254,6 +261,7 @@ void Connection::run_write(write_op op, std::size_t slot) {
     self->fill(slot, std::move(reply));
   };
   std::visit([&](auto& cmd) { server_.store().async_execute(std::move(cmd), *diag, done); }, op);
+  last_write_seq_ = server_.store().sync().last_sequence();
 }
 
 void Connection::flush_batch() {
@@ -278,6 +286,7 @@ void Connection::flush_batch() {
                                   for (std::size_t i = 0; i < slots.size(); ++i)
                                     self->fill(slots[i], std::move(replies[i]));
                                 });
+  last_write_seq_ = server_.store().sync().last_sequence();
 }
 
 void Connection::flush_reads() {
@@ -368,6 +377,36 @@ void Connection::run_exec(std::size_t slot) {
           ++self->server_.stats().changes_since_save;
         self->fill(slot, std::move(reply));
       });
+  last_write_seq_ = server_.store().sync().last_sequence();
+}
+
+void Connection::run_wait(long long n, std::chrono::steady_clock::time_point deadline,
+                          std::size_t slot) {
+  // Polls every 5 ms on the connection's executor (a WAIT is rare and short; no thread waits).
+  struct poll {
+    std::shared_ptr<Connection> self;
+    std::shared_ptr<boost::asio::steady_timer> timer;
+    long long n;
+    std::uint64_t seq;
+    std::chrono::steady_clock::time_point deadline;
+    std::size_t slot;
+    void operator()() const {
+      if (self->closed_) return;
+      const Replication* r = self->server_.replication();
+      const unsigned got = r ? r->replicas_at(seq) : 0;
+      const auto now = std::chrono::steady_clock::now();
+      if (static_cast<long long>(got) >= n || now >= deadline)
+        return self->fill(slot, ":" + std::to_string(got) + "\r\n");
+      timer->expires_after(std::chrono::milliseconds(5));
+      timer->async_wait([p = *this](const boost::system::error_code&) { p(); });
+    }
+  };
+  poll{shared_from_this(),
+       std::make_shared<boost::asio::steady_timer>(socket_.get_executor()),
+       n,
+       last_write_seq_,
+       deadline,
+       slot}();
 }
 
 }  // namespace kv

@@ -59,6 +59,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool over_limits() const;
   void arm_idle_timer();
   std::string write_error(const std::error_code& ec, const std::string& message);
+  // WAIT numreplicas timeout: replies once `n` replicas acknowledged last_write_seq_, or at
+  // `deadline`, with how many did.
+  std::optional<std::string> wait_error(const args& a);
+  void run_wait(long long n, std::chrono::steady_clock::time_point deadline, std::size_t slot);
 
   Server& server_;
   socket_type socket_;
@@ -91,6 +95,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t batch_bytes_ = 0;
   std::vector<args> reads_;
   std::vector<std::size_t> read_slots_;
+
+  // The store's last sequence number after this client's last write was queued (>= its
+  // record's: what WAIT waits for, like Redis's c->woff).
+  std::uint64_t last_write_seq_ = 0;
 
   // Session.
   bool authenticated_ = false;

@@ -169,7 +169,9 @@ void add_server_commands(std::vector<command_spec>& t) {
            {"discard", 1, "noscript loading stale fast"},
            {"watch", -2, "noscript loading stale fast"},
            {"unwatch", 1, "noscript loading stale fast"},
-           {"reset", 1, "noscript loading stale fast"}})
+           {"reset", 1, "noscript loading stale fast"},
+           {"wait", 3, "noscript"},
+           {"role", 1, "noscript loading stale fast"}})
     t.push_back({name, arity, k::server, nullptr, nullptr, flags, 0, 0, 0});
 }
 

@@ -3,18 +3,27 @@
 //
 //   prevalent-kv --dir DIR [--bind 127.0.0.1] [--port 6379] [--unixsocket PATH]
 //                [--requirepass PW] [--sync always|interval:MS|none] [--metrics-port N]
-//                [...]   (--help: all)
+//                [--repl-port N] [--acks local|replicated:K[:TIMEOUT_MS]]
+//                [--replica-of HOST:PORT] [...]   (--help: all)
 //
-// Prints "ready port=N" on stdout once it accepts connections, progress on stderr. SIGTERM or
-// SIGINT: stop accepting, finish the requests in flight, close the store, exit 0.
+// Prints "ready port=N" on stdout once it accepts connections (and "repl_port=N" before it
+// with --repl-port), progress on stderr. SIGTERM or SIGINT: stop accepting, finish the
+// requests in flight, close the store, exit 0. A replica that must install its primary's
+// snapshot (too far behind) closes its store, installs it and re-executes itself (same PID,
+// same arguments).
+#include <fcntl.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <prevalent/prometheus.hpp>
 
 #include "metrics_http.hpp"
+#include "replication.hpp"
 #include "server.hpp"
 #include "startup.hpp"
 
@@ -42,6 +51,60 @@ prevalent::codec parse_codec(const std::string& s) {
   if (s == "cbor") return prevalent::codec::cbor;
   if (s == "msgpack") return prevalent::codec::msgpack;
   throw std::invalid_argument("--codec must be json, cbor or msgpack, not '" + s + "'");
+}
+
+// --acks local | replicated:K[:TIMEOUT_MS] (default timeout 5000 ms).
+prevalent::ack_policy parse_acks(const std::string& s) {
+  if (s == "local") return prevalent::ack_policy::local();
+  auto number = [&s](std::string_view digits, long lo, long hi) {
+    long v = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+    if (ec != std::errc() || end != digits.data() + digits.size() || v < lo || v > hi)
+      throw std::invalid_argument(
+          "--acks replicated:K[:TIMEOUT_MS] needs K from 1 to 100 and "
+          "TIMEOUT_MS from 1 to 3600000, not '" +
+          s + "'");
+    return v;
+  };
+  if (s.rfind("replicated:", 0) == 0) {
+    const std::string_view rest = std::string_view(s).substr(11);
+    const auto colon = rest.find(':');
+    const long k = number(rest.substr(0, colon), 1, 100);
+    const long ms =
+        colon == std::string_view::npos ? 5000 : number(rest.substr(colon + 1), 1, 3'600'000);
+    return prevalent::ack_policy::replicated(static_cast<unsigned>(k),
+                                             std::chrono::milliseconds(ms));
+  }
+  throw std::invalid_argument("--acks must be local or replicated:K[:TIMEOUT_MS], not '" + s + "'");
+}
+
+// Snapshot catch-up of a replica (on its link's thread): closes the store, installs the
+// primary's snapshot and re-executes this program with the same arguments (same PID), which
+// opens the store from it and follows again. Descriptors are closed on exec, so the ports are
+// free for the new image.
+[[noreturn]] void install_and_reexec(kv::KvAsyncStore& store, const std::string& dir,
+                                     const prevalent::repl::detail::snapshot_file& file,
+                                     char** argv) {
+  std::cerr << "prevalent-kv: too far behind the primary: installing its snapshot " << file.name
+            << " and restarting" << std::endl;
+  try {
+    store.close();
+    prevalent::repl::detail::install_snapshot(prevalent::open_posix_directory(dir), file);
+  } catch (const std::exception& e) {
+    // The store is as it was, or the staged snapshot is finished by the next open.
+    std::cerr << "prevalent-kv: installing the snapshot failed: " << e.what() << std::endl;
+  }
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    const int fd = std::atoi(entry.path().filename().c_str());
+    if (fd > 2) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  std::cout.flush();
+  std::cerr.flush();
+  ::execv("/proc/self/exe", argv);
+  std::cerr << "prevalent-kv: re-executing failed: "
+            << std::error_code(errno, std::generic_category()).message() << std::endl;
+  std::_Exit(1);
 }
 
 }  // namespace
@@ -79,6 +142,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000u));
   app.add_flag("--compress-snapshots", compress, "zstd-compress snapshots");
+  std::uint64_t segment_bytes = 64ull << 20;
+  app.add_option("--segment-bytes", segment_bytes,
+                 "start a new journal segment past this size (small values let retention drop "
+                 "segments sooner: tests of snapshot catch-up)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 40));
   bool no_verify = false;
   app.add_flag("--no-verify-encoding", no_verify,
                "apply commands as built, not as decoded from their journal bytes (faster; the "
@@ -107,6 +176,20 @@ int main(int argc, char** argv) {
                  "free port; -1: off)")
       ->capture_default_str()
       ->check(CLI::Range(-1, 65535));
+  int repl_port = -1;
+  app.add_option("--repl-port", repl_port,
+                 "serve replicas on 127.0.0.1 at this port (0: any free port, printed as "
+                 "repl_port=N; -1: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 65535));
+  std::string acks = "local";
+  app.add_option("--acks", acks,
+                 "when a write is acknowledged: local | replicated:K[:TIMEOUT_MS] (K replicas "
+                 "have it on disk; else an error after TIMEOUT_MS, default 5000)")
+      ->capture_default_str();
+  std::string replica_of;
+  app.add_option("--replica-of", replica_of,
+                 "follow the primary whose --repl-port is at HOST:PORT; writes are refused");
   bool show_progress = false;
   app.add_flag("--progress", show_progress,
                "report the open's progress (snapshot, journal) on stderr; on by default when "
@@ -115,6 +198,11 @@ int main(int argc, char** argv) {
   if (o.dir.empty()) {
     std::cerr << "prevalent-kv: --dir is required (the store's directory)\n"
               << "Run with --help for more information.\n";
+    return 2;
+  }
+  if (!replica_of.empty() && (repl_port >= 0 || acks != "local")) {
+    std::cerr << "prevalent-kv: --replica-of cannot be combined with --repl-port or --acks (a "
+                 "fixed replica neither serves replicas nor acknowledges writes)\n";
     return 2;
   }
   if (o.port < 0 && o.unixsocket.empty()) {
@@ -134,8 +222,19 @@ int main(int argc, char** argv) {
     so.snapshots.every_journal_bytes = snapshot_every_bytes;
     so.snapshots.every = std::chrono::seconds(snapshot_every_s);
     so.keep_snapshots = keep_snapshots;
+    so.segment_bytes = segment_bytes;
     so.compress_snapshots = compress;
     so.verify_encoding = !no_verify;
+    so.acks = parse_acks(acks);
+    if (so.acks.replicas > 0 && repl_port < 0)
+      throw std::invalid_argument("--acks " + acks +
+                                  " needs --repl-port (replicas must be able to connect)");
+    // A replica that was installing its primary's snapshot when it stopped finishes first.
+    if (!replica_of.empty()) {
+      prevalent::repl::endpoint::parse(replica_of);  // a malformed address fails here
+      if (std::filesystem::exists(o.dir))
+        prevalent::repl::detail::finish_catch_up(prevalent::open_posix_directory(o.dir));
+    }
     so.log = [](const std::string& m) { std::cerr << "prevalent-kv: store: " << m << std::endl; };
 
     std::cerr << "prevalent-kv: opening " << o.dir << " (sync " << o.sync << ", codec " << o.codec
@@ -160,6 +259,20 @@ int main(int argc, char** argv) {
               << std::endl;
 
     kv::Server server(io, store, o);
+    std::unique_ptr<kv::Replication> replication;
+    if (repl_port >= 0) {
+      replication = std::make_unique<kv::Replication>(store, static_cast<std::uint16_t>(repl_port));
+      std::cerr << "prevalent-kv: serving replicas on 127.0.0.1:" << replication->repl_port()
+                << " (acks " << acks << ")" << std::endl;
+      std::cout << "repl_port=" << replication->repl_port() << std::endl;
+    } else if (!replica_of.empty()) {
+      replication = std::make_unique<kv::Replication>(
+          store, replica_of, [&store, dir = o.dir, argv](const auto& file) {
+            install_and_reexec(store, dir, file, argv);
+          });
+      std::cerr << "prevalent-kv: a read-only replica of " << replica_of << std::endl;
+    }
+    server.set_replication(replication.get());
     const int port = server.start();
     kv::MetricsEndpoint metrics(io, [&] {
       return prevalent::prometheus_text(store.sync().metrics()) + kv::server_metrics(server);
@@ -181,6 +294,7 @@ int main(int argc, char** argv) {
               << (o.unixsocket.empty() ? "" : " and " + o.unixsocket) << std::endl;
     std::cout << "ready port=" << port << std::endl;
     io.run();
+    if (replication) replication->stop();  // before the store closes
     store.close();
     std::cerr << "prevalent-kv: store closed, exiting" << std::endl;
     return 0;

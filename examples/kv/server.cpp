@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "connection.hpp"
+#include "replication.hpp"
 
 namespace kv {
 
@@ -99,7 +100,9 @@ void Server::accept_local() {
 // Active expiry: every expire_interval_ms, if some deadline has passed, one journaled
 // expire_due command drops the due keys (at most 10,000 per record; the next tick goes on).
 void Server::arm_expiry() {
-  if (stopping_) return;
+  // A replica expires nothing itself: its primary's expire_due records arrive (reads hide
+  // keys past their deadline meanwhile, as on the primary).
+  if (stopping_ || read_only()) return;
   expiry_timer_.expires_after(std::chrono::milliseconds(options_.expire_interval_ms));
   expiry_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
@@ -118,6 +121,8 @@ void Server::arm_expiry() {
         });
   });
 }
+
+bool Server::read_only() const { return replication_ != nullptr && replication_->is_replica(); }
 
 void Server::save(std::function<void(std::string)> done) {
   stats_.save_in_progress = true;

@@ -55,6 +55,7 @@ struct server_stats {
 };
 
 class Connection;
+class Replication;
 
 class Server {
  public:
@@ -78,6 +79,10 @@ class Server {
   void forget(std::uint64_t id) { connections_.erase(id); }
   // Takes a snapshot (SAVE and BGSAVE); `done` gets the error text, "" on success.
   void save(std::function<void(std::string)> done);
+  // Replication (issue 11): set before start(); null for a standalone server.
+  void set_replication(Replication* r) { replication_ = r; }
+  Replication* replication() const { return replication_; }
+  bool read_only() const;  // a replica: writes get -READONLY
 
  private:
   void accept_tcp();
@@ -97,6 +102,7 @@ class Server {
   std::uint64_t next_id_ = 1;
   int port_ = 0;
   bool stopping_ = false;
+  Replication* replication_ = nullptr;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 

@@ -9,6 +9,7 @@
 #include "connection.hpp"
 #include "glob.hpp"
 #include "redis_number.hpp"
+#include "replication.hpp"
 #include "reply.hpp"
 #include "scan.hpp"
 #include "server.hpp"
@@ -170,6 +171,14 @@ std::string info_text(Server& server, const args& a, std::size_t keys, std::size
     field("prevalent_recovery_ms",
           std::to_string(static_cast<long long>(m.recovery_seconds * 1e3)));
   }
+  if (wanted("replication")) {
+    section("Replication");
+    auto put = [&](std::string_view k, const std::string& v) { field(k, v); };
+    if (server.replication() != nullptr)
+      server.replication()->info(put);
+    else
+      standalone_info(server.store(), put);
+  }
   if (wanted("keyspace")) {
     section("Keyspace");
     if (keys > 0)
@@ -177,6 +186,21 @@ std::string info_text(Server& server, const args& a, std::size_t keys, std::size
             "keys=" + std::to_string(keys) + ",expires=" + std::to_string(expiring) + ",avg_ttl=0");
   }
   return s;
+}
+
+// WAIT's refusals, Redis 7.0's texts (nullopt: it may wait).
+std::optional<std::string> Connection::wait_error(const args& a) {
+  if (server_.read_only())
+    return err(
+        "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 "
+        "if a replica is configured to be writable (which is not the default) writes to "
+        "replicas are just local and are not propagated.");
+  const auto n = parse_ll(a[1]);
+  if (!n) return err(reply::not_integer);
+  const auto timeout = parse_ll(a[2]);
+  if (!timeout) return err("ERR timeout is not an integer or out of range");
+  if (*timeout < 0) return err("ERR timeout is negative");
+  return std::nullopt;
 }
 
 std::optional<std::string> Connection::server_reply(const command_spec& spec, args& a,
@@ -262,7 +286,7 @@ std::optional<std::string> Connection::server_reply(const command_spec& spec, ar
     reply::bulk(out, "mode");
     reply::bulk(out, "standalone");
     reply::bulk(out, "role");
-    reply::bulk(out, "master");
+    reply::bulk(out, server_.read_only() ? "replica" : "master");
     reply::bulk(out, "modules");
     reply::array(out, 0);
     return out;
@@ -394,6 +418,20 @@ std::optional<std::string> Connection::server_reply(const command_spec& spec, ar
     return "+Background saving started\r\n";
   }
   if (name == "info") return "$0\r\n\r\n";  // inside MULTI only; see run_server
+  if (name == "role") {
+    if (server_.replication() != nullptr) return server_.replication()->role_reply();
+    std::string out;
+    reply::array(out, 3);
+    reply::bulk(out, "master");
+    reply::integer(out, static_cast<long long>(server_.store().sync().last_sequence()));
+    reply::array(out, 0);
+    return out;
+  }
+  if (name == "wait") {  // inside MULTI: the count now, without waiting (as Redis does)
+    if (auto refused = wait_error(a)) return refused;
+    const Replication* r = server_.replication();
+    return ":" + std::to_string(r ? r->replicas_at(last_write_seq_) : 0) + "\r\n";
+  }
   (void)slot;
   return err("ERR unknown command");
 }
@@ -461,6 +499,16 @@ void Connection::run_server(const command_spec& spec, args& a, std::size_t slot)
       self->fill(slot, error.empty() ? "+OK\r\n" : err("ERR " + error));
     });
     return;
+  }
+  if (name == "wait") {
+    if (auto refused = wait_error(a)) return fill(slot, std::move(*refused));
+    const long long timeout = *parse_ll(a[2]);
+    // 0, or more than ~30 years (which would overflow the clock): no limit.
+    const auto deadline =
+        timeout == 0 || timeout > 1'000'000'000'000LL
+            ? std::chrono::steady_clock::time_point::max()
+            : std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+    return run_wait(*parse_ll(a[1]), deadline, slot);
   }
   if (name == "info") {
     const long long now = wall_ms();

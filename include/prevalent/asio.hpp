@@ -36,6 +36,10 @@
 // ready on one of its threads.) A command completes once its record is as safe as the sync
 // policy promises; a query once every command its result could reflect is (durable under
 // `always`, written under `interval`): the same rules as Store::execute and Store::query.
+// Under store_options::acks = replicated(k) (issue 11) a command completes once, in addition,
+// k replicas acknowledged it, or with errc::replication_timeout after acks.timeout (applied
+// and durable here all the same): one waiter thread of the store completes them in sequence
+// order, so no io thread waits for replicas.
 // Notifications arrive in sequence order and are posted in that order; on an io_context run
 // by several threads, handlers posted in order may still run concurrently (use a strand for
 // ordered completions).
@@ -74,6 +78,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <filesystem>
 #include <functional>
@@ -276,6 +281,72 @@ class background_thread {
   std::thread thread_;
 };
 
+// Under acks = replicated(k): one thread that completes the commands already safe locally
+// once k replicas acknowledged them, so that no io thread waits (issue 11). Commands arrive in
+// sequence order (the journal's notifications are in that order) with a deadline each
+// (arrival + acks.timeout); the thread waits for the oldest (StoreCore::wait_replicated with
+// its deadline: the replication ack sink wakes it) and completes it, then the next: a later
+// record acknowledged implies every earlier one, so the list drains in order. stop() lets the
+// pending commands finish (acknowledged or timed out, at most one timeout) and joins.
+class replication_waiter {
+ public:
+  using done_fn = std::function<void(std::exception_ptr)>;
+  explicit replication_waiter(StoreCore& core) : core_(core), thread_([this] { run(); }) {}
+  ~replication_waiter() { stop(); }
+  replication_waiter(const replication_waiter&) = delete;
+  replication_waiter& operator=(const replication_waiter&) = delete;
+
+  void add(std::uint64_t seq, std::chrono::steady_clock::time_point deadline, done_fn done) {
+    {
+      std::lock_guard g(mutex_);
+      pending_.push_back({seq, deadline, std::move(done)});
+    }
+    cv_.notify_one();
+  }
+  void stop() {
+    {
+      std::lock_guard g(mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  struct entry {
+    std::uint64_t seq;
+    std::chrono::steady_clock::time_point deadline;
+    done_fn done;
+  };
+  void run() {
+    for (;;) {
+      entry next;
+      {
+        std::unique_lock g(mutex_);
+        cv_.wait(g, [this] { return stopping_ || !pending_.empty(); });
+        if (pending_.empty()) return;  // stopping, nothing left
+        next = std::move(pending_.front());
+        pending_.pop_front();
+      }
+      std::exception_ptr failure;
+      try {
+        core_.wait_replicated(next.seq, next.deadline);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      next.done(failure);
+    }
+  }
+
+  StoreCore& core_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<entry> pending_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: it uses the members above
+};
+
 }  // namespace detail
 
 template <class State, class... Commands>
@@ -294,12 +365,6 @@ class AsyncStore {
   AsyncStore(executor_type ex, store_type store) : AsyncStore(ex, std::move(store), {}) {}
   AsyncStore(executor_type ex, store_type store, async_options async)
       : core_(std::make_unique<core>(std::move(ex), std::move(store), async)) {
-    // Its completions come from the journal's on_safe(), which knows nothing of replicas:
-    // refuse rather than acknowledge a command the replicas do not have (issue 11).
-    if (core_->impl().core.options().acks.replicas > 0)
-      throw error(errc::invalid_option,
-                  "AsyncStore does not support store_options::acks = replicated(k) yet; use "
-                  "Store::execute, or acks = local");
     core_->start_timer();
   }
 
@@ -428,10 +493,14 @@ class AsyncStore {
       bool stopped = false;
     };
     std::shared_ptr<timer_state> timer;
+    // Under acks = replicated(k): completes commands once k replicas have them (else null).
+    std::unique_ptr<detail::replication_waiter> replicated;
 
     core(executor_type e, store_type s, async_options a)
         : ex(std::move(e)), store(std::move(s)), async(a) {
       last_snapshot_seq = store.last_sequence();
+      if (impl().core.options().acks.replicas > 0)
+        replicated = std::make_unique<detail::replication_waiter>(impl().core);
     }
 
     typename store_type::impl& impl() { return *store.impl_; }
@@ -465,13 +534,24 @@ class AsyncStore {
       }
       // The result waits with the handler; std::function needs a copyable callback.
       auto value = std::make_shared<slot_t>(std::move(*result));
-      impl().core.on_safe(seq, [this, done, value, fail, queued_at](std::exception_ptr e) {
+      impl().core.on_safe(seq, [this, done, value, fail, queued_at, seq](std::exception_ptr e) {
         if (!e) {
           impl().core.command_safe(queued_at);
-          if constexpr (std::is_void_v<result_t>)
-            done->complete(std::error_code{});
-          else
-            done->complete(std::error_code{}, std::move(*value));
+          auto succeed = [done, value] {
+            if constexpr (std::is_void_v<result_t>)
+              done->complete(std::error_code{});
+            else
+              done->complete(std::error_code{}, std::move(*value));
+          };
+          if (!replicated) return succeed();
+          // acks = replicated(k): the waiter thread completes it once k replicas have it, or
+          // fails it with errc::replication_timeout (applied and durable here all the same).
+          const auto deadline =
+              std::chrono::steady_clock::now() + impl().core.options().acks.timeout;
+          replicated->add(seq, deadline, [succeed, fail](std::exception_ptr r) {
+            if (!r) return succeed();
+            fail(detail::exception_code(r, errc::replication_timeout), r);
+          });
           return;
         }
         // The state must drop what never became durable before anyone hears of the failure.
@@ -656,6 +736,8 @@ class AsyncStore {
         failure = std::current_exception();
       }
       background.stop();  // rebuilds queued by failures in that final sync run first
+      // Commands waiting for replicas finish: acknowledged, or timed out (at most one timeout).
+      if (replicated) replicated->stop();
       if (failure) std::rethrow_exception(failure);
     }
 

@@ -39,6 +39,9 @@ ReplicationPrimary::~ReplicationPrimary() { stop(); }
 std::uint16_t ReplicationPrimary::port() const { return server_->port(); }
 void ReplicationPrimary::stop() { server_->stop(); }
 unsigned ReplicationPrimary::connected_replicas() const { return core_.replicas_at(0); }
+std::vector<ReplicationServer::replica_info> ReplicationPrimary::replicas() const {
+  return server_->replicas();
+}
 
 namespace detail {
 

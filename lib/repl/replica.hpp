@@ -29,6 +29,7 @@
 #include "prevalent/detail/store_access.hpp"
 #include "prevalent/replication_log.hpp"
 #include "prevalent/store.hpp"
+#include "replication_net.hpp"
 
 namespace prevalent::repl {
 
@@ -60,6 +61,9 @@ class ReplicationPrimary {
   std::uint16_t port() const;
   // Replicas connected now (each has sent its hello).
   unsigned connected_replicas() const;
+  // Each connected replica's address and acknowledged durable sequence number (prevalent-kv's
+  // INFO replication, ROLE and WAIT).
+  std::vector<ReplicationServer::replica_info> replicas() const;
   void stop();
 
  private:

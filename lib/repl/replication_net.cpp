@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -164,6 +165,14 @@ bool ReplicationServer::wait_acked(std::uint64_t seq, std::chrono::steady_clock:
   return acked_cv_.wait_until(g, until, [&] { return max_acked_.load() >= seq; });
 }
 
+std::vector<ReplicationServer::replica_info> ReplicationServer::replicas() const {
+  std::lock_guard g(acked_mutex_);
+  std::vector<replica_info> out;
+  out.reserve(replicas_.size());
+  for (const auto& [id, r] : replicas_) out.push_back(r);
+  return out;
+}
+
 void ReplicationServer::serve(std::shared_ptr<void> handle) {
   auto& socket = *std::static_pointer_cast<tcp::socket>(handle);
   std::thread acks;
@@ -201,6 +210,13 @@ void ReplicationServer::serve(std::shared_ptr<void> handle) {
     }
     acks = std::thread([this, &socket] {
       const std::uint64_t id = next_id_++;
+      replica_info who;
+      boost::system::error_code ec;
+      const auto remote = socket.remote_endpoint(ec);
+      if (!ec) {
+        who.address = remote.address().to_string();
+        who.port = remote.port();
+      }
       try {
         bytes b;
         while (read_frame(socket, b) == message_type::ack) {
@@ -209,9 +225,16 @@ void ReplicationServer::serve(std::shared_ptr<void> handle) {
           if (sink_.acked) sink_.acked(id, seq);
           std::lock_guard g(acked_mutex_);
           if (seq > max_acked_) max_acked_ = seq;
+          who.acked = std::max(who.acked, seq);
+          who.last_ack = std::chrono::steady_clock::now();
+          replicas_[id] = who;
           acked_cv_.notify_all();
         }
       } catch (...) {
+      }
+      {
+        std::lock_guard g(acked_mutex_);
+        replicas_.erase(id);
       }
       if (sink_.gone) sink_.gone(id);
       shut(socket);

@@ -53,6 +53,16 @@ class ReplicationServer {
   ReplicationServer& operator=(const ReplicationServer&) = delete;
 
   std::uint16_t port() const { return port_; }
+  // A connected replica as the server sees it (prevalent-kv's INFO replication and ROLE).
+  struct replica_info {
+    std::string address;  // the connection's remote address and port
+    std::uint16_t port = 0;
+    std::uint64_t acked = 0;  // its durable sequence number, as last acknowledged
+    std::chrono::steady_clock::time_point last_ack{};
+  };
+  // The replicas connected now that have acknowledged at least once (they do after hello),
+  // in the order they connected.
+  std::vector<replica_info> replicas() const;
   // The highest durable sequence number any replica acknowledged.
   std::uint64_t max_acked() const { return max_acked_.load(); }
   // Returns true once some replica acknowledged `seq` as durable, false when `until` passes.
@@ -69,8 +79,9 @@ class ReplicationServer {
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> max_acked_{0};
-  std::mutex acked_mutex_;
+  mutable std::mutex acked_mutex_;  // also guards replicas_
   std::condition_variable acked_cv_;
+  std::map<std::uint64_t, replica_info> replicas_;  // connection id -> what it acknowledged
   std::thread acceptor_;
   std::mutex connections_mutex_;
   std::vector<std::thread> connections_;

@@ -195,6 +195,9 @@ class StoreCore {
   // replicas reported `seq` durable; throws errc::replication_timeout (saying how many did)
   // when acks.timeout passes first. Returns at once under acks = local.
   void wait_replicated(std::uint64_t seq);
+  // The same with a deadline of the caller's (AsyncStore's waiter thread: one thread waits for
+  // every pending command in turn, each until its own deadline).
+  void wait_replicated(std::uint64_t seq, std::chrono::steady_clock::time_point deadline);
 
   // ---- metrics (metrics.hpp); the members below never block ----
   // The wall clock that stamps commands: the read a command's timestamp comes from

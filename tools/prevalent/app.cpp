@@ -14,9 +14,7 @@
 #ifndef PREVALENT_VERSION
 #define PREVALENT_VERSION "unknown"
 #endif
-#ifndef PREVALENT_DOC
-#define PREVALENT_DOC "docs/TOOL.md"
-#endif
+#include "tool_doc_path.hpp"  // PREVALENT_DOC: where TOOL.md is installed (meson.build)
 
 namespace prevalent::tool {
 namespace {

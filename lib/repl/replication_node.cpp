@@ -105,6 +105,8 @@ void ReplicationNode::stop_acknowledging(const std::string& why) {
   // The refusal first, without the role lock: a role change in progress must not delay it.
   hooks_.with_core([&](core_t& c) { c.fence(why); });
   std::lock_guard g(mutex_);
+  // Again under the lock: a become_primary() that ran in between promoted the store again.
+  if (role_ != node_role::replica) hooks_.with_core([&](core_t& c) { c.fence(why); });
   stop_serving();
   if (role_ == node_role::primary) role_ = node_role::fenced;
 }

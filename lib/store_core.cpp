@@ -134,6 +134,7 @@ struct StoreCore::impl {
   // never decreases: a replica that leaves keeps what it had made durable). Waiters wake only
   // when it moves, not at every acknowledgement.
   std::uint64_t replicated_through = 0;
+  std::string fenced;  // non-empty: wait_replicated() fails with this (guarded by acks_mutex)
   std::optional<SnapshotScheduler> scheduler;  // last: its thread calls hooks.snapshot
 
   Journal& journal() { return persistence.journal(); }
@@ -299,6 +300,32 @@ void StoreCore::set_read_only(std::string why) {
   impl_->is_replica = true;
 }
 
+void StoreCore::fence(std::string why) {
+  set_read_only(why);
+  {
+    std::lock_guard g(impl_->acks_mutex);
+    impl_->fenced = std::move(why);
+  }
+  impl_->acks_cv.notify_all();
+}
+
+void StoreCore::promote(std::uint64_t epoch) {
+  impl& s = *impl_;
+  std::unique_lock lock(s.mutex);
+  s.journal().set_epoch(epoch);  // throws stale_epoch before anything changed
+  s.read_only.clear();
+  s.is_replica = false;
+  std::lock_guard g(s.acks_mutex);
+  s.fenced.clear();
+  s.replica_durable.clear();
+  s.replicated_through = 0;
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> StoreCore::replica_marks() const {
+  std::lock_guard g(impl_->acks_mutex);
+  return {impl_->replica_durable.begin(), impl_->replica_durable.end()};
+}
+
 std::uint64_t StoreCore::apply_journal(const record_visitor& replay) {
   impl& s = *impl_;
   std::unique_lock lock(s.mutex);
@@ -394,7 +421,15 @@ void StoreCore::wait_replicated(std::uint64_t seq, std::chrono::steady_clock::ti
     return n;
   };
   std::unique_lock g(s.acks_mutex);
-  if (s.acks_cv.wait_until(g, deadline, [&] { return s.replicated_through >= seq; })) return;
+  if (s.acks_cv.wait_until(g, deadline,
+                           [&] { return s.replicated_through >= seq || !s.fenced.empty(); })) {
+    if (s.replicated_through >= seq) return;
+    throw error(errc::read_only_replica,
+                "store in " + s.path + ": command " + std::to_string(seq) +
+                    " is applied and durable on this node, which stopped acknowledging before " +
+                    "enough replicas had it (" + s.fenced + "); it may or may not survive the " +
+                    "failover");
+  }
   const unsigned got = count();
   throw error(errc::replication_timeout,
               "store in " + s.path + ": command " + std::to_string(seq) + " was acknowledged by " +

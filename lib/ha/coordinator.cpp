@@ -93,7 +93,10 @@ void Coordinator::start() {
   watchdog_thread_ = std::thread([this] { watchdog(); });
 }
 
-void Coordinator::stop() {
+void Coordinator::stop() { halt(true); }
+void Coordinator::abandon() { halt(false); }
+
+void Coordinator::halt(bool revoke) {
   {
     std::lock_guard lock(mutex_);
     if (!thread_.joinable()) return;
@@ -110,6 +113,7 @@ void Coordinator::stop() {
   // for the TTL.
   std::vector<std::int64_t> leases = abandoned_;
   if (lease_.lease_id != 0) leases.push_back(lease_.lease_id);
+  if (!revoke) leases.clear();
   for (const auto id : leases) {
     try {
       client_.revoke(id);

@@ -102,6 +102,34 @@ bool finish_catch_up(const std::shared_ptr<Directory>& dir) {
   return true;
 }
 
+cut_report cut_back(const std::shared_ptr<Directory>& dir, std::uint64_t keep_through,
+                    const journal_options& options) {
+  try {
+    return cut_journal(dir, keep_through, options);
+  } catch (const error& e) {
+    if (e.code() != errc::no_usable_snapshot) throw;
+  }
+  // Nothing left rebuilds the state at keep_through: set everything aside, newest first (a
+  // crash in between leaves a prefix of the journal, or nothing), and start empty.
+  const auto lock = dir->lock(format::lock_file_name);
+  std::vector<std::string> names;
+  for (const auto& name : dir->list())
+    if (format::parse_snapshot_file_name(name) || format::parse_segment_file_name(name))
+      names.push_back(name);
+  std::sort(names.rbegin(), names.rend());
+  std::stable_partition(names.begin(), names.end(), [](const std::string& n) {
+    return format::parse_snapshot_file_name(n).has_value();
+  });
+  cut_report report;
+  for (const auto& name : names) {
+    const std::string aside = name + ".cut-" + std::to_string(keep_through);
+    dir->rename(name, aside);
+    report.moved.push_back(aside);
+  }
+  dir->sync();
+  return report;
+}
+
 ReplicaLink::ReplicaLink(endpoint primary, hooks h, std::chrono::milliseconds retry)
     : primary_(std::move(primary)), hooks_(std::move(h)), retry_(retry) {}
 
@@ -127,6 +155,7 @@ replica_lag ReplicaLink::lag() const {
   l.primary_seq = primary_seq_;
   l.connected = connected_;
   l.catch_ups = catch_ups_;
+  l.cuts = cuts_;
   l.last_error = last_error_;
   if (heard_ != std::chrono::steady_clock::time_point{})
     l.since_heard = std::chrono::steady_clock::now() - heard_;
@@ -168,8 +197,16 @@ void ReplicaLink::follow_once() {
   std::shared_ptr<Journal> journal;
   hooks_.with_core([&](::prevalent::detail::StoreCore& core) { journal = core.journal_handle(); });
   std::optional<snapshot_file> snapshot;
+  std::optional<std::uint64_t> cut_to;
+  std::string cut_why;
   {
     ReplicationClient client(journal, primary_.host, primary_.port);
+    client.read_timeout = read_timeout_;
+    if (hooks_.cut)
+      client.on_diverged = [&](std::uint64_t keep_through, std::string why) {
+        cut_to = keep_through;
+        cut_why = std::move(why);
+      };
     client.on_batch = [&](const std::vector<raw_record>& batch) {
       {
         // First: once the records are applied, the lag must not show an older primary seq.
@@ -203,6 +240,15 @@ void ReplicaLink::follow_once() {
     } registered{*this};
     apply(nullptr);  // what an earlier connection stored but did not apply (none, usually)
     client.run();
+  }
+  if (cut_to) {
+    {
+      std::lock_guard g(mutex_);
+      last_error_ = cut_why;
+    }
+    hooks_.cut(*cut_to);
+    std::lock_guard g(mutex_);
+    ++cuts_;
   }
   if (snapshot) {
     hooks_.install(*snapshot);

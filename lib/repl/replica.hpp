@@ -4,7 +4,9 @@
 // (Journal::append_raw), applies them to its in-memory state in order through the same decode
 // as recovery, answers queries, and refuses commands (errc::read_only_replica). Its lag is
 // exposed (lag()). A replica too far behind (its next record already dropped by the primary)
-// receives the primary's newest snapshot file and installs it first (snapshot catch-up).
+// receives the primary's newest snapshot file and installs it first (snapshot catch-up); one
+// whose journal holds records the primary lacks (an older primary's, never replicated) cuts
+// them off, keeping them in .cut-<N> files, and follows (cut-back).
 //
 //   prevalent::Store<Bank, Deposit> primary{"/var/lib/bank", o};      // o.acks = replicated(1)
 //   prevalent::repl::ReplicationPrimary serving{primary, 7000};       // after the store
@@ -82,6 +84,7 @@ struct replica_lag {
   bool connected = false;
   std::uint64_t catch_ups = 0;  // snapshots installed because the replica was too far behind
   std::string last_error;       // why the last connection ended, or records did not apply
+  std::uint64_t cuts = 0;       // journal cut back because it held records the primary lacked
   std::uint64_t records_behind() const {
     return primary_seq > applied_seq ? primary_seq - applied_seq : 0;
   }
@@ -108,6 +111,14 @@ void install_snapshot(const std::shared_ptr<Directory>& dir, const snapshot_file
 // Finishes a catch-up cut short (see install_snapshot), before a replica's store opens;
 // returns whether there was one. Removes unfinished staging files.
 bool finish_catch_up(const std::shared_ptr<Directory>& dir);
+// A replica's cut-back (the primary said its records after `keep_through` are not the
+// primary's): cut_journal() to keep_through, the cut records and later snapshots kept in
+// `.cut-<N>` files. When nothing left could rebuild the state at keep_through
+// (errc::no_usable_snapshot), every snapshot and segment is set aside under the same names
+// instead, so the store opens empty and catches up from the primary (its records from 1 or its
+// newest snapshot). Takes the directory's lock: the replica's store must be closed.
+cut_report cut_back(const std::shared_ptr<Directory>& dir, std::uint64_t keep_through,
+                    const journal_options& options);
 
 // The compiled half of Replica: the thread that connects to the primary, stores and applies
 // what it sends, reconnects after an error, and installs a snapshot when told it is too far
@@ -122,6 +133,10 @@ class ReplicaLink {
     std::function<void(const std::vector<raw_record>* batch)> apply;
     // Closes the store, installs the snapshot, opens the store again.
     std::function<void(const snapshot_file&)> install;
+    // Closes the store, cuts its journal back to record `keep_through` (cut_back()), opens the
+    // store again (the primary said the replica holds records it lacks). Without it, the link
+    // keeps errc::sequence_gap in last_error and retries.
+    std::function<void(std::uint64_t keep_through)> cut;
   };
   ReplicaLink(endpoint primary, hooks h, std::chrono::milliseconds retry);
   ~ReplicaLink();
@@ -133,6 +148,9 @@ class ReplicaLink {
   // The link's half of the lag (the caller fills in applied_seq and durable_seq).
   replica_lag lag() const;
   const endpoint& primary() const { return primary_; }
+  // How long a read may wait for the primary before the connection is given up and made
+  // again (ReplicationClient::read_timeout). Before start().
+  void set_read_timeout(std::chrono::milliseconds t) { read_timeout_ = t; }
 
  private:
   void run();
@@ -150,7 +168,9 @@ class ReplicaLink {
   std::uint64_t primary_seq_ = 0;
   std::chrono::steady_clock::time_point heard_{};
   std::uint64_t catch_ups_ = 0;
+  std::uint64_t cuts_ = 0;
   std::string last_error_;
+  std::chrono::milliseconds read_timeout_ = std::chrono::milliseconds(2000);
   std::thread thread_;
 };
 
@@ -178,7 +198,8 @@ class Replica {
               f(access::core(*store_));
             },
             [this](const std::vector<raw_record>* batch) { apply(batch); },
-            [this, at](const detail::snapshot_file& file) { reopen_with(file, at); }},
+            [this, at](const detail::snapshot_file& file) { reopen_with(file, at); },
+            [this, at](std::uint64_t keep_through) { reopen_cut(keep_through, at); }},
         retry);
     link_->start();
   }
@@ -263,9 +284,26 @@ class Replica {
     applied_cv_.notify_all();
   }
 
+  void reopen_cut(std::uint64_t keep_through, const endpoint& at) {
+    {
+      std::unique_lock g(swap_);
+      store_->close();
+      store_.reset();
+      try {
+        detail::cut_back(open_posix_directory(path_, modes_of(options_)), keep_through, options_);
+      } catch (...) {
+        open_store(at);  // as it was: queries go on, the link tries again
+        throw;
+      }
+      open_store(at);
+    }
+    std::lock_guard g(applied_mutex_);
+    applied_cv_.notify_all();
+  }
+
   std::filesystem::path path_;
   store_options options_;
-  mutable std::shared_mutex swap_;  // exclusive only while a catch-up replaces store_
+  mutable std::shared_mutex swap_;  // exclusive only while a catch-up or a cut replaces store_
   std::unique_ptr<store_type> store_;
   mutable std::mutex applied_mutex_;
   mutable std::condition_variable applied_cv_;

@@ -54,7 +54,7 @@ message_type read_frame(tcp::socket& s, bytes& body) {
   rest.resize(length);
   body = std::move(rest);
   const auto type = static_cast<message_type>(head[4]);
-  if (type < message_type::hello || type > message_type::snapshot)
+  if (type < message_type::hello || type > message_type::diverged)
     throw error(errc::corrupt_record,
                 "replication: unknown message type " + std::to_string(head[4]));
   return type;
@@ -110,6 +110,17 @@ void shut(tcp::socket& s) {
 }
 
 }  // namespace
+
+std::uint64_t common_prefix_end(const Journal& journal, std::uint64_t replica_epoch) {
+  // Epochs never decrease along a journal and each segment holds one epoch: the prefix ends
+  // where the first segment of a newer epoch starts (dropped segments were before it).
+  std::uint64_t end = journal.first_seq() > 0 ? journal.first_seq() - 1 : 0;
+  for (const auto& seg : journal.segments()) {
+    if (seg.epoch > replica_epoch) break;
+    end = std::max(end, seg.last_seq);
+  }
+  return std::min(end, journal.durable_seq());
+}
 
 struct ReplicationServer::impl {
   asio::io_context io;
@@ -195,6 +206,26 @@ void ReplicationServer::serve(std::shared_ptr<void> handle) {
                                            std::to_string(replica_epoch) +
                                            ", newer than this primary's " +
                                            std::to_string(journal_->epoch()));
+      // Raft's rule: the replica's records past the last one of an epoch <= its last epoch
+      // that this journal holds are not this primary's history (an older primary wrote them
+      // and they never reached this one): the replica cuts them off and asks again. Epoch 0
+      // says nothing (records of a store not replicated, or a replica whose journal is empty
+      // after a snapshot): no cut, a replica past this journal's end gets sequence_gap.
+      if (const std::uint64_t keep = common_prefix_end(*journal_, replica_epoch);
+          replica_epoch > 0 && from > keep + 1) {
+        const std::string why =
+            "replication: the replica's records " + std::to_string(keep + 1) + ".." +
+            std::to_string(from - 1) + " (last epoch " + std::to_string(replica_epoch) +
+            ") are not in this primary's history (epoch " + std::to_string(journal_->epoch()) +
+            "); it must cut its journal back to " + std::to_string(keep);
+        bytes b(16 + why.size());
+        put_le(&b[0], keep);
+        put_le(&b[8], journal_->epoch());
+        std::memcpy(&b[16], why.data(), why.size());
+        send_frame(socket, message_type::diverged, b);
+        shut(socket);
+        return;
+      }
       stream = std::make_unique<RecordStream>(*journal_, from);
     } catch (const prevalent::error& e) {
       // Too far behind: the newest snapshot first (the journal is kept back to the oldest
@@ -344,13 +375,54 @@ void ReplicationClient::run() {
     batch.clear();
     batch_bytes = 0;
   };
+  // The read timeout: a watchdog ends the connection when a read has waited longer than
+  // read_timeout (the primary stopped without closing it: SIGSTOP, a lost network).
+  using steady = std::chrono::steady_clock;
+  std::atomic<steady::rep> waiting_since{steady::now().time_since_epoch().count()};
+  std::atomic<bool> timed_out{false}, done{false};
+  std::mutex watch_mutex;
+  std::condition_variable watch_cv;
+  std::thread watchdog([&] {
+    const auto step =
+        std::clamp(read_timeout / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(100));
+    std::unique_lock g(watch_mutex);
+    while (!watch_cv.wait_for(g, step, [&] { return done.load(); })) {
+      const steady::time_point since{steady::duration(waiting_since.load())};
+      if (since != steady::time_point{} && steady::now() - since > read_timeout) {
+        timed_out = true;
+        if (const int fd = fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
+        return;
+      }
+    }
+  });
+  struct join_watchdog {
+    std::thread& t;
+    std::atomic<bool>& done;
+    std::mutex& m;
+    std::condition_variable& cv;
+    ~join_watchdog() {
+      {
+        std::lock_guard g(m);
+        done = true;
+      }
+      cv.notify_all();
+      t.join();
+    }
+  } joined{watchdog, done, watch_mutex, watch_cv};
   bytes body;
   for (;;) {
     message_type type;
     try {
+      waiting_since = steady::now().time_since_epoch().count();
       type = read_frame(socket, body);
+      waiting_since = 0;  // not waiting for the primary while storing and applying
     } catch (const boost::system::system_error&) {
       if (stopping_) return;
+      if (timed_out)
+        throw error(errc::replication_timeout,
+                    "replication: no message from the primary " + host_ + ":" +
+                        std::to_string(port_) + " for " + std::to_string(read_timeout.count()) +
+                        " ms (heartbeats come every 200 ms); connecting again");
       throw;
     }
     if (type != message_type::records) store_batch();  // what came before it first
@@ -359,6 +431,16 @@ void ReplicationClient::run() {
       const auto code = static_cast<errc>(get_le<std::uint32_t>(&body[0]));
       throw error(code, "primary " + host_ + ":" + std::to_string(port_) +
                             " refused: " + std::string(body.begin() + 4, body.end()));
+    }
+    if (type == message_type::diverged) {
+      need(body, 0, 16, "diverged");
+      const auto keep = get_le<std::uint64_t>(&body[0]);
+      std::string why(body.begin() + 16, body.end());
+      if (!on_diverged)
+        throw error(errc::sequence_gap,
+                    "primary " + host_ + ":" + std::to_string(port_) + " refused: " + why);
+      on_diverged(keep, std::move(why));
+      return;
     }
     if (type == message_type::snapshot && on_snapshot) {
       need(body, 0, 12, "snapshot");

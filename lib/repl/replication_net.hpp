@@ -28,7 +28,20 @@ namespace prevalent::repl {
 
 // Wire constants (docs/REPLICATION.md).
 inline constexpr std::uint32_t protocol_version = 1;
-enum class message_type : std::uint8_t { hello = 1, records = 2, ack = 3, error = 4, snapshot = 5 };
+enum class message_type : std::uint8_t {
+  hello = 1,
+  records = 2,
+  ack = 3,
+  error = 4,
+  snapshot = 5,
+  diverged = 6  // the replica holds records the primary lacks: cut back to a sequence number
+};
+// Raft's rule for where two histories part: the last sequence number of `journal`'s durable
+// records whose epoch is <= `replica_epoch` (the epoch of a replica's last record). Records up
+// to it are the same on both sides, because an epoch is one primary's (a fencing token).
+std::uint64_t common_prefix_end(const Journal& journal, std::uint64_t replica_epoch);
+// The default of ReplicationClient::read_timeout: 10 heartbeats.
+inline constexpr std::chrono::milliseconds default_read_timeout{2000};
 // The most payload bytes of records the server puts in one message (at least one record).
 inline constexpr std::size_t max_batch_bytes = 1u << 20;
 // The most payload bytes a replica gathers from messages already received into one write and
@@ -114,6 +127,15 @@ class ReplicationClient {
   // sequence number and bytes as stored. run() returns after it (the primary closes); the
   // caller installs it and connects again. Without it, run() throws errc::too_far_behind.
   std::function<void(std::string name, std::uint64_t last_seq, bytes content)> on_snapshot;
+  // The primary answered that this replica's journal holds records it lacks (written by an
+  // older primary, never replicated to this one): the replica must cut its journal back to
+  // `keep_through` (cut_journal) and connect again. run() returns after it. Without it, run()
+  // throws errc::sequence_gap with the primary's message.
+  std::function<void(std::uint64_t keep_through, std::string why)> on_diverged;
+  // A primary that sends nothing (not even a heartbeat, every 200 ms) for this long while the
+  // connection stays open (a stopped process, a lost network) is given up: run() throws
+  // errc::replication_timeout. Set before run().
+  std::chrono::milliseconds read_timeout = default_read_timeout;
 
  private:
   struct impl;

@@ -169,8 +169,20 @@ class StoreCore {
 
   // ---- replication (issue 11, docs/REPLICATION.md) ----
   // A replica: from now on commands fail with errc::read_only_replica and `why` (which names
-  // the primary). Not undone: a replica that becomes primary is opened again as one.
+  // the primary). promote() undoes it.
   void set_read_only(std::string why);
+  // Failover (lib/repl/replication_node.hpp): a primary that must stop acknowledging (it lost
+  // its lease, or another node was elected). Commands fail with errc::read_only_replica and
+  // `why`, and every caller waiting in wait_replicated() now or later fails with the same
+  // (its command is applied and durable here and may or may not survive the failover).
+  void fence(std::string why);
+  // A replica (or a fenced primary) becomes the primary of `epoch`, without reopening: the
+  // journal writes with `epoch` from the next record on (a new segment; errc::stale_epoch if
+  // below its last record's), commands are accepted again, and the replicas' marks start
+  // over (acknowledgements of an earlier term do not count for this one).
+  void promote(std::uint64_t epoch);
+  // The replicas' durable marks (connection id -> seq), for INFO replication.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> replica_marks() const;
   // A replica, after records were appended to its journal (Journal::append_raw): applies the
   // durable records after last_applied() through `replay`, read back from disk exactly as
   // recovery reads them (the same decryption and decode), under the exclusive lock, so a

@@ -104,6 +104,10 @@ class Coordinator {
   // Stops the threads; a primary stops acknowledging, then the lease is revoked (best effort),
   // which deletes the leader key so another node can take over without waiting for the TTL.
   void stop();
+  // What a crash leaves behind, for tests and for a process about to die: stops the threads
+  // (a primary stops acknowledging) without revoking the lease, so the leader key stays until
+  // the lease runs out (TTL) and a successor waits for that, as after a real crash.
+  void abandon();
 
   // True while this node is primary and the deadline of its lease has not passed. The write
   // path checks it before acknowledging each command.
@@ -120,6 +124,7 @@ class Coordinator {
   std::string member_key(const std::string& node) const { return prefix_ + "members/" + node; }
 
  private:
+  void halt(bool revoke);
   void run();
   void watchdog();
   void refresh_lease();

@@ -41,7 +41,10 @@ Replication::Replication(KvAsyncStore& store, const std::string& primary,
         else
           core.apply_journal(replay);
       },
-      std::move(install)};
+      std::move(install),
+      // No cut-back: a fixed replica follows one primary, whose history it never gets ahead
+      // of (a divergence is reported in last_error; failover with --etcd is what needs cuts).
+      nullptr};
   link_ = std::make_unique<link>(primary_at_, std::move(hooks), std::chrono::milliseconds(200));
   link_->start();
 }

@@ -25,6 +25,13 @@
 
 namespace {
 
+// "k<n>", built by appending: `"k" + std::to_string(n)` draws a false -Wrestrict from g++ 12.
+std::string key_name(long n) {
+  std::string name = "k";
+  name += std::to_string(n);
+  return name;
+}
+
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 namespace ha = prevalent::ha;
@@ -123,13 +130,13 @@ std::vector<double> run(const std::string& etcd, std::chrono::seconds ttl, int r
     // Under load: both followers connected, writes acknowledged.
     while (p->store->node().replicas().size() < 2 && steady::now() < give_up)
       std::this_thread::sleep_for(5ms);
-    for (int i = 0; i < 20; ++i) p->write("k" + std::to_string(key++));
+    for (int i = 0; i < 20; ++i) p->write(key_name(key++));
     const auto crashed = steady::now();
     p->coordinator->abandon();
     p->store->node().stop();
     bool done = false;
     while (!done && steady::now() < give_up) {
-      if (Member* q = primary(p)) done = q->write("k" + std::to_string(key++));
+      if (Member* q = primary(p)) done = q->write(key_name(key++));
       if (!done) std::this_thread::sleep_for(1ms);
     }
     if (!done) throw std::runtime_error("no failover within the bound");

@@ -95,7 +95,8 @@ result run(const char* label, unsigned replicas, prevalent::ack_policy acks, int
       threads.emplace_back([&, w] {
         for (int i = 0; i < per_writer; ++i) {
           try {
-            primary.execute(Put{"k" + std::to_string(w) + "-" + std::to_string(i % 100), i});
+            primary.execute(
+                Put{std::string("k") + std::to_string(w) + "-" + std::to_string(i % 100), i});
           } catch (const std::exception&) {
             ++failures;
           }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Compiles one file that must not compile and checks that the first error is the readable
-# message its "// expect:" line names. Usage: run.sh CXX INCLUDE_DIR FILE
+# message its "// expect:" line names. Usage: run.sh INCLUDE_DIR FILE CXX [ARGS...]
+# (the compiler's whole command: meson's may be `ccache c++`).
 set -u
-cxx=$1 inc=$2 file=$3
+inc=$1 file=$2
+shift 2
 expect=$(sed -n 's|^// expect: ||p' "$file")
-out=$("$cxx" -std=c++20 -fsyntax-only -I "$inc" "$file" 2>&1)
+out=$("$@" -std=c++20 -fsyntax-only -I "$inc" "$file" 2>&1)
 if [ $? -eq 0 ]; then
   echo "FAIL: $file compiled, but it must not"
   exit 1

@@ -18,6 +18,7 @@
 #include <prevalent/store.hpp>
 
 #include "replica.hpp"
+#include "replication_bank.hpp"
 #include "replication_net.hpp"
 #include "support.hpp"
 
@@ -25,37 +26,11 @@ using namespace prevalent;
 using clock_type = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
+using namespace replication_bank;
+
 namespace {
 
-struct Bank {
-  std::map<std::string, long> balances;
-  long total = 0;
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Bank, balances, total)
-};
-
-struct Deposit {
-  static constexpr std::string_view name = "deposit";
-  std::string account;
-  long amount = 0;
-  long apply(Bank& b, const Context&) const {
-    b.total += amount;
-    return b.balances[account] += amount;
-  }
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Deposit, account, amount)
-};
-
-using BankStore = Store<Bank, Deposit>;
 using BankReplica = repl::Replica<Bank, Deposit>;
-
-clock_type::time_point deadline() { return clock_type::now() + std::chrono::seconds(60); }
-std::string address(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
-
-template <class S>
-digest128 digest_of(const S& store) {
-  return store.query([&](const Bank& b) {
-    return state_digest(detail::store_access<Bank, Deposit>::serialize(b, codec::json));
-  });
-}
 
 store_options at_epoch(std::uint64_t epoch) {
   store_options o;

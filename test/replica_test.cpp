@@ -18,45 +18,17 @@
 
 #include "prevalent/format.hpp"
 #include "replica.hpp"
+#include "replication_bank.hpp"
 #include "support.hpp"
 
 using namespace prevalent;
 using clock_type = std::chrono::steady_clock;
 
+using namespace replication_bank;
+
 namespace {
 
-struct Bank {
-  std::map<std::string, long> balances;
-  long total = 0;
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Bank, balances, total)
-};
-
-struct Deposit {
-  static constexpr std::string_view name = "deposit";
-  std::string account;
-  long amount = 0;
-  long apply(Bank& b, const Context&) const {
-    b.total += amount;
-    return b.balances[account] += amount;
-  }
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Deposit, account, amount)
-};
-
-using BankStore = Store<Bank, Deposit>;
 using BankReplica = repl::Replica<Bank, Deposit>;
-
-// Deadlines only bound a test when something is lost; nothing here is timed.
-clock_type::time_point deadline() { return clock_type::now() + std::chrono::seconds(60); }
-
-std::string address(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
-
-// The digest of a state as a snapshot of it would record it.
-template <class S>
-digest128 digest_of(const S& store) {
-  return store.query([&](const Bank& b) {
-    return state_digest(detail::store_access<Bank, Deposit>::serialize(b, codec::json));
-  });
-}
 
 void deposit(BankStore& s, int from, int to) {
   for (int i = from; i < to; ++i) s.execute(Deposit{"acct" + std::to_string(i % 7), i + 1});

@@ -14,41 +14,19 @@
 #include <prevalent/state_digest.hpp>
 
 #include "replicated_store.hpp"
+#include "replication_bank.hpp"
 #include "support.hpp"
 
 using namespace prevalent;
 using clock_type = std::chrono::steady_clock;
 
+using namespace replication_bank;
+
 namespace {
-
-struct Bank {
-  std::map<std::string, long> balances;
-  long total = 0;
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Bank, balances, total)
-};
-
-struct Deposit {
-  static constexpr std::string_view name = "deposit";
-  std::string account;
-  long amount = 0;
-  long apply(Bank& b, const Context&) const {
-    b.total += amount;
-    return b.balances[account] += amount;
-  }
-  NLOHMANN_DEFINE_TYPE_INTRUSIVE(Deposit, account, amount)
-};
 
 using Node = repl::ReplicatedStore<Bank, Deposit>;
 
-clock_type::time_point deadline() { return clock_type::now() + std::chrono::seconds(60); }
-
 repl::endpoint at(const Node& n) { return {"127.0.0.1", n.node().port()}; }
-
-digest128 digest_of(const Node& n) {
-  return n.query([&](const Bank& b) {
-    return state_digest(detail::store_access<Bank, Deposit>::serialize(b, codec::json));
-  });
-}
 
 // Until `n` has applied `seq` and shows `digest`.
 bool converged(const Node& n, std::uint64_t seq, const digest128& digest) {

@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""prevalent-kv automatic failover through etcd (issue 11, part 4; docs/REPLICATION.md
+"In the kv server").
+
+  failover_test.py TOOL     (TOOL: the `prevalent` command-line tool; KV_SERVER: kvlib.py)
+  ROUNDS=N failover_test.py TOOL    long mode: N passes over the five rounds (not in CI)
+  SEED=S                    the random timing of a run to repeat (printed at the start)
+
+Skipped (exit 77) without /usr/bin/etcd (Debian etcd-server; PREVALENT_ETCD names another),
+without the kv server, or for KV_SERVER=redis-server. Everything runs on loopback, started and
+stopped by PID: one etcd with a temporary data directory, three prevalent-kv nodes with
+`--acks replicated:1:2000 --sync always --lease-ttl 2` on fixed ports, and a Recorder client
+that writes unique keys to whichever node says it is the primary (INFO replication
+role:master) and records each +OK with the node that sent it. Rounds, with random timing:
+
+1. kill-primary: SIGKILL of the primary under load; it is restarted once another node is
+   primary and acknowledges writes (it rejoins as a replica, cutting back what it alone had).
+2. stop-primary: SIGSTOP of the primary past its lease; meanwhile a second client pipelines
+   writes to it; after another node is primary, SIGCONT. Verified: every one of those writes
+   is refused (-READONLY or -TRYAGAIN), none acknowledged (the node's lease had run out).
+3. replica-behind: SIGKILL of a replica; writes go on; the primary takes snapshots (SAVE, one
+   kept, 4 KiB segments) until its journal starts after the replica's last record; the
+   replica restarted catches up from the snapshot (its log says it installed one).
+4. restart-all: every node stopped (SIGTERM), started again.
+5. etcd-down: SIGKILL of etcd under load: no write is acknowledged from TTL + 1 s after the
+   kill until etcd is restarted (same data, same ports), then a primary is elected again.
+
+After each round, with the writes paused: a primary is elected; every acknowledged write is
+present with its value on it (GET); from `prevalent dump` of every node's directory, the
+record of each acknowledged write on the node that acknowledged it has an epoch > 0, and no
+two nodes acknowledged writes in the same epoch; records with the same (seq, epoch) on two
+nodes are the same command; all nodes reach the same offset and the same dataset digest.
+Snapshots are taken explicitly (SAVE, in round 3) rather than every N commands so that the
+journal still holds the record of every acknowledged write when it is checked.
+"""
+
+import json
+import os
+import random
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster  # noqa: E402
+import kvlib  # noqa: E402
+
+TTL = 2
+BOUND = 40.0  # seconds any one wait may take
+KEY = re.compile(r'"(w:\d+)"')
+
+
+def wait_for(what, check, bound=BOUND):
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        v = check()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {bound} s waiting for {what}")
+
+
+class Failover:
+    def __init__(self, server, tool, root, rng):
+        self.tool, self.rng, self.root = tool, rng, root
+        self.etcd = cluster.EtcdProcess(root)
+        extra = ["--acks", "replicated:1:2000", "--sync", "always", "--lease-ttl", str(TTL),
+                 "--snapshot-every-commands", "0", "--snapshot-every-bytes", "0",
+                 "--keep-snapshots", "1", "--segment-bytes", "4096"]
+        self.nodes = [cluster.Node(server, root, name, self.etcd.endpoint, extra)
+                      for name in ("n1", "n2", "n3")]
+        self.recorder = cluster.Recorder(self.nodes)
+        self.recorder.start()
+        self.verified = set()  # acknowledged keys whose journal records were checked
+        self.epoch_nodes = {}  # epoch -> nodes that acknowledged writes in it
+        self.checked = 0
+
+    def close(self):
+        self.recorder.stop()
+        for n in self.nodes:
+            if n.alive():
+                n.signal(signal.SIGCONT)
+                if n.stop() != 0:
+                    print(f"{n.name} exited with {n.proc.proc.returncode}", file=sys.stderr)
+        self.etcd.stop()
+
+    def primary(self, exclude=None):
+        for n in self.nodes:
+            if n is not exclude and n.alive() and n.is_primary():
+                return n
+        return None
+
+    def acks_by(self, node, since):
+        return [a for a in self.recorder.acks() if a[1] == node.name and a[2] > since]
+
+    def write_until(self, count, exclude=None):
+        """Lets the recorder run until `count` more writes are acknowledged by a primary other
+        than `exclude`; returns that primary."""
+        start = time.monotonic()
+        self.recorder.resume()
+        p = wait_for("a primary acknowledging writes",
+                     lambda: next((n for n in self.nodes if n is not exclude and
+                                   len(self.acks_by(n, start)) >= count), None))
+        return p
+
+    def check_journals(self, name, acks):
+        """The journal checks of every acknowledged write not checked yet (before snapshots
+        drop the records): returns (writes newly checked, records compared across nodes)."""
+        journals = {n.name: cluster.journal(self.tool, n.dir) for n in self.nodes}
+        where = {}  # node -> key -> record
+        for node, records in journals.items():
+            index = where.setdefault(node, {})
+            for r in records.values():
+                for key in KEY.findall(json.dumps(r.get("args"))):
+                    index[key] = r
+        new = 0
+        for key, node, _ in acks:
+            if key in self.verified:
+                continue
+            r = where[node].get(key)
+            assert r is not None, f"{name}: no record of {key} in {node}'s journal (it acked it)"
+            assert r["epoch"] > 0, f"{name}: {key} acknowledged by {node} in record {r} of epoch 0"
+            self.epoch_nodes.setdefault(r["epoch"], set()).add(node)
+            self.verified.add(key)
+            new += 1
+        for epoch, nodes in self.epoch_nodes.items():
+            assert len(nodes) == 1, f"{name}: nodes {sorted(nodes)} acknowledged writes in epoch {epoch}"
+        pairs = 0
+        names = sorted(journals)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                for seq, ra in journals[a].items():
+                    rb = journals[b].get(seq)
+                    if rb is not None and rb["epoch"] == ra["epoch"]:
+                        pairs += 1
+                        assert (ra["cmd"], ra["args"]) == (rb["cmd"], rb["args"]), (
+                            f"{name}: seq {seq} epoch {ra['epoch']} differs on {a} and {b}: "
+                            f"{ra} vs {rb}")
+        self.checked += new
+        return new, pairs
+
+    # -- the checks after a round ---------------------------------------------------------
+    def check(self, name):
+        self.recorder.pause()
+        p = wait_for("a primary", self.primary)
+        acks = self.recorder.acks()
+
+        def same():
+            infos = [n.info() for n in self.nodes]
+            if any(i is None for i in infos):
+                return None
+            offsets = {i.get("master_repl_offset") for i in infos}
+            if len(offsets) != 1:
+                return None
+            sets = [cluster.dataset(n.port) for n in self.nodes]
+            digests = {cluster.digest(d) for d in sets}
+            return (offsets.pop(), sets[0]) if len(digests) == 1 else None
+
+        offset, data = wait_for("all nodes at the same offset and digest", same)
+        # Every acknowledged write is on the primary, with its value.
+        missing = [k for k, _, _ in acks if data.get(k.encode()) != k.split(":")[1].encode()]
+        assert not missing, f"{name}: acknowledged writes missing on {p.name}: {missing[:10]}"
+        assert cluster.dataset(p.port).keys() == data.keys()
+
+        new, pairs = self.check_journals(name, acks)
+        print(f"{name}: ok: primary {p.name} (epoch {p.info().get('prevalent_epoch')}), offset "
+              f"{offset}, {len(data)} keys, {len(acks)} acknowledged ({new} newly checked in "
+              f"journals), {self.recorder.unknown} unknown, epochs "
+              f"{ {e: sorted(n) for e, n in sorted(self.epoch_nodes.items())} }, "
+              f"{pairs} records compared across nodes", flush=True)
+
+    # -- the rounds -------------------------------------------------------------------------
+    def kill_primary(self):
+        old = self.write_until(20)
+        time.sleep(self.rng.uniform(0.1, 1.0))
+        old.kill()
+        self.write_until(20, exclude=old)
+        old.start()
+        self.write_until(5)
+        self.check("kill-primary")
+
+    def stop_primary(self):
+        old = self.write_until(20)
+        conn = kvlib.Conn(old.port, timeout=30)
+        time.sleep(self.rng.uniform(0.1, 1.0))
+        old.signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        probes = 20
+        conn.send(b"".join(kvlib.encode(["SET", f"late:{i}", "x"]) for i in range(probes)))
+        self.write_until(20, exclude=old)
+        # Past its lease for sure (the successor was elected after it ran out), and a little
+        # longer at random.
+        time.sleep(self.rng.uniform(0.0, 1.0))
+        old.signal(signal.SIGCONT)
+        replies = []
+        try:
+            for _ in range(probes):
+                replies.append(conn.reply())
+        except (OSError, kvlib.ConnectionClosed):
+            # The node restarted itself (a cut-back) before answering them all: no +OK either.
+            replies.append(b"-(connection closed)")
+        conn.close()
+        acked = [r for r in replies if r.startswith(b"+")]
+        assert not acked, f"stop-primary: {old.name} acknowledged {len(acked)} writes after " \
+                          f"losing its lease: {replies}"
+        assert all(r.startswith((b"-READONLY", b"-TRYAGAIN", b"-(connection closed)"))
+                   for r in replies), replies
+        print(f"stop-primary: {old.name} stopped {time.monotonic() - stopped:.1f} s; all "
+              f"{probes} writes sent meanwhile refused ({replies[0][:40]!r}...)", flush=True)
+        self.write_until(5)
+        self.check("stop-primary")
+
+    def replica_behind(self):
+        p = self.write_until(10)
+        replica = next(n for n in self.nodes if n is not p)
+        replica.kill()
+        last = max(cluster.journal(self.tool, replica.dir) or {0: None})
+        self.write_until(self.rng.randint(150, 300))
+        self.recorder.pause()
+        p = wait_for("a primary", self.primary)
+        # Snapshots until the primary's journal starts after the replica's last record.
+        for _ in range(10):
+            c = kvlib.Conn(p.port)
+            self.check_journals("replica-behind", self.recorder.acks())
+            assert c.call("SAVE") == b"+OK\r\n"
+            c.close()
+            first = min(cluster.journal(self.tool, p.dir) or {0: None})
+            if first > last + 1:
+                break
+            self.write_until(50)
+            self.recorder.pause()
+        assert first > last + 1, f"the primary's journal still starts at {first} (replica at {last})"
+        with open(replica.stderr_path, "rb") as f:
+            before = f.read().count(b"too far behind the primary")
+        replica.start()
+        self.write_until(20)
+        wait_for("the replica's snapshot catch-up",
+                 lambda: open(replica.stderr_path, "rb").read().count(
+                     b"too far behind the primary") > before)
+        print(f"replica-behind: {replica.name} at {last}, primary's journal from {first}: "
+              f"caught up from the snapshot", flush=True)
+        self.check("replica-behind")
+
+    def restart_all(self):
+        self.write_until(20)
+        time.sleep(self.rng.uniform(0.0, 0.5))
+        self.recorder.pause()
+        for n in self.nodes:
+            status = n.stop()
+            assert status == 0, f"{n.name} exited with {status} after SIGTERM"
+        for n in self.nodes:
+            n.start()
+        self.write_until(20)
+        self.check("restart-all")
+
+    def etcd_down(self):
+        self.write_until(20)
+        time.sleep(self.rng.uniform(0.0, 0.5))
+        self.etcd.kill()
+        killed = time.monotonic()
+        time.sleep(TTL + 2.5)
+        late = [a for a in self.recorder.acks() if a[2] > killed + TTL + 1.0]
+        assert not late, f"etcd-down: writes acknowledged {TTL + 1} s after etcd died: {late[:5]}"
+        assert self.primary() is None, "etcd-down: a node still says it is the primary"
+        print(f"etcd-down: no write acknowledged from {TTL + 1} s after the kill, no primary",
+              flush=True)
+        self.etcd.restart()
+        self.write_until(20)
+        self.check("etcd-down")
+
+
+def main():
+    server = kvlib.kv_command()
+    if kvlib.is_redis(server):
+        print("failover needs prevalent-kv --etcd: skipping for redis-server", file=sys.stderr)
+        return kvlib.SKIP
+    if not os.access(cluster.ETCD, os.X_OK):
+        print(f"{cluster.ETCD} not found (Debian etcd-server): skipping", file=sys.stderr)
+        return kvlib.SKIP
+    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
+        print("the prevalent tool is not built: skipping", file=sys.stderr)
+        return kvlib.SKIP
+    seed = int(os.environ.get("SEED", random.randrange(1 << 30)))
+    rounds = int(os.environ.get("ROUNDS", "1"))
+    print(f"seed {seed} (SEED={seed} repeats this timing), {rounds} pass(es)", flush=True)
+    rng = random.Random(seed)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="kv-failover-") as root:
+        f = Failover(server, sys.argv[1], root, rng)
+        try:
+            for i in range(rounds):
+                for step in (f.kill_primary, f.stop_primary, f.replica_behind, f.restart_all,
+                             f.etcd_down):
+                    step()
+        except BaseException:
+            for n in f.nodes:
+                try:
+                    with open(n.stderr_path, "rb") as log:
+                        tail = log.read()[-3000:].decode(errors="replace")
+                    print(f"--- {n.name} stderr (end) ---\n{tail}", file=sys.stderr)
+                except OSError:
+                    pass
+            raise
+        finally:
+            f.close()
+    print(f"ok: {rounds} pass(es), {len(f.verified)} acknowledged writes checked in journals, "
+          f"{f.recorder.unknown} unknown outcomes, {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,7 +29,8 @@ After each round, with the writes paused: a primary is elected; every acknowledg
 present with its value on it (GET); from `prevalent dump` of every node's directory, the
 record of each acknowledged write on the node that acknowledged it has an epoch > 0, and no
 two nodes acknowledged writes in the same epoch; records with the same (seq, epoch) on two
-nodes are the same command; all nodes reach the same offset and the same dataset digest.
+nodes are the same command; all nodes reach the same offset and the same dataset digest; every
+node's INFO replication names the primary's client address (prevalent_primary).
 Snapshots are taken explicitly (SAVE, in round 3) rather than every N commands so that the
 journal still holds the record of every acknowledged write when it is checked.
 """
@@ -164,6 +165,10 @@ class Failover:
         missing = [k for k, _, _ in acks if data.get(k.encode()) != k.split(":")[1].encode()]
         assert not missing, f"{name}: acknowledged writes missing on {p.name}: {missing[:10]}"
         assert cluster.dataset(p.port).keys() == data.keys()
+        # Any node names the primary's client address (published in etcd).
+        wait_for("every node naming the primary",
+                 lambda: all((n.info() or {}).get("prevalent_primary") == f"127.0.0.1:{p.port}"
+                             for n in self.nodes))
 
         new, pairs = self.check_journals(name, acks)
         print(f"{name}: ok: primary {p.name} (epoch {p.info().get('prevalent_epoch')}), offset "

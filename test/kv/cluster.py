@@ -196,6 +196,7 @@ class Recorder(threading.Thread):
         self.nodes, self.prefix, self.timeout = nodes, prefix, timeout
         self.acked = []  # (key, node name, monotonic time)
         self.unknown = 0
+        self.replies = {}  # first word of each reply other than +OK ("-READONLY", "timeout") -> count
         self.n = 0
         self.stopping = threading.Event()
         self.running = threading.Event()
@@ -252,6 +253,9 @@ class Recorder(threading.Thread):
                     self.acked.append((key, node.name, time.monotonic()))
             else:
                 self.unknown += 1
+                kind = reply.split(b" ", 1)[0].strip().decode() if reply else "no reply"
+                with self.lock:
+                    self.replies[kind] = self.replies.get(kind, 0) + 1
                 conn.close()
                 conn = None
                 time.sleep(0.02)

@@ -78,6 +78,7 @@ class Failover:
         self.verified = set()  # acknowledged keys whose journal records were checked
         self.epoch_nodes = {}  # epoch -> nodes that acknowledged writes in it
         self.checked = 0
+        self.failover_times = []  # kill-primary: from the SIGKILL to the successor's first +OK
 
     def close(self):
         self.recorder.stop()
@@ -182,6 +183,12 @@ class Failover:
         old = self.write_until(20)
         time.sleep(self.rng.uniform(0.1, 1.0))
         old.kill()
+        killed = time.monotonic()
+        self.write_until(1, exclude=old)
+        first = min(a[2] for a in self.recorder.acks() if a[1] != old.name and a[2] > killed)
+        self.failover_times.append(first - killed)
+        print(f"kill-primary: {old.name} killed; the first write acknowledged by its successor "
+              f"came {first - killed:.2f} s later (lease TTL {TTL} s)", flush=True)
         self.write_until(20, exclude=old)
         old.start()
         self.write_until(5)
@@ -220,7 +227,7 @@ class Failover:
 
     def replica_behind(self):
         p = self.write_until(10)
-        replica = next(n for n in self.nodes if n is not p)
+        replica = self.rng.choice([n for n in self.nodes if n is not p])
         replica.kill()
         last = max(cluster.journal(self.tool, replica.dir) or {0: None})
         self.write_until(self.rng.randint(150, 300))
@@ -311,8 +318,11 @@ def main():
             raise
         finally:
             f.close()
+    times = sorted(f.failover_times)
     print(f"ok: {rounds} pass(es), {len(f.verified)} acknowledged writes checked in journals, "
-          f"{f.recorder.unknown} unknown outcomes, {time.monotonic() - started:.0f} s")
+          f"{f.recorder.unknown} unknown outcomes {f.recorder.replies}, failover after SIGKILL "
+          f"(s, TTL {TTL}): min {times[0]:.2f} median {times[len(times) // 2]:.2f} max "
+          f"{times[-1]:.2f}, {time.monotonic() - started:.0f} s")
     return 0
 
 

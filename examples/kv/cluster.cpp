@@ -3,6 +3,7 @@
 // drives a ReplicationNode over the AsyncStore's store: primary of an epoch (serving replicas
 // on --repl-port), replica of the elected node, or fenced when its lease can no longer be
 // proven. The write path asks may_acknowledge() before it answers +OK (connection.cpp).
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <prevalent/ha/coordinator.hpp>
@@ -38,6 +39,13 @@ Replication::Replication(KvAsyncStore& store, const cluster_config& config, clus
   o.address = config.advertise + ":" + std::to_string(config.repl_port);
   o.client_address = client_address_;
   o.lease_ttl = std::chrono::seconds(config.lease_ttl);
+  // Failover takes up to the TTL, plus the election grace, plus a poll: both scaled to the
+  // TTL (a quarter and a sixth of it, at most the library's 1 s defaults), so a short lease
+  // also gives a short failover (TTL 2 s: 0.5 s and 333 ms).
+  using std::chrono::milliseconds;
+  const milliseconds ttl_ms = o.lease_ttl;
+  o.election_grace = std::clamp(ttl_ms / 4, milliseconds(250), milliseconds(1000));
+  o.poll_interval = std::clamp(ttl_ms / 6, milliseconds(100), milliseconds(1000));
   prevalent::ha::coordinator_callbacks cb;
   auto* node = node_.get();
   auto* s = &store_;

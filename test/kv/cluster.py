@@ -147,8 +147,9 @@ class Node:
     """One prevalent-kv --etcd node on fixed ports (its client port and replication port stay
     the same across restarts, as they are published in etcd)."""
 
-    def __init__(self, server, root, name, etcd, extra):
+    def __init__(self, server, root, name, etcd, extra, cluster="t"):
         self.server, self.name, self.etcd, self.extra = server, name, etcd, list(extra)
+        self.cluster = cluster
         self.dir = os.path.join(root, name)
         self.port = kvlib.free_port()
         self.repl_port = kvlib.free_port()
@@ -156,7 +157,7 @@ class Node:
         self.start()
 
     def start(self):
-        argv = list(self.server) + ["--etcd", self.etcd, "--cluster", "t", "--node", self.name,
+        argv = list(self.server) + ["--etcd", self.etcd, "--cluster", self.cluster, "--node", self.name,
                                     "--repl-port", str(self.repl_port)] + self.extra
         self.proc = kvlib.start_kv(argv, self.dir, port=self.port, timeout=60)
 

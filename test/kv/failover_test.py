@@ -24,6 +24,8 @@ role:master) and records each +OK with the node that sent it. Rounds, with rando
 4. restart-all: every node stopped (SIGTERM), started again.
 5. etcd-down: SIGKILL of etcd under load: no write is acknowledged from TTL + 1 s after the
    kill until etcd is restarted (same data, same ports), then a primary is elected again.
+6. lease-lost (once, on a second two-node cluster): a write waiting for its SIGSTOPped replica
+   when the primary loses its lease (etcd SIGSTOPped) is answered -TRYAGAIN, not +OK.
 
 After each round, with the writes paused: a primary is elected; every acknowledged write is
 present with its value on it (GET); from `prevalent dump` of every node's directory, the
@@ -283,6 +285,44 @@ class Failover:
         self.write_until(20)
         self.check("etcd-down")
 
+    def lease_lost_in_flight(self, server):
+        """A write waiting for its replica when the primary loses its lease: -TRYAGAIN.
+
+        A second cluster (m1, m2) on the same etcd, --acks replicated:1:60000: m2 SIGSTOPped,
+        a SET to the primary m1 waits for it; etcd SIGSTOPped: m1 cannot refresh its lease
+        and fences within the TTL, long before the 60 s timeout. Verified: the reply is
+        -TRYAGAIN (outcome unknown), not +OK; the write is in m1's journal (applied and
+        durable there, as the error says)."""
+        extra = ["--acks", "replicated:1:60000", "--sync", "always", "--lease-ttl", str(TTL)]
+        m = [cluster.Node(server, self.root, name, self.etcd.endpoint, extra, cluster="m")
+             for name in ("m1", "m2")]
+        try:
+            p = wait_for("a primary of the second cluster",
+                         lambda: next((n for n in m if n.is_primary()), None))
+            r = next(n for n in m if n is not p)
+            wait_for("its replica", lambda: (p.info() or {}).get("connected_slaves") == "1")
+            c = kvlib.Conn(p.port, timeout=30)
+            assert c.call("SET", "m:before", "1") == b"+OK\r\n"
+            r.signal(signal.SIGSTOP)
+            c.send(kvlib.encode(["SET", "m:inflight", "1"]))
+            time.sleep(0.3)
+            self.etcd.proc.send_signal(signal.SIGSTOP)
+            try:
+                reply = c.reply()
+            finally:
+                self.etcd.proc.send_signal(signal.SIGCONT)
+                r.signal(signal.SIGCONT)
+            c.close()
+            assert reply.startswith(b"-TRYAGAIN"), f"lease-lost: {reply!r}"
+            records = cluster.journal(self.tool, p.dir)
+            assert any("m:inflight" in json.dumps(x.get("args")) for x in records.values())
+            print(f"lease-lost: a write waiting for its replica when {p.name} lost its lease: "
+                  f"{reply[:60]!r}...; in {p.name}'s journal", flush=True)
+        finally:
+            for n in m:
+                n.signal(signal.SIGCONT)
+                n.stop()
+
 
 def main():
     server = kvlib.kv_command()
@@ -307,6 +347,7 @@ def main():
                 for step in (f.kill_primary, f.stop_primary, f.replica_behind, f.restart_all,
                              f.etcd_down):
                     step()
+            f.lease_lost_in_flight(server)
         except BaseException:
             for n in f.nodes:
                 try:

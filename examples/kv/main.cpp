@@ -228,11 +228,6 @@ int main(int argc, char** argv) {
               << "Run with --help for more information.\n";
     return 2;
   }
-  if (!replica_of.empty() && (repl_port >= 0 || acks != "local")) {
-    std::cerr << "prevalent-kv: --replica-of cannot be combined with --repl-port or --acks (a "
-                 "fixed replica neither serves replicas nor acknowledges writes)\n";
-    return 2;
-  }
   const bool clustered = !cluster.etcd.empty();
   if (!clustered && (!cluster.cluster.empty() || !cluster.node.empty())) {
     std::cerr << "prevalent-kv: --cluster and --node need --etcd URL\n";
@@ -242,6 +237,9 @@ int main(int argc, char** argv) {
     std::string problem;
     if (cluster.cluster.empty() || cluster.node.empty())
       problem = "--etcd needs --cluster NAME and --node NAME";
+    else if (cluster.cluster.find('/') != std::string::npos ||
+             cluster.node.find('/') != std::string::npos)
+      problem = "--cluster and --node must not contain '/' (they name etcd keys)";
     else if (!replica_of.empty())
       problem = "--etcd cannot be combined with --replica-of (etcd decides whom to follow)";
     else if (repl_port <= 0)
@@ -258,6 +256,11 @@ int main(int argc, char** argv) {
     }
     cluster.repl_port = static_cast<std::uint16_t>(repl_port);
     cluster.client_port = o.port;
+  }
+  if (!replica_of.empty() && (repl_port >= 0 || acks != "local")) {
+    std::cerr << "prevalent-kv: --replica-of cannot be combined with --repl-port or --acks (a "
+                 "fixed replica neither serves replicas nor acknowledges writes)\n";
+    return 2;
   }
   if (o.port < 0 && o.unixsocket.empty()) {
     std::cerr << "prevalent-kv: --port -1 (no TCP) needs --unixsocket: nothing to listen on\n";

@@ -24,6 +24,7 @@ role:master) and records each +OK with the node that sent it. Rounds, with rando
 4. restart-all: every node stopped (SIGTERM), started again.
 5. etcd-down: SIGKILL of etcd under load: no write is acknowledged from TTL + 1 s after the
    kill until etcd is restarted (same data, same ports), then a primary is elected again.
+0. Bad --etcd command lines are refused (exit 2, the option named) before anything opens.
 6. lease-lost (once, on a second two-node cluster): a write waiting for its SIGSTOPped replica
    when the primary loses its lease (etcd SIGSTOPped) is answered -TRYAGAIN, not +OK.
 
@@ -42,6 +43,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -324,6 +326,35 @@ class Failover:
                 n.stop()
 
 
+def refusals(server, root):
+    """--etcd without what it needs is refused before the store opens: exit 2, a message
+    naming the missing or wrong option, no directory created."""
+    d = os.path.join(root, "refused")
+    base = ["--dir", d, "--etcd", "http://127.0.0.1:1", "--node", "n"]
+    cases = [
+        (["--cluster", "c", "--port", "7000"], "--etcd needs a fixed --repl-port N with N > 0"),
+        (["--cluster", "c", "--port", "0", "--repl-port", "7001"],
+         "--etcd needs a fixed --port N with N > 0"),
+        (["--cluster", "c", "--port", "7000", "--repl-port", "7001", "--replica-of",
+          "127.0.0.1:5"], "--etcd cannot be combined with --replica-of"),
+        (["--cluster", "a/b", "--port", "7000", "--repl-port", "7001"], "must not contain '/'"),
+        (["--port", "7000", "--repl-port", "7001"], "--etcd needs --cluster NAME and --node"),
+    ]
+    for extra, message in cases:
+        out = subprocess.run(list(server) + base + extra, capture_output=True, timeout=30)
+        assert out.returncode == 2 and message in out.stderr.decode(), (extra, out)
+    out = subprocess.run(list(server) + ["--dir", d, "--cluster", "c", "--port", "7000"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 2 and "--cluster and --node need --etcd" in out.stderr.decode()
+    out = subprocess.run(list(server) + ["--dir", d, "--etcd", "127.0.0.1:2379", "--cluster", "c",
+                                         "--node", "n", "--port", "7000", "--repl-port", "7001"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 2 and "must be an http:// URL" in out.stderr.decode(), out
+    assert not os.path.exists(d), "a refused start created its directory"
+    print(f"refusals: {len(cases) + 2} bad --etcd command lines refused (exit 2, named)",
+          flush=True)
+
+
 def main():
     server = kvlib.kv_command()
     if kvlib.is_redis(server):
@@ -341,6 +372,7 @@ def main():
     rng = random.Random(seed)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kv-failover-") as root:
+        refusals(server, root)
         f = Failover(server, sys.argv[1], root, rng)
         try:
             for i in range(rounds):

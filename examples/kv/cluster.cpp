@@ -3,6 +3,9 @@
 // drives a ReplicationNode over the AsyncStore's store: primary of an epoch (serving replicas
 // on --repl-port), replica of the elected node, or fenced when its lease can no longer be
 // proven. The write path asks may_acknowledge() before it answers +OK (connection.cpp).
+// Built without prevalent-ha (PREVALENT_KV_HA 0: lib/ha needs Boost >= 1.81 and libsodium),
+// --etcd is refused with a message saying so, and the other modes work as ever.
+#if PREVALENT_KV_HA
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -190,3 +193,35 @@ std::string Replication::cluster_role_reply() const {
 }
 
 }  // namespace kv
+
+#else  // !PREVALENT_KV_HA
+#include <stdexcept>
+
+#include "replication.hpp"
+#include "replication_node.hpp"
+
+namespace kv {
+
+Replication::Replication(KvAsyncStore& store, const cluster_config&, cluster_hooks)
+    : store_(store) {
+  throw std::runtime_error(
+      "--etcd: this prevalent-kv was built without prevalent-ha (failover through etcd needs "
+      "Boost >= 1.81 and libsodium at build time)");
+}
+
+void Replication::start() {}
+
+void Replication::stop() {
+  if (primary_) primary_->stop();
+  if (link_) link_->stop();
+}
+
+bool Replication::may_acknowledge() const { return true; }
+std::string Replication::primary_client_address() const { return ""; }
+void Replication::cluster_info(
+    const std::function<void(std::string_view, const std::string&)>&) const {}
+std::string Replication::cluster_role_reply() const { return ""; }
+
+}  // namespace kv
+
+#endif

@@ -56,7 +56,8 @@ Replication::Replication(KvAsyncStore& store, const cluster_config& config, clus
   // "primary" whose store refuses commands, or a replica that follows nobody): it is logged,
   // the node stops acknowledging, and the process restarts (re-executes itself) so a fresh
   // coordinator joins the cluster again.
-  auto failed = [node, restart = hooks.restart](const std::string& what, const char* error) {
+  auto failed = [this, node, restart = hooks.restart](const std::string& what, const char* error) {
+    acting_primary_ = false;
     const std::string why = what + " failed: " + error;
     log_line("cluster: " + why + "; stops acknowledging and restarts");
     try {
@@ -66,16 +67,18 @@ Replication::Replication(KvAsyncStore& store, const cluster_config& config, clus
     restart(why);
   };
   cb.durable_seq = [s] { return s->sync().durable_sequence(); };
-  cb.became_primary = [node, failed, port = config.repl_port](std::int64_t epoch) {
+  cb.became_primary = [this, node, failed, port = config.repl_port](std::int64_t epoch) {
     try {
       node->become_primary(static_cast<std::uint64_t>(epoch), port);
+      acting_primary_ = true;
       log_line("cluster: primary of epoch " + std::to_string(epoch) + ", serving replicas on " +
                "127.0.0.1:" + std::to_string(port));
     } catch (const std::exception& e) {
       failed("becoming the primary of epoch " + std::to_string(epoch), e.what());
     }
   };
-  cb.follow = [node, failed](const std::string& address, std::int64_t epoch) {
+  cb.follow = [this, node, failed](const std::string& address, std::int64_t epoch) {
+    acting_primary_ = false;
     try {
       node->follow(prevalent::repl::endpoint::parse(address), static_cast<std::uint64_t>(epoch));
       log_line("cluster: following " + address + " (epoch " + std::to_string(epoch) + ")");
@@ -83,7 +86,8 @@ Replication::Replication(KvAsyncStore& store, const cluster_config& config, clus
       failed("following " + address, e.what());
     }
   };
-  cb.must_stop_acknowledging = [node] {
+  cb.must_stop_acknowledging = [this, node] {
+    acting_primary_ = false;
     try {
       node->stop_acknowledging("lease lost");
     } catch (const std::exception& e) {
@@ -111,7 +115,7 @@ void Replication::stop() {
 
 bool Replication::may_acknowledge() const {
   if (!node_) return true;
-  return coordinator_->may_acknowledge() && node_->role() == prevalent::repl::node_role::primary;
+  return acting_primary_.load() && coordinator_->may_acknowledge();
 }
 
 std::string Replication::primary_client_address() const {

@@ -6,6 +6,7 @@
 // Coordinator, cluster.cpp). What INFO replication, ROLE and WAIT report comes from here.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -92,6 +93,10 @@ class Replication {
   std::string primary_client_address() const;
   cluster_config config_;
   std::string client_address_;
+  // The node's role as the write path sees it, without ReplicationNode's mutex (held across
+  // role changes, which may take a while): true once become_primary() returned, false before
+  // follow() or stop_acknowledging() start.
+  std::atomic<bool> acting_primary_{false};
   std::unique_ptr<prevalent::repl::ReplicationNode> node_;
   // After node_, so it is destroyed (stopped) first; shared_ptr so that this header and the
   // build without prevalent-ha (cluster_stub.cpp) need no complete Coordinator.

@@ -42,9 +42,6 @@ struct coordinator_options {
   std::string cluster;  // the key prefix /prevalent/<cluster>/
   std::string node;     // unique in the cluster; names the member key
   std::string address;  // where others reach this node (host:port), published as is
-  // Optional: where the node's own clients reach it (host:port), published as "client" in the
-  // member and leader keys so any node can tell a client who the primary is.
-  std::string client_address;
   std::chrono::seconds lease_ttl{10};
   // Subtracted from the lease's end as seen by this node (0: TTL/10, at least 100 ms); it must
   // cover the clock-rate difference between this node and etcd over one TTL plus the time the
@@ -57,6 +54,9 @@ struct coordinator_options {
   std::chrono::milliseconds poll_interval{0};
   // Deadline of each etcd call (0: TTL/3).
   std::chrono::milliseconds request_timeout{0};
+  // Optional: where the node's own clients reach it (host:port), published as "client" in the
+  // member and leader keys so any node can tell a client who the primary is.
+  std::string client_address;
 };
 
 struct coordinator_callbacks {

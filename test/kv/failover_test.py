@@ -21,7 +21,8 @@ role:master) and records each +OK with the node that sent it. Rounds, with rando
 3. replica-behind: SIGKILL of a replica; writes go on; the primary takes snapshots (SAVE, one
    kept, 4 KiB segments) until its journal starts after the replica's last record; the
    replica restarted catches up from the snapshot (its log says it installed one).
-4. restart-all: every node stopped (SIGTERM), started again.
+4. restart-all: every node stopped (SIGTERM, exit 0), started again; the new primary expires
+   a key set with PX 100 (an expire_due record in its journal).
 5. etcd-down: SIGKILL of etcd under load: no write is acknowledged from TTL + 1 s after the
    kill until etcd is restarted (same data, same ports), then a primary is elected again.
 0. Bad --etcd command lines are refused (exit 2, the option named) before anything opens.
@@ -269,7 +270,19 @@ class Failover:
             assert status == 0, f"{n.name} exited with {status} after SIGTERM"
         for n in self.nodes:
             n.start()
-        self.write_until(20)
+        p = self.write_until(20)
+        # A node that opened read-only and was then elected expires keys itself (its expiry
+        # timer keeps looking while it is not primary): an expire_due record follows a key
+        # set to expire in 100 ms.
+        def expiries():
+            return sum(r["cmd"] == "expire_due"
+                       for r in cluster.journal(self.tool, p.dir).values())
+        before = expiries()
+        c = kvlib.Conn(p.port)
+        reply = c.call("SET", f"x:{before}", "v", "PX", "100")
+        c.close()
+        if reply == b"+OK\r\n":  # else it lost its lease meanwhile: nothing to expire
+            wait_for(f"an expire_due record on {p.name}", lambda: expiries() > before)
         self.check("restart-all")
 
     def etcd_down(self):

@@ -56,13 +56,23 @@ Replication::Replication(KvAsyncStore& store, const cluster_config& config, clus
   // "primary" whose store refuses commands, or a replica that follows nobody): it is logged,
   // the node stops acknowledging, and the process restarts (re-executes itself) so a fresh
   // coordinator joins the cluster again.
-  auto failed = [this, node, restart = hooks.restart](const std::string& what, const char* error) {
+  auto failed = [this, node, restart = hooks.restart, etcd = config.etcd](const std::string& what,
+                                                                          const char* error) {
     acting_primary_ = false;
     const std::string why = what + " failed: " + error;
     log_line("cluster: " + why + "; stops acknowledging and restarts");
     try {
       node->stop_acknowledging(why);
     } catch (...) {
+    }
+    // The lease goes too (best effort), with the leader key if this node held it, so another
+    // node need not wait for the TTL (the restarted process takes a new lease).
+    try {
+      const std::int64_t lease = coordinator_->lease().lease_id;
+      if (lease != 0)
+        prevalent::ha::EtcdClient({etcd, std::chrono::milliseconds(1000)}).revoke(lease);
+    } catch (const std::exception& e) {
+      log_line(std::string("cluster: could not revoke the lease: ") + e.what());
     }
     restart(why);
   };

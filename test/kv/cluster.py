@@ -147,14 +147,15 @@ class Node:
     """One prevalent-kv --etcd node on fixed ports (its client port and replication port stay
     the same across restarts, as they are published in etcd)."""
 
-    def __init__(self, server, root, name, etcd, extra, cluster="t"):
+    def __init__(self, server, root, name, etcd, extra, cluster="t", start=True):
         self.server, self.name, self.etcd, self.extra = server, name, etcd, list(extra)
         self.cluster = cluster
         self.dir = os.path.join(root, name)
         self.port = kvlib.free_port()
         self.repl_port = kvlib.free_port()
         self.proc = None
-        self.start()
+        if start:
+            self.start()
 
     def start(self):
         argv = list(self.server) + ["--etcd", self.etcd, "--cluster", self.cluster, "--node", self.name,

@@ -25,6 +25,9 @@ role:master) and records each +OK with the node that sent it. Rounds, with rando
    a key set with PX 100 (an expire_due record in its journal).
 5. etcd-down: SIGKILL of etcd under load: no write is acknowledged from TTL + 1 s after the
    kill until etcd is restarted (same data, same ports), then a primary is elected again.
+7. callback-failure (once, a one-node cluster): becoming the primary fails (its replication
+   port is held by another socket): the node fences, gives its lease up and restarts itself,
+   never acting as primary; once the port is free it becomes the primary.
 0. Bad --etcd command lines are refused (exit 2, the option named) before anything opens.
 6. lease-lost (once, on a second two-node cluster): a write waiting for its SIGSTOPped replica
    when the primary loses its lease (etcd SIGSTOPped) is answered -TRYAGAIN, not +OK.
@@ -338,6 +341,51 @@ class Failover:
                 n.signal(signal.SIGCONT)
                 n.stop()
 
+    def callback_failure(self, server):
+        """A coordinator callback that throws: the node fences, gives its lease up and
+        restarts itself; it does not act as primary meanwhile.
+
+        Injected: the replication port of a one-node cluster (f1) is held by another socket, so
+        becoming the primary fails (bind). Verified: its log says so, more than once (each
+        restart campaigns again, at once since the lease was revoked), INFO never says
+        role:master meanwhile and a write is refused; once the port is free it becomes the
+        primary and acknowledges a write."""
+        import socket
+        f1 = cluster.Node(server, self.root, "f1", self.etcd.endpoint,
+                          ["--sync", "always", "--lease-ttl", str(TTL)], cluster="f",
+                          start=False)
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", f1.repl_port))
+        blocker.listen(1)
+        try:
+            f1.start()
+            failure = b"cluster: becoming the primary of epoch"
+            wait_for("two failed promotions in f1's log",
+                     lambda: open(f1.stderr_path, "rb").read().count(failure) >= 2)
+            roles = [(f1.info(timeout=1.0) or {}).get("role") for _ in range(5)]
+            assert "master" not in roles, roles
+            try:
+                c = kvlib.Conn(f1.port, timeout=5)
+                refused = c.call("SET", "f:1", "1")
+                c.close()
+            except (OSError, kvlib.ConnectionClosed):
+                refused = b"-(restarting)"
+            assert not refused.startswith(b"+"), refused
+            blocker.close()
+            wait_for("f1 primary once its port is free", f1.is_primary)
+            c = kvlib.Conn(f1.port, timeout=5)
+            assert c.call("SET", "f:2", "2") == b"+OK\r\n"
+            c.close()
+            with open(f1.stderr_path, "rb") as log:
+                n = log.read().count(failure)
+            print(f"callback-failure: becoming primary failed {n} times (port held), the node "
+                  f"restarted itself each time and refused writes; primary once the port was "
+                  f"free", flush=True)
+        finally:
+            blocker.close()
+            if f1.proc is not None and f1.alive():
+                f1.stop()
+
 
 def refusals(server, root):
     """--etcd without what it needs is refused before the store opens: exit 2, a message
@@ -393,6 +441,7 @@ def main():
                              f.etcd_down):
                     step()
             f.lease_lost_in_flight(server)
+            f.callback_failure(server)
         except BaseException:
             for n in f.nodes:
                 try:

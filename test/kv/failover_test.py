@@ -79,8 +79,15 @@ class Failover:
         extra = ["--acks", "replicated:1:2000", "--sync", "always", "--lease-ttl", str(TTL),
                  "--snapshot-every-commands", "0", "--snapshot-every-bytes", "0",
                  "--keep-snapshots", "1", "--segment-bytes", "4096"]
-        self.nodes = [cluster.Node(server, root, name, self.etcd.endpoint, extra)
-                      for name in ("n1", "n2", "n3")]
+        self.nodes = []
+        try:
+            for name in ("n1", "n2", "n3"):
+                self.nodes.append(cluster.Node(server, root, name, self.etcd.endpoint, extra))
+        except BaseException:
+            for n in self.nodes:
+                n.kill()
+            self.etcd.kill()
+            raise
         self.recorder = cluster.Recorder(self.nodes)
         self.recorder.start()
         self.verified = set()  # acknowledged keys whose journal records were checked

@@ -152,6 +152,13 @@ std::string Connection::write_error(const std::error_code& ec, const std::string
   if (ec == prevalent::errc::command_rejected) return reply::error_text(message);
   const std::string cause = message.empty() ? ec.message() : message;
   if (ec == prevalent::errc::closed) return reply::error_text("ERR server is shutting down");
+  if (ec == prevalent::errc::read_only_replica) {
+    // Refused before it ran (the node stopped being primary since the request was read), or
+    // applied and durable here but the node stopped acknowledging while it waited for its
+    // replicas (the store's message says "applied and durable"): outcome unknown.
+    if (cause.find("applied and durable") != std::string::npos) return lease_lost_error(cause);
+    return reply::error_text("READONLY You can't write against a read only replica.");
+  }
   // --acks replicated:K: fewer than K replicas had it in time. Redis's error for too few
   // replicas; the message says the write is applied and durable here (outcome unknown after a
   // failover), and it is no disk error.
@@ -165,6 +172,17 @@ std::string Connection::write_error(const std::error_code& ec, const std::string
   // The write that met the error: it may or may not be on disk (README, "Guarantees").
   return reply::error_text("ERR disk error, write not acknowledged: " + cause);
 }
+
+std::string Connection::lease_lost_error(const std::string& cause) {
+  return reply::error_text(
+      "TRYAGAIN this node stopped being the primary before the write was acknowledged; its "
+      "outcome is unknown (it may or may not survive the failover)" +
+      (cause.empty() ? std::string() : ": " + cause));
+}
+
+// A cluster node acknowledges a durable write only if it still may (its lease's deadline has
+// not passed): checked after the store's completion, right before the reply is queued.
+bool Connection::acknowledge_ok() const { return server_.may_acknowledge(); }
 
 void Connection::dispatch(args argv) {
   auto& stats = server_.stats();
@@ -256,6 +274,8 @@ void Connection::run_write(write_op op, std::size_t slot) {
   auto done = [self = shared_from_this(), slot, diag](std::error_code ec, std::string reply) {
     if (ec)
       reply = self->write_error(ec, diag->message());
+    else if (!self->acknowledge_ok())
+      reply = self->lease_lost_error("");
     else
       ++self->server_.stats().changes_since_save;
     self->fill(slot, std::move(reply));
@@ -279,6 +299,11 @@ void Connection::flush_batch() {
                                   if (ec) {
                                     const std::string error =
                                         self->write_error(ec, diag->message());
+                                    for (const std::size_t slot : slots) self->fill(slot, error);
+                                    return;
+                                  }
+                                  if (!self->acknowledge_ok()) {
+                                    const std::string error = self->lease_lost_error("");
                                     for (const std::size_t slot : slots) self->fill(slot, error);
                                     return;
                                   }
@@ -373,6 +398,8 @@ void Connection::run_exec(std::size_t slot) {
           reply = "*-1\r\n";
         else if (ec)
           reply = self->write_error(ec, diag->message());
+        else if (!self->acknowledge_ok())
+          reply = self->lease_lost_error("");
         else
           ++self->server_.stats().changes_since_save;
         self->fill(slot, std::move(reply));

@@ -59,6 +59,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool over_limits() const;
   void arm_idle_timer();
   std::string write_error(const std::error_code& ec, const std::string& message);
+  // -TRYAGAIN: a write that is durable here but may not be acknowledged (a cluster node that
+  // lost its lease or stopped being primary meanwhile).
+  static std::string lease_lost_error(const std::string& cause);
+  bool acknowledge_ok() const;
   // WAIT numreplicas timeout: replies once `n` replicas acknowledged last_write_seq_, or at
   // `deadline`, with how many did.
   std::optional<std::string> wait_error(const args& a);

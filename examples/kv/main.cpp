@@ -5,6 +5,8 @@
 //                [--requirepass PW] [--sync always|interval:MS|none] [--metrics-port N]
 //                [--repl-port N] [--acks local|replicated:K[:TIMEOUT_MS]]
 //                [--replica-of HOST:PORT] [...]   (--help: all)
+//   prevalent-kv --etcd URL --cluster NAME --node NAME --port N --repl-port M [--lease-ttl S]
+//                [--advertise HOST] [...]   (a node of a cluster with automatic failover)
 //
 // Prints "ready port=N" on stdout once it accepts connections (and "repl_port=N" before it
 // with --repl-port), progress on stderr. SIGTERM or SIGINT: stop accepting, finish the
@@ -19,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <prevalent/prometheus.hpp>
 
@@ -78,21 +81,19 @@ prevalent::ack_policy parse_acks(const std::string& s) {
   throw std::invalid_argument("--acks must be local or replicated:K[:TIMEOUT_MS], not '" + s + "'");
 }
 
-// Snapshot catch-up of a replica (on its link's thread): closes the store, installs the
-// primary's snapshot and re-executes this program with the same arguments (same PID), which
-// opens the store from it and follows again. Descriptors are closed on exec, so the ports are
-// free for the new image.
-[[noreturn]] void install_and_reexec(kv::KvAsyncStore& store, const std::string& dir,
-                                     const prevalent::repl::detail::snapshot_file& file,
-                                     char** argv) {
-  std::cerr << "prevalent-kv: too far behind the primary: installing its snapshot " << file.name
-            << " and restarting" << std::endl;
+// Closes the store, runs `change` on its directory (a failure is logged: the store is as it
+// was, or the change is finished by the next open) and re-executes this program with the same
+// arguments (same PID), which opens the store again and rejoins. Descriptors are closed on
+// exec, so the ports are free for the new image. Used by a replica's snapshot catch-up and
+// cut-back (on its link's thread) and by a cluster node whose coordinator callback failed.
+[[noreturn]] void close_change_reexec(kv::KvAsyncStore& store, const std::string& why,
+                                      const std::function<void()>& change, char** argv) {
+  std::cerr << "prevalent-kv: " << why << ": closing the store and restarting" << std::endl;
   try {
     store.close();
-    prevalent::repl::detail::install_snapshot(prevalent::open_posix_directory(dir), file);
+    if (change) change();
   } catch (const std::exception& e) {
-    // The store is as it was, or the staged snapshot is finished by the next open.
-    std::cerr << "prevalent-kv: installing the snapshot failed: " << e.what() << std::endl;
+    std::cerr << "prevalent-kv: " << why << " failed: " << e.what() << std::endl;
   }
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
@@ -105,6 +106,18 @@ prevalent::ack_policy parse_acks(const std::string& s) {
   std::cerr << "prevalent-kv: re-executing failed: "
             << std::error_code(errno, std::generic_category()).message() << std::endl;
   std::_Exit(1);
+}
+
+// Snapshot catch-up of a replica: installs the primary's snapshot, then restarts.
+[[noreturn]] void install_and_reexec(kv::KvAsyncStore& store, const std::string& dir,
+                                     const prevalent::repl::detail::snapshot_file& file,
+                                     char** argv) {
+  close_change_reexec(
+      store, "too far behind the primary: installing its snapshot " + file.name,
+      [&] {
+        prevalent::repl::detail::install_snapshot(prevalent::open_posix_directory(dir), file);
+      },
+      argv);
 }
 
 }  // namespace
@@ -190,6 +203,21 @@ int main(int argc, char** argv) {
   std::string replica_of;
   app.add_option("--replica-of", replica_of,
                  "follow the primary whose --repl-port is at HOST:PORT; writes are refused");
+  kv::cluster_config cluster;
+  app.add_option("--etcd", cluster.etcd,
+                 "automatic failover: etcd's client URL (http://HOST:PORT); needs --cluster, "
+                 "--node, a fixed --port and a fixed --repl-port");
+  app.add_option("--cluster", cluster.cluster, "with --etcd: the cluster's name (etcd prefix)");
+  app.add_option("--node", cluster.node, "with --etcd: this node's name, unique in the cluster");
+  app.add_option("--lease-ttl", cluster.lease_ttl,
+                 "with --etcd: the etcd lease's TTL in seconds (a dead primary is replaced "
+                 "after about this long)")
+      ->capture_default_str()
+      ->check(CLI::Range(2u, 3600u));
+  cluster.advertise = "127.0.0.1";
+  app.add_option("--advertise", cluster.advertise,
+                 "with --etcd: the host the other nodes and clients reach this node at")
+      ->capture_default_str();
   bool show_progress = false;
   app.add_flag("--progress", show_progress,
                "report the open's progress (snapshot, journal) on stderr; on by default when "
@@ -199,6 +227,35 @@ int main(int argc, char** argv) {
     std::cerr << "prevalent-kv: --dir is required (the store's directory)\n"
               << "Run with --help for more information.\n";
     return 2;
+  }
+  const bool clustered = !cluster.etcd.empty();
+  if (!clustered && (!cluster.cluster.empty() || !cluster.node.empty())) {
+    std::cerr << "prevalent-kv: --cluster and --node need --etcd URL\n";
+    return 2;
+  }
+  if (clustered) {
+    std::string problem;
+    if (cluster.cluster.empty() || cluster.node.empty())
+      problem = "--etcd needs --cluster NAME and --node NAME";
+    else if (cluster.cluster.find('/') != std::string::npos ||
+             cluster.node.find('/') != std::string::npos)
+      problem = "--cluster and --node must not contain '/' (they name etcd keys)";
+    else if (!replica_of.empty())
+      problem = "--etcd cannot be combined with --replica-of (etcd decides whom to follow)";
+    else if (repl_port <= 0)
+      problem =
+          "--etcd needs a fixed --repl-port N with N > 0 (it is published in etcd for "
+          "the other nodes)";
+    else if (o.port <= 0)
+      problem = "--etcd needs a fixed --port N with N > 0 (it is published in etcd for clients)";
+    else if (cluster.etcd.rfind("http://", 0) != 0)
+      problem = "--etcd must be an http:// URL (etcd's client URL), not '" + cluster.etcd + "'";
+    if (!problem.empty()) {
+      std::cerr << "prevalent-kv: " << problem << "\n";
+      return 2;
+    }
+    cluster.repl_port = static_cast<std::uint16_t>(repl_port);
+    cluster.client_port = o.port;
   }
   if (!replica_of.empty() && (repl_port >= 0 || acks != "local")) {
     std::cerr << "prevalent-kv: --replica-of cannot be combined with --repl-port or --acks (a "
@@ -230,8 +287,9 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--acks " + acks +
                                   " needs --repl-port (replicas must be able to connect)");
     // A replica that was installing its primary's snapshot when it stopped finishes first.
-    if (!replica_of.empty()) {
-      prevalent::repl::endpoint::parse(replica_of);  // a malformed address fails here
+    if (!replica_of.empty() || clustered) {
+      if (!replica_of.empty())
+        prevalent::repl::endpoint::parse(replica_of);  // a malformed address fails here
       if (std::filesystem::exists(o.dir))
         prevalent::repl::detail::finish_catch_up(prevalent::open_posix_directory(o.dir));
     }
@@ -260,7 +318,32 @@ int main(int argc, char** argv) {
 
     kv::Server server(io, store, o);
     std::unique_ptr<kv::Replication> replication;
-    if (repl_port >= 0) {
+    if (clustered) {
+      kv::cluster_hooks hooks;
+      hooks.install = [&store, dir = o.dir, argv](const auto& file) {
+        install_and_reexec(store, dir, file, argv);
+      };
+      hooks.cut = [&store, dir = o.dir, so, argv](std::uint64_t keep_through) {
+        close_change_reexec(
+            store,
+            "holds records after " + std::to_string(keep_through) +
+                " the new primary lacks: cutting them off (kept in .cut files)",
+            [&] {
+              prevalent::repl::detail::cut_back(prevalent::open_posix_directory(dir), keep_through,
+                                                so);
+            },
+            argv);
+      };
+      hooks.restart = [&store, argv](const std::string& why) {
+        close_change_reexec(store, why, nullptr, argv);
+      };
+      replication = std::make_unique<kv::Replication>(store, cluster, std::move(hooks));
+      std::cerr << "prevalent-kv: node " << cluster.node << " of cluster " << cluster.cluster
+                << " (etcd " << cluster.etcd << ", lease " << cluster.lease_ttl
+                << " s, replicas on 127.0.0.1:" << repl_port << ", acks " << acks << ")"
+                << std::endl;
+      std::cout << "repl_port=" << repl_port << std::endl;
+    } else if (repl_port >= 0) {
       replication = std::make_unique<kv::Replication>(store, static_cast<std::uint16_t>(repl_port));
       std::cerr << "prevalent-kv: serving replicas on 127.0.0.1:" << replication->repl_port()
                 << " (acks " << acks << ")" << std::endl;
@@ -292,6 +375,7 @@ int main(int argc, char** argv) {
     });
     std::cerr << "prevalent-kv: listening on " << o.bind << ":" << port
               << (o.unixsocket.empty() ? "" : " and " + o.unixsocket) << std::endl;
+    if (replication) replication->start();  // a cluster node's coordinator
     std::cout << "ready port=" << port << std::endl;
     io.run();
     if (replication) replication->stop();  // before the store closes

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "prevalent/journal.hpp"
+#include "replication_node.hpp"
 #include "reply.hpp"
 
 namespace kv {
@@ -15,11 +16,26 @@ using access = prevalent::detail::store_access<
     RenameCommand, FlushallCommand, HsetCommand, HdelCommand, HincrbyCommand, HincrbyfloatCommand,
     ExecCommand, BatchCommand, ExpireDueCommand>;
 
-prevalent::detail::StoreCore& core_of(KvAsyncStore& store) { return access::core(store.sync()); }
-
-std::uint64_t epoch_of(KvAsyncStore& store) { return core_of(store).journal_handle()->epoch(); }
+std::uint64_t epoch_of(KvAsyncStore& store) {
+  return detail::core_of(store).journal_handle()->epoch();
+}
 
 }  // namespace
+
+namespace detail {
+
+prevalent::detail::StoreCore& core_of(KvAsyncStore& store) { return access::core(store.sync()); }
+
+void apply_records(KvAsyncStore& store, const std::vector<prevalent::raw_record>* batch) {
+  auto& core = core_of(store);
+  auto replay = access::replayer(access::state(store.sync()));
+  if (batch)
+    core.apply_records(*batch, replay);
+  else
+    core.apply_journal(replay);
+}
+
+}  // namespace detail
 
 Replication::Replication(KvAsyncStore& store, std::uint16_t port)
     : store_(store),
@@ -28,18 +44,15 @@ Replication::Replication(KvAsyncStore& store, std::uint16_t port)
 Replication::Replication(KvAsyncStore& store, const std::string& primary,
                          std::function<void(const prevalent::repl::detail::snapshot_file&)> install)
     : store_(store), primary_at_(prevalent::repl::endpoint::parse(primary)) {
-  core_of(store).set_read_only("this server is a replica of " + primary_at_.to_string() +
-                               "; send writes to the primary");
+  detail::core_of(store).set_read_only("this server is a replica of " + primary_at_.to_string() +
+                                       "; send writes to the primary");
   using link = prevalent::repl::detail::ReplicaLink;
   link::hooks hooks{
-      [this](const std::function<void(prevalent::detail::StoreCore&)>& f) { f(core_of(store_)); },
+      [this](const std::function<void(prevalent::detail::StoreCore&)>& f) {
+        f(detail::core_of(store_));
+      },
       [this](const std::vector<prevalent::raw_record>* batch) {
-        auto& core = core_of(store_);
-        auto replay = access::replayer(access::state(store_.sync()));
-        if (batch)
-          core.apply_records(*batch, replay);
-        else
-          core.apply_journal(replay);
+        detail::apply_records(store_, batch);
       },
       std::move(install),
       // No cut-back: a fixed replica follows one primary, whose history it never gets ahead
@@ -51,9 +64,9 @@ Replication::Replication(KvAsyncStore& store, const std::string& primary,
 
 Replication::~Replication() { stop(); }
 
-void Replication::stop() {
-  if (primary_) primary_->stop();
-  if (link_) link_->stop();
+bool Replication::is_replica() const {
+  if (link_) return true;
+  return node_ != nullptr && !may_acknowledge();
 }
 
 void standalone_info(KvAsyncStore& store,
@@ -65,6 +78,7 @@ void standalone_info(KvAsyncStore& store,
 
 void Replication::info(
     const std::function<void(std::string_view, const std::string&)>& field) const {
+  if (node_) return cluster_info(field);
   auto& store = store_;
   const auto now = std::chrono::steady_clock::now();
   if (primary_) {
@@ -117,6 +131,7 @@ void Replication::info(
 }
 
 std::string Replication::role_reply() const {
+  if (node_) return cluster_role_reply();
   std::string out;
   if (primary_) {
     const auto replicas = primary_->replicas();
@@ -143,8 +158,12 @@ std::string Replication::role_reply() const {
 }
 
 unsigned Replication::replicas_at(std::uint64_t seq) const {
-  if (!primary_) return 0;
   unsigned n = 0;
+  if (node_) {
+    for (const auto& r : node_->replicas()) n += r.durable_seq >= seq ? 1 : 0;
+    return n;
+  }
+  if (!primary_) return 0;
   for (const auto& r : primary_->replicas()) n += r.acked >= seq ? 1 : 0;
   return n;
 }

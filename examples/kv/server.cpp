@@ -101,8 +101,9 @@ void Server::accept_local() {
 // expire_due command drops the due keys (at most 10,000 per record; the next tick goes on).
 void Server::arm_expiry() {
   // A replica expires nothing itself: its primary's expire_due records arrive (reads hide
-  // keys past their deadline meanwhile, as on the primary).
-  if (stopping_ || read_only()) return;
+  // keys past their deadline meanwhile, as on the primary). A cluster node looks while it is
+  // not primary too, and expires nothing until it is.
+  if (stopping_ || (replication_ != nullptr && replication_->is_fixed_replica())) return;
   expiry_timer_.expires_after(std::chrono::milliseconds(options_.expire_interval_ms));
   expiry_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
@@ -113,7 +114,7 @@ void Server::arm_expiry() {
           return next != no_expiry && next <= now;
         },
         [this](std::error_code qec, bool due) {
-          if (qec || !due || stopping_) return arm_expiry();
+          if (qec || !due || stopping_ || read_only()) return arm_expiry();
           store_.async_execute(ExpireDueCommand{}, [this](std::error_code xec, long long n) {
             if (!xec) stats_.expired_keys += static_cast<std::uint64_t>(n);
             arm_expiry();
@@ -123,6 +124,10 @@ void Server::arm_expiry() {
 }
 
 bool Server::read_only() const { return replication_ != nullptr && replication_->is_replica(); }
+
+bool Server::may_acknowledge() const {
+  return replication_ == nullptr || replication_->may_acknowledge();
+}
 
 void Server::save(std::function<void(std::string)> done) {
   stats_.save_in_progress = true;

@@ -83,6 +83,9 @@ class Server {
   void set_replication(Replication* r) { replication_ = r; }
   Replication* replication() const { return replication_; }
   bool read_only() const;  // a replica: writes get -READONLY
+  // A cluster node (--etcd) may answer a durable write with +OK only while this holds (it is
+  // the primary and its lease's deadline has not passed); always true otherwise.
+  bool may_acknowledge() const;
 
  private:
   void accept_tcp();

@@ -26,6 +26,7 @@ std::optional<member_info> parse_member(const std::string& node, const std::stri
     m.durable_seq = j.at("durable_seq").get<std::uint64_t>();
     m.role = j.value("role", "");
     m.epoch = j.value("epoch", std::int64_t{0});
+    m.client_address = j.value("client", "");
     return m;
   } catch (const json::exception&) {
     return std::nullopt;  // not a member record of ours: ignored
@@ -36,7 +37,7 @@ std::optional<primary_info> parse_leader(const etcd_kv& kv) {
   try {
     const json j = json::parse(kv.value);
     return primary_info{j.at("node").get<std::string>(), j.at("address").get<std::string>(),
-                        kv.create_revision};
+                        kv.create_revision, j.value("client", "")};
   } catch (const json::exception&) {
     return std::nullopt;
   }
@@ -285,10 +286,11 @@ void Coordinator::publish_member(bool force) {
     id = lease_.lease_id;
   }
   if (id == 0) return;
-  const json value{{"address", options_.address},
-                   {"durable_seq", callbacks_.durable_seq()},
-                   {"role", primary_.load() ? "primary" : "replica"},
-                   {"epoch", epoch_.load()}};
+  json value{{"address", options_.address},
+             {"durable_seq", callbacks_.durable_seq()},
+             {"role", primary_.load() ? "primary" : "replica"},
+             {"epoch", epoch_.load()}};
+  if (!options_.client_address.empty()) value["client"] = options_.client_address;
   const std::string text = value.dump();
   const auto now = clock::now();
   if (!force && text == published_ && now - published_at_ < refresh_every_) return;
@@ -321,6 +323,10 @@ void Coordinator::observe_and_elect() {
     }
   }
   publish_member(false);
+  {
+    std::lock_guard seen(seen_mutex_);
+    seen_primary_ = leader_kv ? parse_leader(*leader_kv) : std::nullopt;
+  }
 
   if (leader_kv) {
     leader_absent_since_.reset();
@@ -384,7 +390,8 @@ void Coordinator::campaign() {
   }
   if (id == 0) return;
   const std::string key = leader_key();
-  const json value{{"node", options_.node}, {"address", options_.address}};
+  json value{{"node", options_.node}, {"address", options_.address}};
+  if (!options_.client_address.empty()) value["client"] = options_.client_address;
   const etcd_txn_result r =
       client_.txn({etcd_compare::create_revision_is(key, 0)},
                   {etcd_op::put(key, value.dump(), id), etcd_op::get(key)}, {etcd_op::get(key)});
@@ -428,6 +435,11 @@ std::vector<member_info> Coordinator::members() const {
     }
   }
   return out;
+}
+
+std::optional<primary_info> Coordinator::last_seen_primary() const {
+  std::lock_guard seen(seen_mutex_);
+  return seen_primary_;
 }
 
 std::optional<primary_info> Coordinator::primary() const {

@@ -39,12 +39,13 @@ struct Node {
   std::unique_ptr<Coordinator> c;
 
   Node(const std::string& endpoint, const std::string& name, std::uint64_t durable_seq,
-       std::chrono::milliseconds grace = 300ms)
+       std::chrono::milliseconds grace = 300ms, const std::string& client = "")
       : seq(durable_seq) {
     coordinator_options o;
     o.cluster = "test";
     o.node = name;
     o.address = name + ":6379";
+    o.client_address = client;
     o.lease_ttl = 2s;
     o.election_grace = grace;
     o.poll_interval = 100ms;
@@ -138,6 +139,44 @@ TEST_CASE("coordinator: of two equal nodes one becomes primary, the other follow
   CHECK(ms[1].role == "replica");
   CHECK(ms[1].durable_seq == 7);
   CHECK(ms[1].address == "b:6379");
+}
+
+TEST_CASE("coordinator: a client address is published in the leader and member keys") {
+  // prevalent-kv --etcd publishes where its clients connect, so any node can name the
+  // primary's (INFO replication, prevalent_primary) from the leader key as last polled.
+  const EtcdProcess etcd;
+  Node a(etcd.endpoint(), "a", 7, 300ms, "10.0.0.1:6380");
+  Node b(etcd.endpoint(), "b", 7);        // publishes none
+  CHECK_FALSE(b.c->last_seen_primary());  // nothing polled yet
+  a.c->start();
+  b.c->start();
+  REQUIRE(a.wait([&] { return !a.primary_epochs.empty(); }));
+  REQUIRE(b.wait([&] { return b.followed_epoch != 0; }));
+  const EtcdClient client({etcd.endpoint(), 2000ms});
+  const auto leader = client.get("/prevalent/test/leader");
+  REQUIRE(leader);
+  CHECK(leader->value.find("\"client\":\"10.0.0.1:6380\"") != std::string::npos);
+  const auto seen = b.c->last_seen_primary();  // polled before follow() was called
+  REQUIRE(seen);
+  CHECK(seen->node == "a");
+  CHECK(seen->address == "a:6379");
+  CHECK(seen->client_address == "10.0.0.1:6380");
+  CHECK(seen->epoch == *a.epoch());
+  CHECK(b.c->primary()->client_address == "10.0.0.1:6380");
+  REQUIRE(a.wait([&] { return a.c->members().size() == 2; }));
+  const auto ms = b.c->members();
+  REQUIRE(ms.size() == 2);
+  CHECK(ms[0].client_address == "10.0.0.1:6380");
+  CHECK(ms[1].client_address.empty());
+  const auto b_key = client.get("/prevalent/test/members/b");
+  REQUIRE(b_key);
+  CHECK(b_key->value.find("client") == std::string::npos);
+  // The leader key gone (a stops and revokes its lease): the next poll forgets it.
+  a.c->stop();
+  CHECK(b.wait([&] {
+    const auto p = b.c->last_seen_primary();
+    return !p || p->node != "a";
+  }));
 }
 
 TEST_CASE("coordinator: the most advanced member wins, whatever its name") {

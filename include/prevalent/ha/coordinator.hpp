@@ -2,10 +2,11 @@
 // (docs/REPLICATION.md, "Failover through etcd"). In the library prevalent-ha.
 //
 // Keys, under /prevalent/<cluster>/:
-//   leader          {"node", "address"}: created by a transaction whose compare is
+//   leader          {"node", "address"[, "client"]}: created by a transaction whose compare is
 //                   create_revision == 0, attached to the primary's lease; its create_revision
 //                   is the epoch (term) of that primary.
-//   members/<node>  {"address", "durable_seq", "role", "epoch"}: every node's, on its own lease,
+//   members/<node>  {"address", "durable_seq", "role", "epoch"[, "client"]}: every node's, on its
+//   own lease,
 //                   rewritten when it changes and at every lease refresh.
 //
 // A Coordinator runs one thread that refreshes the node's lease every TTL/3, reads the cluster's
@@ -53,6 +54,9 @@ struct coordinator_options {
   std::chrono::milliseconds poll_interval{0};
   // Deadline of each etcd call (0: TTL/3).
   std::chrono::milliseconds request_timeout{0};
+  // Optional: where the node's own clients reach it (host:port), published as "client" in the
+  // member and leader keys so any node can tell a client who the primary is.
+  std::string client_address;
 };
 
 struct coordinator_callbacks {
@@ -74,12 +78,14 @@ struct member_info {
   std::uint64_t durable_seq = 0;
   std::string role;  // "primary" or "replica"
   std::int64_t epoch = 0;
+  std::string client_address;  // "" when the node publishes none
 };
 
 struct primary_info {
   std::string node;
   std::string address;
-  std::int64_t epoch = 0;  // the leader key's create_revision
+  std::int64_t epoch = 0;      // the leader key's create_revision
+  std::string client_address;  // "" when the primary publishes none
 };
 
 // What this node knows of its lease (for metrics and tests).
@@ -119,6 +125,9 @@ class Coordinator {
   // Read from etcd now (throw etcd_error when it does not answer).
   std::vector<member_info> members() const;
   std::optional<primary_info> primary() const;
+  // The leader key as the coordinator's thread last read it (no etcd call: for INFO-like
+  // reports on a thread that must not block); empty when it was absent or not read yet.
+  std::optional<primary_info> last_seen_primary() const;
 
   std::string leader_key() const { return prefix_ + "leader"; }
   std::string member_key(const std::string& node) const { return prefix_ + "members/" + node; }
@@ -164,6 +173,8 @@ class Coordinator {
   // The coordinator thread's own view.
   std::optional<std::chrono::steady_clock::time_point> leader_absent_since_;
   std::string followed_;  // "address@epoch" last passed to follow()
+  mutable std::mutex seen_mutex_;
+  std::optional<primary_info> seen_primary_;  // last_seen_primary()
   std::string published_;
   std::chrono::steady_clock::time_point published_at_{};
 

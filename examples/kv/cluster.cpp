@@ -2,7 +2,7 @@
 // with automatic failover. A prevalent-ha Coordinator elects the primary through etcd and
 // drives a ReplicationNode over the AsyncStore's store: primary of an epoch (serving replicas
 // on --repl-port), replica of the elected node, or fenced when its lease can no longer be
-// proven. The write path asks may_acknowledge() before it answers +OK (connection.cpp).
+// proven. The write path asks may_acknowledge() as it hands +OK to the socket (connection.cpp).
 // Built without prevalent-ha (PREVALENT_KV_HA 0: lib/ha needs Boost >= 1.81 and libsodium),
 // --etcd is refused with a message saying so, and the other modes work as ever.
 #if PREVALENT_KV_HA

@@ -107,13 +107,41 @@ std::size_t Connection::open_slot() {
 
 void Connection::fill(std::size_t slot, std::string reply) {
   if (closed_) return;
-  slots_[slot - first_slot_] = std::move(reply);
-  while (!slots_.empty() && slots_.front().has_value()) {
-    out_ += *slots_.front();
+  slots_[slot - first_slot_].text = std::move(reply);
+  while (!slots_.empty() && slots_.front().text.has_value()) {
+    if (slots_.front().acknowledges_write)
+      out_acknowledgements_.emplace_back(out_.size(), slots_.front().text->size());
+    out_ += *slots_.front().text;
     slots_.pop_front();
     ++first_slot_;
   }
   flush();
+}
+
+void Connection::fill_acknowledgement(std::size_t slot, std::string reply) {
+  if (closed_) return;
+  slots_[slot - first_slot_].acknowledges_write = true;
+  fill(slot, std::move(reply));
+}
+
+// The acknowledgements in out_ become -TRYAGAIN if the node lost the right to acknowledge
+// since their writes completed (a reply waits for the replies before it, and for the write in
+// flight on the socket).
+void Connection::withdraw_acknowledgements_if_lease_lost() {
+  if (out_acknowledgements_.empty()) return;
+  if (!acknowledge_ok()) {
+    const std::string refused = lease_lost_error("");
+    std::string rebuilt;
+    std::size_t from = 0;
+    for (const auto& [offset, length] : out_acknowledgements_) {
+      rebuilt.append(out_, from, offset - from);
+      rebuilt += refused;
+      from = offset + length;
+    }
+    rebuilt.append(out_, from, std::string::npos);
+    out_.swap(rebuilt);
+  }
+  out_acknowledgements_.clear();
 }
 
 void Connection::flush() {
@@ -128,6 +156,7 @@ void Connection::flush() {
     read();
     return;
   }
+  withdraw_acknowledgements_if_lease_lost();
   writing_.swap(out_);
   boost::asio::async_write(
       socket_, boost::asio::buffer(writing_),
@@ -181,7 +210,7 @@ std::string Connection::lease_lost_error(const std::string& cause) {
 }
 
 // A cluster node acknowledges a durable write only if it still may (its lease's deadline has
-// not passed): checked after the store's completion, right before the reply is queued.
+// not passed): checked when the reply is handed to the socket (flush()).
 bool Connection::acknowledge_ok() const { return server_.may_acknowledge(); }
 
 void Connection::dispatch(args argv) {
@@ -272,13 +301,9 @@ void Connection::run_read(args argv, std::size_t slot) {
 void Connection::run_write(write_op op, std::size_t slot) {
   auto diag = std::make_shared<prevalent::diagnostics>();
   auto done = [self = shared_from_this(), slot, diag](std::error_code ec, std::string reply) {
-    if (ec)
-      reply = self->write_error(ec, diag->message());
-    else if (!self->acknowledge_ok())
-      reply = self->lease_lost_error("");
-    else
-      ++self->server_.stats().changes_since_save;
-    self->fill(slot, std::move(reply));
+    if (ec) return self->fill(slot, self->write_error(ec, diag->message()));
+    ++self->server_.stats().changes_since_save;
+    self->fill_acknowledgement(slot, std::move(reply));
   };
   std::visit([&](auto& cmd) { server_.store().async_execute(std::move(cmd), *diag, done); }, op);
   last_write_seq_ = server_.store().sync().last_sequence();
@@ -302,14 +327,9 @@ void Connection::flush_batch() {
                                     for (const std::size_t slot : slots) self->fill(slot, error);
                                     return;
                                   }
-                                  if (!self->acknowledge_ok()) {
-                                    const std::string error = self->lease_lost_error("");
-                                    for (const std::size_t slot : slots) self->fill(slot, error);
-                                    return;
-                                  }
                                   self->server_.stats().changes_since_save += slots.size();
                                   for (std::size_t i = 0; i < slots.size(); ++i)
-                                    self->fill(slots[i], std::move(replies[i]));
+                                    self->fill_acknowledgement(slots[i], std::move(replies[i]));
                                 });
   last_write_seq_ = server_.store().sync().last_sequence();
 }
@@ -395,14 +415,10 @@ void Connection::run_exec(std::size_t slot) {
       std::move(exec), *diag,
       [self = shared_from_this(), slot, diag](std::error_code ec, std::string reply) {
         if (ec == prevalent::errc::command_rejected && diag->message() == watched_changed)
-          reply = "*-1\r\n";
-        else if (ec)
-          reply = self->write_error(ec, diag->message());
-        else if (!self->acknowledge_ok())
-          reply = self->lease_lost_error("");
-        else
-          ++self->server_.stats().changes_since_save;
-        self->fill(slot, std::move(reply));
+          return self->fill(slot, "*-1\r\n");
+        if (ec) return self->fill(slot, self->write_error(ec, diag->message()));
+        ++self->server_.stats().changes_since_save;
+        self->fill_acknowledgement(slot, std::move(reply));
       });
   last_write_seq_ = server_.store().sync().last_sequence();
 }

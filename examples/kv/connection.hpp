@@ -54,6 +54,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<std::string> server_reply(const command_spec& spec, args& argv, std::size_t slot);
   std::size_t open_slot();
   void fill(std::size_t slot, std::string reply);
+  // Fills the reply of a durable write: it leaves as the acknowledgement only if the node may
+  // still acknowledge when the reply is handed to the socket (checked in flush()), else the
+  // client gets -TRYAGAIN in its place.
+  void fill_acknowledgement(std::size_t slot, std::string reply);
+  void withdraw_acknowledgements_if_lease_lost();
   void flush();
   void close();
   bool over_limits() const;
@@ -77,9 +82,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string in_;
   // Replies in request order: slot first_slot_ + i is slots_[i]; a reply is sent once it and
   // every one before it are filled.
-  std::deque<std::optional<std::string>> slots_;
+  struct pending_reply {
+    std::optional<std::string> text;
+    bool acknowledges_write = false;
+  };
+  std::deque<pending_reply> slots_;
   std::size_t first_slot_ = 0;
   std::string out_;  // replies ready to write, after `writing_`
+  // Where out_ holds write acknowledgements (offset, length): replaced by -TRYAGAIN if the node
+  // may no longer acknowledge when out_ is handed to the socket.
+  std::vector<std::pair<std::size_t, std::size_t>> out_acknowledgements_;
   // Bytes of read replies built (queries build them in the initiating call) but not yet in
   // out_: counted by the limit before they complete, so one request of a large value stops
   // the reading at once.

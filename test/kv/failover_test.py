@@ -30,7 +30,8 @@ role:master) and records each +OK with the node that sent it. Rounds, with rando
    never acting as primary; once the port is free it becomes the primary.
 0. Bad --etcd command lines are refused (exit 2, the option named) before anything opens.
 6. lease-lost (once, on a second two-node cluster): a write waiting for its SIGSTOPped replica
-   when the primary loses its lease (etcd SIGSTOPped) is answered -TRYAGAIN, not +OK.
+   when the primary loses its lease (etcd SIGSTOPped) is answered -TRYAGAIN, not +OK; so is
+   a completed write whose reply waited behind a pipelined WAIT until the lease was lost.
 
 After each round, with the writes paused: a primary is elected; every acknowledged write is
 present with its value on it (GET); from `prevalent dump` of every node's directory, the
@@ -317,7 +318,13 @@ class Failover:
         a SET to the primary m1 waits for it; etcd SIGSTOPped: m1 cannot refresh its lease
         and fences within the TTL, long before the 60 s timeout. Verified: the reply is
         -TRYAGAIN (outcome unknown), not +OK; the write is in m1's journal (applied and
-        durable there, as the error says)."""
+        durable there, as the error says).
+
+        Also, a reply held back by pipelining: a second client pipelines `WAIT 5 8000` (there
+        is one replica: it waits the whole 8 s) and `SET m:held 1` before the replica stops;
+        the SET completes (replicated, lease valid) at once, but its reply must wait for the
+        WAIT's, and the lease is lost meanwhile. Verified: the WAIT answers, and the SET's
+        reply, handed to the socket after the lease ran out, is -TRYAGAIN, not +OK."""
         extra = ["--acks", "replicated:1:60000", "--sync", "always", "--lease-ttl", str(TTL)]
         m = [cluster.Node(server, self.root, name, self.etcd.endpoint, extra, cluster="m")
              for name in ("m1", "m2")]
@@ -328,21 +335,30 @@ class Failover:
             wait_for("its replica", lambda: (p.info() or {}).get("connected_slaves") == "1")
             c = kvlib.Conn(p.port, timeout=30)
             assert c.call("SET", "m:before", "1") == b"+OK\r\n"
+            held = kvlib.Conn(p.port, timeout=30)
+            held.send(kvlib.encode(["WAIT", "5", "8000"]) + kvlib.encode(["SET", "m:held", "1"]))
+            time.sleep(0.3)  # m:held is replicated and completes; its reply waits for WAIT's
             r.signal(signal.SIGSTOP)
             c.send(kvlib.encode(["SET", "m:inflight", "1"]))
             time.sleep(0.3)
             self.etcd.proc.send_signal(signal.SIGSTOP)
             try:
                 reply = c.reply()
+                waited, held_reply = held.reply(), held.reply()
             finally:
                 self.etcd.proc.send_signal(signal.SIGCONT)
                 r.signal(signal.SIGCONT)
             c.close()
+            held.close()
             assert reply.startswith(b"-TRYAGAIN"), f"lease-lost: {reply!r}"
+            assert waited.startswith(b":"), f"lease-lost: WAIT answered {waited!r}"
+            assert held_reply.startswith(b"-TRYAGAIN"), \
+                f"lease-lost: a reply held behind WAIT left after the lease ran out: {held_reply!r}"
             records = cluster.journal(self.tool, p.dir)
             assert any("m:inflight" in json.dumps(x.get("args")) for x in records.values())
             print(f"lease-lost: a write waiting for its replica when {p.name} lost its lease: "
-                  f"{reply[:60]!r}...; in {p.name}'s journal", flush=True)
+                  f"{reply[:60]!r}...; in {p.name}'s journal; a completed write's reply held "
+                  f"behind WAIT until after the lease ran out: -TRYAGAIN too", flush=True)
         finally:
             for n in m:
                 n.signal(signal.SIGCONT)

@@ -269,3 +269,59 @@ class Recorder(threading.Thread):
         self.stopping.set()
         self.running.set()
         self.join(30)
+
+
+class ReadChecker(threading.Thread):
+    """Reads from every node, primary or replica, over one connection per node at a time, and
+    checks that a connection's reads never go backwards: a key `recorder` wrote that a read on
+    a connection once found stays found on that connection (the recorder's keys are written
+    once and never deleted). Each pass GETs the newest key the recorder wrote plus up to 8 keys
+    already seen on the connection. A node that cuts its journal back or installs a snapshot
+    re-executes itself (its clients are disconnected), so a new connection starts afresh.
+    violations: (node, key, reads on that connection before) of each key found, then missing."""
+
+    def __init__(self, nodes, recorder, interval=0.02):
+        super().__init__(daemon=True)
+        self.nodes, self.recorder, self.interval = nodes, recorder, interval
+        self.reads = 0
+        self.violations = []
+        self.stopping = threading.Event()
+
+    def run(self):
+        conns = {}  # node name -> (Conn, keys seen on it, reads on it)
+        while not self.stopping.is_set():
+            for node in list(self.nodes):
+                try:
+                    self.read_once(node, conns)
+                except (OSError, kvlib.ConnectionClosed, ValueError):
+                    c = conns.pop(node.name, None)
+                    if c:
+                        c[0].close()
+            self.stopping.wait(self.interval)
+        for c in conns.values():
+            c[0].close()
+
+    def read_once(self, node, conns):
+        if node.name not in conns:
+            if not node.alive():
+                return
+            conns[node.name] = (kvlib.Conn(node.port, timeout=1.0), [], [0])
+        conn, seen, count = conns[node.name]
+        newest = f"{self.recorder.prefix}:{self.recorder.n}".encode()
+        for key in seen[-8:] + ([newest] if newest not in seen else []):
+            reply = conn.call("GET", key)
+            if reply.startswith(b"-"):  # e.g. LOADING while the node opens: not a read
+                return
+            count[0] += 1
+            self.reads += 1
+            if reply.startswith(b"$-1"):
+                if key in seen:
+                    self.violations.append((node.name, key.decode(), count[0]))
+                    seen.remove(key)
+            elif key not in seen:
+                seen.append(key)
+                del seen[:-64]
+
+    def stop(self):
+        self.stopping.set()
+        self.join(30)

@@ -38,7 +38,9 @@ present with its value on it (GET); from `prevalent dump` of every node's direct
 record of each acknowledged write on the node that acknowledged it has an epoch > 0, and no
 two nodes acknowledged writes in the same epoch; records with the same (seq, epoch) on two
 nodes are the same command; all nodes reach the same offset and the same dataset digest; every
-node's INFO replication names the primary's client address (prevalent_primary).
+node's INFO replication names the primary's client address (prevalent_primary); reads never
+went backwards: a ReadChecker GETs the recorder's keys on every node (replicas included) every
+20 ms, and no key once found on a connection was missing from a later read on it.
 Snapshots are taken explicitly (SAVE, in round 3) rather than every N commands so that the
 journal still holds the record of every acknowledged write when it is checked.
 """
@@ -91,6 +93,8 @@ class Failover:
             raise
         self.recorder = cluster.Recorder(self.nodes)
         self.recorder.start()
+        self.reader = cluster.ReadChecker(self.nodes, self.recorder)
+        self.reader.start()
         self.verified = set()  # acknowledged keys whose journal records were checked
         self.epoch_nodes = {}  # epoch -> nodes that acknowledged writes in it
         self.checked = 0
@@ -98,6 +102,7 @@ class Failover:
 
     def close(self):
         self.recorder.stop()
+        self.reader.stop()
         for n in self.nodes:
             if n.alive():
                 n.signal(signal.SIGCONT)
@@ -188,11 +193,16 @@ class Failover:
                              for n in self.nodes))
 
         new, pairs = self.check_journals(name, acks)
+        # No connection's reads went backwards (on any node, primary or replica).
+        assert not self.reader.violations, \
+            f"{name}: reads went backwards (node, key, reads on that connection before): " \
+            f"{self.reader.violations[:5]}"
         print(f"{name}: ok: primary {p.name} (epoch {p.info().get('prevalent_epoch')}), offset "
               f"{offset}, {len(data)} keys, {len(acks)} acknowledged ({new} newly checked in "
               f"journals), {self.recorder.unknown} unknown, epochs "
               f"{ {e: sorted(n) for e, n in sorted(self.epoch_nodes.items())} }, "
-              f"{pairs} records compared across nodes", flush=True)
+              f"{pairs} records compared across nodes, {self.reader.reads} reads checked "
+              f"monotonic", flush=True)
 
     # -- the rounds -------------------------------------------------------------------------
     def kill_primary(self):

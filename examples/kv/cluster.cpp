@@ -42,13 +42,15 @@ Replication::Replication(KvAsyncStore& store, const cluster_config& config, clus
   o.address = config.advertise + ":" + std::to_string(config.repl_port);
   o.client_address = client_address_;
   o.lease_ttl = std::chrono::seconds(config.lease_ttl);
-  // Failover takes up to the TTL, plus the election grace, plus a poll: both scaled to the
-  // TTL (a quarter and a sixth of it, at most the library's 1 s defaults), so a short lease
-  // also gives a short failover (TTL 2 s: 0.5 s and 333 ms).
+  // Failover takes up to the TTL, plus a poll to see the leader key gone, plus the election
+  // grace: scaled to the TTL so a short lease gives a short failover (TTL 2 s: polls every
+  // 200 ms, grace 400 ms). The grace only has to cover one poll of every other member (each
+  // publishes its durable_seq at its next poll); a primary that dies stops its records at
+  // least 2/3 TTL before its key expires, so the members' last durable_seq are long published.
   using std::chrono::milliseconds;
   const milliseconds ttl_ms = o.lease_ttl;
-  o.election_grace = std::clamp(ttl_ms / 4, milliseconds(250), milliseconds(1000));
-  o.poll_interval = std::clamp(ttl_ms / 6, milliseconds(100), milliseconds(1000));
+  o.poll_interval = std::clamp(ttl_ms / 10, milliseconds(100), milliseconds(500));
+  o.election_grace = 2 * o.poll_interval;
   prevalent::ha::coordinator_callbacks cb;
   auto* node = node_.get();
   auto* s = &store_;

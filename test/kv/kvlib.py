@@ -23,6 +23,14 @@ import time
 SKIP = 77  # meson's exit code for a skipped test
 
 
+def exit_on_sigterm():
+    """SIGTERM (meson's timeout, a `kill` of the test) raises SystemExit in the main thread, so
+    the test's finally blocks stop the servers it started instead of leaving them running."""
+    def handler(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}")
+    signal.signal(signal.SIGTERM, handler)
+
+
 def kv_command():
     """The server-under-test command from KV_SERVER, or exit 77 (skip) if it is not built."""
     line = os.environ.get("KV_SERVER", "")

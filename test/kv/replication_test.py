@@ -327,4 +327,5 @@ def main():
 
 
 if __name__ == "__main__":
+    kvlib.exit_on_sigterm()
     sys.exit(main())

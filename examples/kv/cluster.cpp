@@ -6,7 +6,6 @@
 // Built without prevalent-ha (PREVALENT_KV_HA 0: lib/ha needs Boost >= 1.81 and libsodium),
 // --etcd is refused with a message saying so, and the other modes work as ever.
 #if PREVALENT_KV_HA
-#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <prevalent/ha/coordinator.hpp>
@@ -42,15 +41,8 @@ Replication::Replication(KvAsyncStore& store, const cluster_config& config, clus
   o.address = config.advertise + ":" + std::to_string(config.repl_port);
   o.client_address = client_address_;
   o.lease_ttl = std::chrono::seconds(config.lease_ttl);
-  // Failover takes up to the TTL, plus a poll to see the leader key gone, plus the election
-  // grace: scaled to the TTL so a short lease gives a short failover (TTL 2 s: polls every
-  // 200 ms, grace 400 ms). The grace only has to cover one poll of every other member (each
-  // publishes its durable_seq at its next poll); a primary that dies stops its records at
-  // least 2/3 TTL before its key expires, so the members' last durable_seq are long published.
-  using std::chrono::milliseconds;
-  const milliseconds ttl_ms = o.lease_ttl;
-  o.poll_interval = std::clamp(ttl_ms / 10, milliseconds(100), milliseconds(500));
-  o.election_grace = 2 * o.poll_interval;
+  // The poll and the election grace are the Coordinator's defaults, scaled to the TTL (TTL 2 s:
+  // polls every 100 ms, grace 200 ms; 5 s and longer: 250 and 500 ms).
   prevalent::ha::coordinator_callbacks cb;
   auto* node = node_.get();
   auto* s = &store_;

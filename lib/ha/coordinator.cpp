@@ -75,7 +75,9 @@ Coordinator::Coordinator(etcd_options etcd, coordinator_options options,
   const milliseconds ttl = options_.lease_ttl;
   prefix_ = "/prevalent/" + options_.cluster + "/";
   margin_ = or_default(options_.safety_margin, std::max(milliseconds(100), ttl / 10));
-  poll_ = or_default(options_.poll_interval, std::min(milliseconds(1000), ttl / 3));
+  poll_ = or_default(options_.poll_interval,
+                     std::clamp(ttl / 20, milliseconds(100), milliseconds(250)));
+  grace_ = or_default(options_.election_grace, 2 * poll_);
   refresh_every_ = ttl / 3;
   if (margin_ >= ttl - client_.options().timeout) {
     bad("safety_margin (" + std::to_string(margin_.count()) + " ms) leaves no time to refresh " +
@@ -371,7 +373,7 @@ void Coordinator::observe_and_elect() {
     leader_absent_since_ = now;
     return;
   }
-  if (now - *leader_absent_since_ < options_.election_grace) return;
+  if (now - *leader_absent_since_ < grace_) return;
   // The most advanced healthy member campaigns (ties: the smallest name). Members are healthy
   // while their leased key exists; this node counts with its current durable_seq.
   const std::uint64_t mine = callbacks_.durable_seq();

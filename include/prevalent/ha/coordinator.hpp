@@ -47,10 +47,13 @@ struct coordinator_options {
   // cover the clock-rate difference between this node and etcd over one TTL plus the time the
   // owner needs to stop acknowledging after must_stop_acknowledging().
   std::chrono::milliseconds safety_margin{0};
-  // How long the leader key must stay absent before a node campaigns (lets every member
-  // publish its durable_seq first).
-  std::chrono::milliseconds election_grace{1000};
-  // How often the cluster's keys are read (0: TTL/3, at most 1 s).
+  // How long the leader key must stay absent before a node campaigns (0: two polls; lets
+  // every member publish its durable_seq, which each does at its next poll, first).
+  std::chrono::milliseconds election_grace{0};
+  // How often the cluster's keys are read (0: TTL/20, between 100 and 250 ms). Failover takes
+  // what is left of the dead primary's lease, etcd's expiry sweep (up to 0.5 s), a poll, the
+  // grace and a poll of the others to follow: short polls keep it near the TTL, and one range
+  // read per poll is nothing to etcd.
   std::chrono::milliseconds poll_interval{0};
   // Deadline of each etcd call (0: TTL/3).
   std::chrono::milliseconds request_timeout{0};
@@ -155,6 +158,7 @@ class Coordinator {
   std::string prefix_;
   std::chrono::milliseconds margin_;
   std::chrono::milliseconds poll_;
+  std::chrono::milliseconds grace_;
   std::chrono::milliseconds refresh_every_;
 
   mutable std::mutex mutex_;  // the lease fields and the wakeups

@@ -295,7 +295,8 @@ void ReplicationServer::serve(std::shared_ptr<void> handle) {
         b[at + 25] = r.sealed ? 1 : 0;
         put_le(&b[at + 26], std::uint16_t{0});
         put_le(&b[at + 28], static_cast<std::uint32_t>(r.payload.size()));
-        std::copy(r.payload.begin(), r.payload.end(), b.begin() + at + 32);
+        std::copy(r.payload.begin(), r.payload.end(),
+                  b.begin() + static_cast<std::ptrdiff_t>(at + 32));
         at += 32 + r.payload.size();
       }
       send_frame(socket, message_type::records, b);
@@ -471,7 +472,8 @@ void ReplicationClient::run() {
       r.sealed = body[at + 25] != 0;
       const auto length = get_le<std::uint32_t>(&body[at + 28]);
       need(body, at + 32, length, "records");
-      r.payload.assign(body.begin() + at + 32, body.begin() + at + 32 + length);
+      const auto first = body.begin() + static_cast<std::ptrdiff_t>(at + 32);
+      r.payload.assign(first, first + static_cast<std::ptrdiff_t>(length));
       at += 32 + length;
       batch_bytes += length;
       batch.push_back(std::move(r));

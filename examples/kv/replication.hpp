@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "replica.hpp"
+#include "prevalent/repl/replica.hpp"
 #include "server.hpp"
 
 namespace prevalent::repl {

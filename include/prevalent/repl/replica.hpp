@@ -13,7 +13,10 @@
 //   prevalent::repl::Replica<Bank, Deposit> replica{"/var/lib/bank-r", "127.0.0.1:7000"};
 //   long total = replica.query([](const Bank& b) { return b.total(); });
 //
-// Internal for now (lib/repl/, built where Boost.Asio is), like the wire protocol under it.
+// Part of the library prevalent-repl (dependency('prevalent-repl'), pkg-config prevalent-repl,
+// CMake prevalent::repl; built where Boost.Asio is); the wire protocol under it is internal
+// (lib/repl/replication_net.hpp). The namespace repl::detail below is not API: it is here
+// because the Replica template drives it.
 // Threads: every member may be called from any thread.
 #pragma once
 
@@ -28,10 +31,14 @@
 #include <string>
 #include <thread>
 
+#include <vector>
+
+#include "prevalent/bytes.hpp"
+#include "prevalent/detail/replication_records.hpp"
 #include "prevalent/detail/store_access.hpp"
-#include "prevalent/replication_log.hpp"
+#include "prevalent/directory.hpp"
+#include "prevalent/options.hpp"
 #include "prevalent/store.hpp"
-#include "replication_net.hpp"
 
 namespace prevalent::repl {
 
@@ -44,6 +51,14 @@ struct endpoint {
   std::uint16_t port = 0;
   static endpoint parse(const std::string& text);
   std::string to_string() const { return host + ":" + std::to_string(port); }
+};
+
+// A connected replica as the primary sees it (prevalent-kv's INFO replication and ROLE).
+struct replica_info {
+  std::string address;  // the connection's remote address and port
+  std::uint16_t port = 0;
+  std::uint64_t acked = 0;  // its durable sequence number, as last acknowledged
+  std::chrono::steady_clock::time_point last_ack{};
 };
 
 // Serves a primary store's journal to replicas on 127.0.0.1:`port` (0: any free port, see
@@ -65,7 +80,7 @@ class ReplicationPrimary {
   unsigned connected_replicas() const;
   // Each connected replica's address and acknowledged durable sequence number (prevalent-kv's
   // INFO replication, ROLE and WAIT).
-  std::vector<ReplicationServer::replica_info> replicas() const;
+  std::vector<replica_info> replicas() const;
   void stop();
 
  private:

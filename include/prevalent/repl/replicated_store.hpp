@@ -8,14 +8,14 @@
 //   node.node().become_primary(epoch, 7000);     // or node.node().follow(endpoint, epoch)
 //   node.execute(Deposit{"alice", 1});            // refused unless primary
 //
-// Internal for now, like replica.hpp. Threads: every member may be called from any thread.
+// Part of prevalent-repl, like replica.hpp. Threads: every member may be called from any thread.
 #pragma once
 
 #include <filesystem>
 #include <memory>
 #include <shared_mutex>
 
-#include "replication_node.hpp"
+#include "prevalent/repl/replication_node.hpp"
 
 namespace prevalent::repl {
 

@@ -135,6 +135,24 @@ bool finish_catch_up(const std::shared_ptr<Directory>& dir);
 cut_report cut_back(const std::shared_ptr<Directory>& dir, std::uint64_t keep_through,
                     const journal_options& options);
 
+// A snapshot catch-up or a cut-back, the same sequence for Replica and ReplicatedStore:
+// closes `store` (the caller holds the lock that keeps everyone else off it) and drops it,
+// runs `change` on the closed store's directory (install_snapshot() or cut_back()), then opens
+// the store again with `open()`; if `change` throws, it opens the store as it was (queries go
+// on, the link tries again) and rethrows.
+template <class StorePtr, class Change, class Open>
+void close_change_reopen(StorePtr& store, Change&& change, Open&& open) {
+  store->close();
+  store.reset();
+  try {
+    change();
+  } catch (...) {
+    open();
+    throw;
+  }
+  open();
+}
+
 // The compiled half of Replica: the thread that connects to the primary, stores and applies
 // what it sends, reconnects after an error, and installs a snapshot when told it is too far
 // behind.
@@ -283,34 +301,20 @@ class Replica {
     applied_cv_.notify_all();
   }
   void reopen_with(const detail::snapshot_file& file, const endpoint& at) {
-    {
-      std::unique_lock g(swap_);
-      store_->close();
-      store_.reset();
-      try {
-        detail::install_snapshot(open_posix_directory(path_, modes_of(options_)), file);
-      } catch (...) {
-        open_store(at);  // as it was: queries go on, the link tries again
-        throw;
-      }
-      open_store(at);
-    }
-    std::lock_guard g(applied_mutex_);
-    applied_cv_.notify_all();
+    reopen(at, [&] {
+      detail::install_snapshot(open_posix_directory(path_, modes_of(options_)), file);
+    });
   }
-
   void reopen_cut(std::uint64_t keep_through, const endpoint& at) {
+    reopen(at, [&] {
+      detail::cut_back(open_posix_directory(path_, modes_of(options_)), keep_through, options_);
+    });
+  }
+  template <class F>
+  void reopen(const endpoint& at, F&& change) {
     {
       std::unique_lock g(swap_);
-      store_->close();
-      store_.reset();
-      try {
-        detail::cut_back(open_posix_directory(path_, modes_of(options_)), keep_through, options_);
-      } catch (...) {
-        open_store(at);  // as it was: queries go on, the link tries again
-        throw;
-      }
-      open_store(at);
+      detail::close_change_reopen(store_, change, [&] { open_store(at); });
     }
     std::lock_guard g(applied_mutex_);
     applied_cv_.notify_all();

@@ -101,20 +101,12 @@ class ReplicatedStore {
     // Before anyone can reach it: only become_primary() makes a node accept commands.
     access::core(*store_).set_read_only("this node is not the primary");
   }
-  // Closes the store, runs `change` on its directory, opens it again (as it was if `change`
-  // failed). The node makes the new store read-only again.
+  // detail::close_change_reopen (replica.hpp) under the exclusive lock. The node makes the new
+  // store read-only again.
   template <class F>
   void reopen(F&& change) {
     std::unique_lock g(swap_);
-    store_->close();
-    store_.reset();
-    try {
-      change();
-    } catch (...) {
-      open_store();
-      throw;
-    }
-    open_store();
+    detail::close_change_reopen(store_, change, [&] { open_store(); });
   }
 
   std::filesystem::path path_;

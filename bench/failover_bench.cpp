@@ -21,7 +21,7 @@
 
 #include "../test/ha/etcd_process.hpp"
 #include "prevalent/ha/coordinator.hpp"
-#include "replicated_store.hpp"
+#include "prevalent/repl/replicated_store.hpp"
 
 namespace {
 

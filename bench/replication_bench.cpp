@@ -21,7 +21,7 @@
 
 #include <prevalent/prevalent.hpp>
 
-#include "replica.hpp"
+#include "prevalent/repl/replica.hpp"
 
 namespace {
 

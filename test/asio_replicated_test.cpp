@@ -15,7 +15,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "prevalent/asio.hpp"
-#include "replica.hpp"
+#include "prevalent/repl/replica.hpp"
 #include "support.hpp"
 
 namespace asio = boost::asio;

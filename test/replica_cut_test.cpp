@@ -17,7 +17,7 @@
 #include <prevalent/state_digest.hpp>
 #include <prevalent/store.hpp>
 
-#include "replica.hpp"
+#include "prevalent/repl/replica.hpp"
 #include "replication_bank.hpp"
 #include "replication_net.hpp"
 #include "support.hpp"

@@ -1,6 +1,6 @@
-// Replicas of a Store (lib/repl/replica.hpp, docs/REPLICATION.md "Replicas") over loopback: a
-// replica's state equals its primary's at the same sequence number (state digests), it refuses
-// commands naming the primary, a restarted replica resumes from its own journal, its reads
+// Replicas of a Store (include/prevalent/repl/replica.hpp, docs/REPLICATION.md "Replicas") over
+// loopback: a replica's state equals its primary's at the same sequence number (state digests), it
+// refuses commands naming the primary, a restarted replica resumes from its own journal, its reads
 // never go backwards; acks = replicated(k) waits for k replicas and times out without them;
 // a replica too far behind catches up from the primary's newest snapshot.
 #include <doctest/doctest.h>
@@ -17,7 +17,7 @@
 #include <prevalent/testing/fault_injecting_directory.hpp>
 
 #include "prevalent/format.hpp"
-#include "replica.hpp"
+#include "prevalent/repl/replica.hpp"
 #include "replication_bank.hpp"
 #include "support.hpp"
 

@@ -1,8 +1,9 @@
-// Promotion and demotion without reopening (lib/repl/replication_node.hpp, replicated_store.hpp;
-// docs/REPLICATION.md "Promotion and demotion"), on loopback: a replica promoted to primary of
-// a higher epoch accepts commands in a new segment of that epoch and the old primary follows
-// it; a primary told to stop acknowledging refuses commands and fails the callers waiting for
-// replicas at once; an old primary with records nobody else had cuts them when it follows.
+// Promotion and demotion without reopening (include/prevalent/repl/replication_node.hpp,
+// replicated_store.hpp; docs/REPLICATION.md "Promotion and demotion"), on loopback: a replica
+// promoted to primary of a higher epoch accepts commands in a new segment of that epoch and the old
+// primary follows it; a primary told to stop acknowledging refuses commands and fails the callers
+// waiting for replicas at once; an old primary with records nobody else had cuts them when it
+// follows.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -13,7 +14,7 @@
 #include <prevalent/error.hpp>
 #include <prevalent/state_digest.hpp>
 
-#include "replicated_store.hpp"
+#include "prevalent/repl/replicated_store.hpp"
 #include "replication_bank.hpp"
 #include "support.hpp"
 

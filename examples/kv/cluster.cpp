@@ -10,8 +10,8 @@
 #include <iostream>
 #include <prevalent/ha/coordinator.hpp>
 
+#include "prevalent/repl/replication_node.hpp"
 #include "replication.hpp"
-#include "replication_node.hpp"
 #include "reply.hpp"
 
 namespace kv {
@@ -205,8 +205,8 @@ std::string Replication::cluster_role_reply() const {
 #else  // !PREVALENT_KV_HA
 #include <stdexcept>
 
+#include "prevalent/repl/replication_node.hpp"
 #include "replication.hpp"
-#include "replication_node.hpp"
 
 namespace kv {
 

@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "prevalent/journal.hpp"
-#include "replication_node.hpp"
+#include "prevalent/repl/replication_node.hpp"
 #include "reply.hpp"
 
 namespace kv {

@@ -1,6 +1,6 @@
 // Replication in prevalent-kv (issue 11, docs/REPLICATION.md "In the kv server"): a primary
-// serves its journal to replicas (--repl-port, lib/repl's ReplicationPrimary on the
-// AsyncStore's store), a fixed replica (--replica-of HOST:PORT) follows one (lib/repl's
+// serves its journal to replicas (--repl-port, prevalent-repl's ReplicationPrimary on the
+// AsyncStore's store), a fixed replica (--replica-of HOST:PORT) follows one (prevalent-repl's
 // ReplicaLink applying into the AsyncStore's store, which refuses commands), or a node of a
 // cluster with automatic failover (--etcd: a ReplicationNode driven by a prevalent-ha
 // Coordinator, cluster.cpp). What INFO replication, ROLE and WAIT report comes from here.
@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "replica.hpp"
+#include "prevalent/repl/replica.hpp"
 #include "server.hpp"
 
 namespace prevalent::repl {

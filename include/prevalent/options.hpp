@@ -138,7 +138,8 @@ struct store_options : journal_options {
   // second, and once at the end (recovery_progress.hpp). Throwing from it cancels the open.
   progress_function on_recovery_progress;
   // When execute() returns, beyond the sync policy: local (default) or replicated(k), which
-  // needs a replication server serving this store (lib/repl/replica.hpp, ReplicationPrimary).
+  // needs a replication server serving this store (include/prevalent/repl/replica.hpp,
+  // ReplicationPrimary).
   ack_policy acks{};
 };
 

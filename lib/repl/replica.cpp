@@ -1,6 +1,6 @@
 // Replicas of a Store (replica.hpp, docs/REPLICATION.md "Replicas"): the primary's server
 // bound to a store, the replica's link thread, and snapshot installation for catch-up.
-#include "replica.hpp"
+#include "prevalent/repl/replica.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -39,9 +39,7 @@ ReplicationPrimary::~ReplicationPrimary() { stop(); }
 std::uint16_t ReplicationPrimary::port() const { return server_->port(); }
 void ReplicationPrimary::stop() { server_->stop(); }
 unsigned ReplicationPrimary::connected_replicas() const { return core_.replicas_at(0); }
-std::vector<ReplicationServer::replica_info> ReplicationPrimary::replicas() const {
-  return server_->replicas();
-}
+std::vector<replica_info> ReplicationPrimary::replicas() const { return server_->replicas(); }
 
 namespace detail {
 

@@ -22,8 +22,8 @@ namespace {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using detail::get_le;
-using detail::put_le;
+using ::prevalent::detail::get_le;
+using ::prevalent::detail::put_le;
 
 constexpr std::uint8_t hello_magic[8] = {'P', 'R', 'V', 'L', 'R', 'E', 'P', 'L'};
 

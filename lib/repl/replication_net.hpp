@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "prevalent/journal.hpp"
+#include "prevalent/repl/replica.hpp"
 #include "prevalent/replication_log.hpp"
 
 namespace prevalent::repl {
@@ -66,13 +67,8 @@ class ReplicationServer {
   ReplicationServer& operator=(const ReplicationServer&) = delete;
 
   std::uint16_t port() const { return port_; }
-  // A connected replica as the server sees it (prevalent-kv's INFO replication and ROLE).
-  struct replica_info {
-    std::string address;  // the connection's remote address and port
-    std::uint16_t port = 0;
-    std::uint64_t acked = 0;  // its durable sequence number, as last acknowledged
-    std::chrono::steady_clock::time_point last_ack{};
-  };
+  // A connected replica as the server sees it (include/prevalent/repl/replica.hpp).
+  using replica_info = ::prevalent::repl::replica_info;
   // The replicas connected now that have acknowledged at least once (they do after hello),
   // in the order they connected.
   std::vector<replica_info> replicas() const;

@@ -1,5 +1,5 @@
 // ReplicationNode (replication_node.hpp): role changes of one node of a replicated store.
-#include "replication_node.hpp"
+#include "prevalent/repl/replication_node.hpp"
 
 #include "prevalent/detail/store_core.hpp"
 

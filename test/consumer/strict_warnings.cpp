@@ -2,11 +2,14 @@
 // strict warnings some users build with (-Wconversion -Wsign-conversion -Werror): the headers
 // are not -isystem for them, so a warning in a template is theirs. Instantiates what the
 // public headers' templates hold: a store with JSON, CBOR and MessagePack commands, a
-// cow_map state with capture(), a read-only view, the determinism check, and a typed tool.
+// cow_map state with capture(), a read-only view, the determinism check, a typed tool, and
+// the replication templates (Replica, ReplicatedStore; prevalent-repl).
 #include <prevalent/cow_map.hpp>
 #include <prevalent/determinism.hpp>
 #include <prevalent/prevalent.hpp>
 #include <prevalent/prometheus.hpp>
+#include <prevalent/repl/replica.hpp>
+#include <prevalent/repl/replicated_store.hpp>
 #include <prevalent/time_travel.hpp>
 #include <prevalent/tool.hpp>
 
@@ -72,5 +75,14 @@ int main(int argc, char** argv) {
   (void)prevalent::check_determinism<Store>("/nonexistent/strict-warnings");
   Store in_memory{prevalent::in_memory};
   in_memory.execute(Deposit{"bob", 2});
+  prevalent::repl::ReplicationPrimary serving{store, 0};
+  prevalent::repl::Replica<Bank, Deposit, SetLimit, Reset> replica{"/nonexistent/replica",
+                                                                   "127.0.0.1:7000"};
+  (void)replica.query([](const Bank& b) { return b.balances.size(); });
+  (void)replica.lag().records_behind();
+  prevalent::repl::ReplicatedStore<Bank, Deposit, SetLimit, Reset> node{"/nonexistent/node"};
+  node.node().become_primary(1, 0);
+  node.execute(Deposit{"carol", 3});
+  (void)node.query([](const Bank& b) { return b.balances.size(); });
   return prevalent::tool_main<Store>(argc, argv);
 }

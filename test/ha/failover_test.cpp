@@ -24,7 +24,7 @@
 #include "../support.hpp"
 #include "etcd_process.hpp"
 #include "prevalent/ha/coordinator.hpp"
-#include "replicated_store.hpp"
+#include "prevalent/repl/replicated_store.hpp"
 
 using namespace prevalent;
 using namespace std::chrono_literals;

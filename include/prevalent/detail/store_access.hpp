@@ -22,7 +22,7 @@ struct store_access {
 
   static StoreCore::snapshot_loader loader(State& target) { return impl::loader(target); }
   static StoreCore::record_visitor replayer(State& target) { return impl::replayer(target); }
-  // A store's compiled half and live state (replication: lib/repl/replica.hpp).
+  // A store's compiled half and live state (replication: include/prevalent/repl/replica.hpp).
   static StoreCore& core(Store<State, Commands...>& s) { return s.impl_->core; }
   static State& state(Store<State, Commands...>& s) { return s.impl_->state; }
 

@@ -171,10 +171,10 @@ class StoreCore {
   // A replica: from now on commands fail with errc::read_only_replica and `why` (which names
   // the primary). promote() undoes it.
   void set_read_only(std::string why);
-  // Failover (lib/repl/replication_node.hpp): a primary that must stop acknowledging (it lost
-  // its lease, or another node was elected). Commands fail with errc::read_only_replica and
-  // `why`, and every caller waiting in wait_replicated() now or later fails with the same
-  // (its command is applied and durable here and may or may not survive the failover).
+  // Failover (include/prevalent/repl/replication_node.hpp): a primary that must stop acknowledging
+  // (it lost its lease, or another node was elected). Commands fail with errc::read_only_replica
+  // and `why`, and every caller waiting in wait_replicated() now or later fails with the same (its
+  // command is applied and durable here and may or may not survive the failover).
   void fence(std::string why);
   // A replica (or a fenced primary) becomes the primary of `epoch`, without reopening: the
   // journal writes with `epoch` from the next record on (a new segment; errc::stale_epoch if

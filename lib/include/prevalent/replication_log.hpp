@@ -16,6 +16,7 @@
 
 #include "prevalent/bytes.hpp"
 #include "prevalent/codec.hpp"
+#include "prevalent/detail/replication_records.hpp"
 #include "prevalent/directory.hpp"
 #include "prevalent/format.hpp"
 #include "prevalent/options.hpp"
@@ -24,20 +25,8 @@ namespace prevalent {
 
 class Journal;
 
-// One journal record as stored: what a replica needs to store the same record. The record's
-// framing (run index, checksums seeded with the segment's salt) is the writer's own and is not
-// carried; the payload and its checksum are the same on every copy.
-struct raw_record {
-  std::uint64_t seq = 0;
-  std::int64_t timestamp_ns = 0;
-  std::uint64_t epoch = 0;  // of the primary that wrote it (its segment's)
-  prevalent::codec codec = prevalent::codec::json;
-  // The payload is sealed (an encrypted segment): it stays sealed, and a replica stores it
-  // as is. Only records of an epoch >= 1 (version 3 segments) can be stored elsewhere: their
-  // associated data names the epoch and the record, not the segment (docs/FORMAT.md).
-  bool sealed = false;
-  bytes payload;
-};
+// raw_record (one record as stored) and cut_report (what cut_journal() did) are in
+// include/prevalent/detail/replication_records.hpp, installed for the repl templates.
 
 // Reads a journal's durable records, as stored, from a sequence number on, keeping its place
 // (the segment file and the offset of the next record) between reads, and waits for more.
@@ -70,12 +59,6 @@ class RecordStream {
   format::segment_header header_{};
   std::uint64_t offset_ = 0;  // of the next record in file_
   bytes buffer_;
-};
-
-// What cut_journal() did.
-struct cut_report {
-  std::uint64_t records_cut = 0;   // records after keep_through that were in the journal
-  std::vector<std::string> moved;  // the files now holding them (and the snapshots moved)
 };
 
 // Cuts the journal in `dir` back to record `keep_through` (a replica that has records the new

@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-#include "replica.hpp"
+#include "prevalent/repl/replica.hpp"
 
 namespace prevalent::repl {
 

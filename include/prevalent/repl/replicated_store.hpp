@@ -8,14 +8,14 @@
 //   node.node().become_primary(epoch, 7000);     // or node.node().follow(endpoint, epoch)
 //   node.execute(Deposit{"alice", 1});            // refused unless primary
 //
-// Internal for now, like replica.hpp. Threads: every member may be called from any thread.
+// Part of prevalent-repl, like replica.hpp. Threads: every member may be called from any thread.
 #pragma once
 
 #include <filesystem>
 #include <memory>
 #include <shared_mutex>
 
-#include "replication_node.hpp"
+#include "prevalent/repl/replication_node.hpp"
 
 namespace prevalent::repl {
 
@@ -101,20 +101,12 @@ class ReplicatedStore {
     // Before anyone can reach it: only become_primary() makes a node accept commands.
     access::core(*store_).set_read_only("this node is not the primary");
   }
-  // Closes the store, runs `change` on its directory, opens it again (as it was if `change`
-  // failed). The node makes the new store read-only again.
+  // detail::close_change_reopen (replica.hpp) under the exclusive lock. The node makes the new
+  // store read-only again.
   template <class F>
   void reopen(F&& change) {
     std::unique_lock g(swap_);
-    store_->close();
-    store_.reset();
-    try {
-      change();
-    } catch (...) {
-      open_store();
-      throw;
-    }
-    open_store();
+    detail::close_change_reopen(store_, change, [&] { open_store(); });
   }
 
   std::filesystem::path path_;

@@ -13,7 +13,10 @@
 //   prevalent::repl::Replica<Bank, Deposit> replica{"/var/lib/bank-r", "127.0.0.1:7000"};
 //   long total = replica.query([](const Bank& b) { return b.total(); });
 //
-// Internal for now (lib/repl/, built where Boost.Asio is), like the wire protocol under it.
+// Part of the library prevalent-repl (dependency('prevalent-repl'), pkg-config prevalent-repl,
+// CMake prevalent::repl; built where Boost.Asio is); the wire protocol under it is internal
+// (lib/repl/replication_net.hpp). The namespace repl::detail below is not API: it is here
+// because the Replica template drives it.
 // Threads: every member may be called from any thread.
 #pragma once
 
@@ -28,10 +31,14 @@
 #include <string>
 #include <thread>
 
+#include <vector>
+
+#include "prevalent/bytes.hpp"
+#include "prevalent/detail/replication_records.hpp"
 #include "prevalent/detail/store_access.hpp"
-#include "prevalent/replication_log.hpp"
+#include "prevalent/directory.hpp"
+#include "prevalent/options.hpp"
 #include "prevalent/store.hpp"
-#include "replication_net.hpp"
 
 namespace prevalent::repl {
 
@@ -44,6 +51,14 @@ struct endpoint {
   std::uint16_t port = 0;
   static endpoint parse(const std::string& text);
   std::string to_string() const { return host + ":" + std::to_string(port); }
+};
+
+// A connected replica as the primary sees it (prevalent-kv's INFO replication and ROLE).
+struct replica_info {
+  std::string address;  // the connection's remote address and port
+  std::uint16_t port = 0;
+  std::uint64_t acked = 0;  // its durable sequence number, as last acknowledged
+  std::chrono::steady_clock::time_point last_ack{};
 };
 
 // Serves a primary store's journal to replicas on 127.0.0.1:`port` (0: any free port, see
@@ -65,7 +80,7 @@ class ReplicationPrimary {
   unsigned connected_replicas() const;
   // Each connected replica's address and acknowledged durable sequence number (prevalent-kv's
   // INFO replication, ROLE and WAIT).
-  std::vector<ReplicationServer::replica_info> replicas() const;
+  std::vector<replica_info> replicas() const;
   void stop();
 
  private:
@@ -119,6 +134,24 @@ bool finish_catch_up(const std::shared_ptr<Directory>& dir);
 // newest snapshot). Takes the directory's lock: the replica's store must be closed.
 cut_report cut_back(const std::shared_ptr<Directory>& dir, std::uint64_t keep_through,
                     const journal_options& options);
+
+// A snapshot catch-up or a cut-back, the same sequence for Replica and ReplicatedStore:
+// closes `store` (the caller holds the lock that keeps everyone else off it) and drops it,
+// runs `change` on the closed store's directory (install_snapshot() or cut_back()), then opens
+// the store again with `open()`; if `change` throws, it opens the store as it was (queries go
+// on, the link tries again) and rethrows.
+template <class StorePtr, class Change, class Open>
+void close_change_reopen(StorePtr& store, Change&& change, Open&& open) {
+  store->close();
+  store.reset();
+  try {
+    change();
+  } catch (...) {
+    open();
+    throw;
+  }
+  open();
+}
 
 // The compiled half of Replica: the thread that connects to the primary, stores and applies
 // what it sends, reconnects after an error, and installs a snapshot when told it is too far
@@ -268,34 +301,20 @@ class Replica {
     applied_cv_.notify_all();
   }
   void reopen_with(const detail::snapshot_file& file, const endpoint& at) {
-    {
-      std::unique_lock g(swap_);
-      store_->close();
-      store_.reset();
-      try {
-        detail::install_snapshot(open_posix_directory(path_, modes_of(options_)), file);
-      } catch (...) {
-        open_store(at);  // as it was: queries go on, the link tries again
-        throw;
-      }
-      open_store(at);
-    }
-    std::lock_guard g(applied_mutex_);
-    applied_cv_.notify_all();
+    reopen(at, [&] {
+      detail::install_snapshot(open_posix_directory(path_, modes_of(options_)), file);
+    });
   }
-
   void reopen_cut(std::uint64_t keep_through, const endpoint& at) {
+    reopen(at, [&] {
+      detail::cut_back(open_posix_directory(path_, modes_of(options_)), keep_through, options_);
+    });
+  }
+  template <class F>
+  void reopen(const endpoint& at, F&& change) {
     {
       std::unique_lock g(swap_);
-      store_->close();
-      store_.reset();
-      try {
-        detail::cut_back(open_posix_directory(path_, modes_of(options_)), keep_through, options_);
-      } catch (...) {
-        open_store(at);  // as it was: queries go on, the link tries again
-        throw;
-      }
-      open_store(at);
+      detail::close_change_reopen(store_, change, [&] { open_store(at); });
     }
     std::lock_guard g(applied_mutex_);
     applied_cv_.notify_all();
